@@ -1,0 +1,1 @@
+"""KPI formulas and their Prometheus exposition."""

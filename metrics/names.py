@@ -1,0 +1,34 @@
+"""Metric names, help texts and labels: the contract of SPEC section 2 in one place."""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["KPI_HELP", "KPI_LABELS", "MONEY_METRICS", "OUTCOMES", "TYPE_LABELS"]
+
+KPI_LABELS: Final = ("campaign", "channel", "window")
+MONEY_METRICS: Final = frozenset(
+    {"marketing_revenue", "marketing_spend", "marketing_cac", "marketing_aov"}
+)
+OUTCOMES: Final = ("accepted", "duplicate", "invalid")
+TYPE_LABELS: Final = ("view", "engagement", "click", "order", "spend", "unknown")
+
+KPI_HELP: Final = {
+    "marketing_views": "Views (impressions and video views).",
+    "marketing_completed_views": "Views watched to the end.",
+    "marketing_engagements": "Engagements: likes, comments, shares, saves, follows, visits.",
+    "marketing_clicks": "Clicks on the ad's link.",
+    "marketing_orders": "Orders attributed to the campaign.",
+    "marketing_new_customers": "Orders from first-time customers.",
+    "marketing_revenue": "Order revenue in the reporting currency.",
+    "marketing_spend": "Spend in the reporting currency.",
+    "marketing_click_through_ratio": "Clicks / views.",
+    "marketing_engagement_ratio": "Engagements / views.",
+    "marketing_completion_ratio": "Completed views / views.",
+    "marketing_conversion_ratio": "Orders / clicks.",
+    "marketing_roas_ratio": "Revenue / spend.",
+    "marketing_roi_ratio": "(Revenue - spend) / spend.",
+    "marketing_cac": "Customer acquisition cost: spend / new customers.",
+    "marketing_aov": "Average order value: revenue / orders.",
+    "marketing_repeat_purchase_ratio": "(Orders - new customers) / orders.",
+}

@@ -1,0 +1,1 @@
+"""kpistream: live marketing KPIs from Kafka events."""

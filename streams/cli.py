@@ -1,0 +1,50 @@
+"""The ``kpistream`` command: worker, demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from streams.errors import SettingsError
+from streams.settings import Settings, load_settings
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    parser = argparse.ArgumentParser(prog="kpistream", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    worker = commands.add_parser("worker", help="run one Faust worker")
+    worker.add_argument("--loglevel", default="info")
+    demo = commands.add_parser(
+        "demo", help="local broker + worker + simulated campaign traffic, with a live table"
+    )
+    demo.add_argument("--rate", type=float, default=200.0, help="events per second")
+    demo.add_argument("--duration", type=float, default=None,
+                      help="stop after this many seconds (default: run until Ctrl-C)")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"kpistream: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "worker":
+        return run_worker(settings, args.loglevel)
+    from streams.demo import run_demo
+
+    return run_demo(settings, rate=args.rate, duration_s=args.duration)
+
+
+def run_worker(settings: Settings, loglevel: str = "info") -> int:
+    """Run one worker until it is stopped."""
+    import faust
+    from prometheus_client import disable_created_metrics
+
+    from streams.app import create_app
+
+    disable_created_metrics()  # type: ignore[no-untyped-call]
+    kpi = create_app(settings)
+    faust.Worker(kpi.faust_app, loglevel=loglevel).execute_from_commandline()
+    return 0

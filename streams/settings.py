@@ -1,0 +1,239 @@
+"""One frozen settings object: the TOML file named by KPISTREAM_CONFIG, then KPISTREAM_* env."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from streams.durations import MINUTE_MS, parse_duration_ms
+from streams.errors import SettingsError
+from streams.events import EventType
+
+__all__ = ["EVENT_TOPIC_KEYS", "Settings", "Topics", "Window", "load_settings"]
+
+EVENT_TOPIC_KEYS = ("views", "engagements", "clicks", "orders", "spend")
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+_CAMPAIGN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+_MAX_WINDOW_MS = 90 * 24 * 60 * MINUTE_MS
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A trailing window: its label as configured and its length in whole minutes."""
+
+    label: str
+    minutes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """Kafka topic names, from the ``[topics]`` table."""
+
+    views: str = "marketing.views"
+    engagements: str = "marketing.engagements"
+    clicks: str = "marketing.clicks"
+    orders: str = "marketing.orders"
+    spend: str = "marketing.spend"
+    deadletter: str = "marketing.deadletter"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the worker reads at start; nothing else reads the environment."""
+
+    broker: str = "kafka://localhost:9092"
+    """KPISTREAM_BROKER: bootstrap servers in Faust URL form (``kafka://h1:9092;h2:9092``)."""
+    app_id: str = "kpistream"
+    """KPISTREAM_APP_ID: Faust app id and consumer group."""
+    web_port: int = 6066
+    """KPISTREAM_WEB_PORT: port of /metrics, /health, /ready."""
+    web_host: str = "0.0.0.0"
+    """KPISTREAM_WEB_HOST: address the web server binds."""
+    data_dir: Path = Path("./kpistream-data")
+    """KPISTREAM_DATA_DIR: local state."""
+    partitions: int = 8
+    """KPISTREAM_PARTITIONS or [kafka] partitions: partitions of the topics kpistream creates."""
+    windows: tuple[Window, ...] = (Window("5m", 5), Window("1h", 60), Window("24h", 1440))
+    """[kpi] windows: trailing windows besides ``total``."""
+    reporting_currency: str = "USD"
+    """[kpi] reporting_currency."""
+    attribution_window_ms: int = 7 * 24 * 60 * MINUTE_MS
+    """[kpi] attribution_window: how long a click can claim an order."""
+    fx: Mapping[str, Decimal] = field(default_factory=lambda: {"USD": Decimal(1)})
+    """[fx]: units of the reporting currency per unit; the reporting currency is always 1."""
+    promo_codes: Mapping[str, str] = field(default_factory=dict)
+    """[promo_codes]: promo code -> campaign."""
+    topics: Topics = Topics()
+
+    @property
+    def event_topics(self) -> dict[str, EventType]:
+        """Topic name -> event type, for the five input topics."""
+        t = self.topics
+        return {
+            t.views: "view",
+            t.engagements: "engagement",
+            t.clicks: "click",
+            t.orders: "order",
+            t.spend: "spend",
+        }
+
+    @property
+    def retention_minutes(self) -> int:
+        """Minute buckets older than the longest window are expired."""
+        return max(w.minutes for w in self.windows)
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the TOML file named by KPISTREAM_CONFIG (if any), then KPISTREAM_* overrides."""
+    env = os.environ if environ is None else environ
+    doc: dict[str, Any] = {}
+    config = env.get("KPISTREAM_CONFIG")
+    if config:
+        try:
+            doc = tomllib.loads(Path(config).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise SettingsError("KPISTREAM_CONFIG", f"cannot read {config}: {exc}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError("KPISTREAM_CONFIG", f"{config} is not valid TOML: {exc}") from exc
+    return settings_from(doc, env)
+
+
+def settings_from(doc: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
+    """Build settings from a parsed TOML document and environment overrides."""
+    kpi = _table(doc, "kpi")
+    kafka = _table(doc, "kafka")
+    reporting = _currency_code(kpi.get("reporting_currency", "USD"), "[kpi] reporting_currency")
+    defaults = Settings()
+    return Settings(
+        broker=_broker(env.get("KPISTREAM_BROKER", defaults.broker)),
+        app_id=_app_id(env.get("KPISTREAM_APP_ID", defaults.app_id)),
+        web_port=_port(env.get("KPISTREAM_WEB_PORT", str(defaults.web_port))),
+        web_host=env.get("KPISTREAM_WEB_HOST", defaults.web_host),
+        data_dir=Path(env.get("KPISTREAM_DATA_DIR", str(defaults.data_dir))),
+        partitions=_partitions(env.get("KPISTREAM_PARTITIONS", kafka.get("partitions", 8))),
+        windows=_windows(kpi.get("windows", ["5m", "1h", "24h"])),
+        reporting_currency=reporting,
+        attribution_window_ms=_duration(
+            kpi.get("attribution_window", "7d"), "[kpi] attribution_window"
+        ),
+        fx=_fx(_table(doc, "fx"), reporting),
+        promo_codes=_promo_codes(_table(doc, "promo_codes")),
+        topics=_topics(_table(doc, "topics")),
+    )
+
+
+def _table(doc: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    value = doc.get(name, {})
+    if not isinstance(value, Mapping):
+        raise SettingsError(f"[{name}]", "must be a table")
+    return value
+
+
+def _broker(value: str) -> str:
+    if not re.match(r"^[a-z]+://[^\s]+$", value):
+        raise SettingsError(
+            "KPISTREAM_BROKER", f"{value!r} is not a broker URL like kafka://localhost:9092"
+        )
+    return value
+
+
+def _app_id(value: str) -> str:
+    if not _TOPIC.match(value):
+        raise SettingsError(
+            "KPISTREAM_APP_ID", f"{value!r} must be 1-249 characters of A-Za-z0-9._-"
+        )
+    return value
+
+
+def _port(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= 65535:
+        raise SettingsError("KPISTREAM_WEB_PORT", f"{value!r} is not a port number 1-65535")
+    return int(value)
+
+
+def _partitions(value: object) -> int:
+    text = str(value)
+    if not text.isdigit() or not 1 <= int(text) <= 1024:
+        raise SettingsError("KPISTREAM_PARTITIONS", f"{text!r} is not a whole number 1-1024")
+    return int(text)
+
+
+def _duration(value: object, setting: str) -> int:
+    try:
+        return parse_duration_ms(value)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise SettingsError(setting, str(exc)) from None
+
+
+def _windows(value: object) -> tuple[Window, ...]:
+    setting = "[kpi] windows"
+    if not isinstance(value, list) or not value:
+        raise SettingsError(setting, 'must be a non-empty list like ["5m", "1h", "24h"]')
+    windows = []
+    for item in value:
+        ms = _duration(item, setting)
+        if ms % MINUTE_MS:
+            raise SettingsError(setting, f"{item!r} is not a whole number of minutes")
+        if ms > _MAX_WINDOW_MS:
+            raise SettingsError(setting, f"{item!r} is longer than the 90d limit")
+        windows.append(Window(str(item).strip(), ms // MINUTE_MS))
+    labels = [w.label for w in windows]
+    if len(set(labels)) != len(labels) or "total" in labels:
+        raise SettingsError(setting, f"labels must be distinct and not 'total', got {labels}")
+    return tuple(windows)
+
+
+def _currency_code(value: object, setting: str) -> str:
+    if not isinstance(value, str) or not _CURRENCY.match(value):
+        raise SettingsError(setting, f"{value!r} is not an ISO 4217 code like USD")
+    return value
+
+
+def _fx(table: Mapping[str, Any], reporting: str) -> dict[str, Decimal]:
+    rates = {reporting: Decimal(1)}
+    for code, rate in table.items():
+        setting = f"[fx] {code}"
+        _currency_code(code, setting)
+        if isinstance(rate, bool) or not isinstance(rate, int | float | str):
+            raise SettingsError(setting, f"rate {rate!r} must be a number")
+        try:
+            parsed = Decimal(str(rate))
+        except InvalidOperation:
+            raise SettingsError(setting, f"rate {rate!r} must be a number") from None
+        if not parsed.is_finite() or parsed <= 0:
+            raise SettingsError(setting, f"rate {rate!r} must be a positive number")
+        if code == reporting and parsed != 1:
+            raise SettingsError(setting, f"the reporting currency's rate must be 1, got {rate}")
+        rates[code] = parsed
+    return rates
+
+
+def _promo_codes(table: Mapping[str, Any]) -> dict[str, str]:
+    for code, campaign in table.items():
+        if not isinstance(campaign, str) or not _CAMPAIGN.match(campaign):
+            raise SettingsError(
+                f"[promo_codes] {code}",
+                f"{campaign!r} is not a campaign id (1-128 characters of A-Za-z0-9._:-)",
+            )
+    return dict(table)
+
+
+def _topics(table: Mapping[str, Any]) -> Topics:
+    allowed = (*EVENT_TOPIC_KEYS, "deadletter")
+    for key, name in table.items():
+        if key not in allowed:
+            raise SettingsError(f"[topics] {key}", f"unknown topic key; allowed: {allowed}")
+        if not isinstance(name, str) or not _TOPIC.match(name):
+            raise SettingsError(f"[topics] {key}", f"{name!r} is not a valid Kafka topic name")
+    topics = Topics(**table)
+    names = [getattr(topics, k) for k in allowed]
+    if len(set(names)) != len(names):
+        raise SettingsError("[topics]", f"every topic needs its own name, got {names}")
+    return topics

@@ -1,0 +1,82 @@
+"""A worker's KPI state: per campaign and channel, minute buckets and a running total.
+
+Pure bookkeeping. The Faust table persists every bucket this returns as changed, under
+the key ``(campaign, channel, minute)`` (``TOTAL`` for the running total), so the state
+can be rebuilt from the table after recovery.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+
+from streams.counts import add_into, zero
+from streams.settings import Window
+from streams.windows import TOTAL, oldest_kept_minute, window_sums
+
+__all__ = ["BucketKey", "KpiRow", "KpiState"]
+
+BucketKey = tuple[str, str, int]
+"""(campaign, channel, minute); minute is ``TOTAL`` for the running total."""
+
+KpiRow = tuple[str, str, str, list[int]]
+"""(campaign, channel, window label, summed counters)."""
+
+
+class KpiState:
+    """Buckets of the campaigns this worker owns."""
+
+    def __init__(self, retention_minutes: int) -> None:
+        self._retention = retention_minutes
+        self._cells: dict[tuple[str, str], dict[int, list[int]]] = {}
+
+    def apply(
+        self, deltas: Mapping[BucketKey, Sequence[int]], now_minute: int
+    ) -> dict[BucketKey, list[int] | None]:
+        """Add counters to buckets; returns every changed bucket (None: expired, delete it).
+
+        Each delta also goes into the total. A delta for a minute already past every
+        window only goes into the total.
+        """
+        oldest = oldest_kept_minute(now_minute, self._retention)
+        changed: dict[BucketKey, list[int] | None] = {}
+        for (campaign, channel, minute), delta in deltas.items():
+            cell = self._cells.setdefault((campaign, channel), {})
+            total = cell.get(TOTAL)
+            if total is None:
+                total = cell[TOTAL] = zero()
+            add_into(total, delta)
+            changed[(campaign, channel, TOTAL)] = total
+            if minute >= oldest:
+                bucket = cell.get(minute)
+                if bucket is None:
+                    bucket = cell[minute] = zero()
+                add_into(bucket, delta)
+                changed[(campaign, channel, minute)] = bucket
+        for campaign, channel, _ in list(changed):
+            cell = self._cells[(campaign, channel)]
+            for minute in [m for m in cell if m != TOTAL and m < oldest]:
+                del cell[minute]
+                changed[(campaign, channel, minute)] = None
+        return changed
+
+    def load(self, key: BucketKey, counts: list[int]) -> None:
+        """Put back one bucket read from the table (recovery)."""
+        campaign, channel, minute = key
+        self._cells.setdefault((campaign, channel), {})[minute] = counts
+
+    def clear(self) -> None:
+        """Forget everything (before a rebuild from the table)."""
+        self._cells.clear()
+
+    def rows(
+        self, now_minute: int, windows: Sequence[Window], owned: Callable[[str], bool]
+    ) -> Iterator[KpiRow]:
+        """Window sums and total of every campaign-channel that ``owned`` accepts."""
+        labels = [w.label for w in windows]
+        minutes = [w.minutes for w in windows]
+        for (campaign, channel), cell in self._cells.items():
+            if not owned(campaign):
+                continue
+            for label, sums in zip(labels, window_sums(cell, now_minute, minutes), strict=True):
+                yield campaign, channel, label, sums
+            yield campaign, channel, "total", list(cell.get(TOTAL, zero()))
