@@ -66,6 +66,10 @@ class Settings:
     """[kpi] reporting_currency."""
     attribution_window_ms: int = 7 * 24 * 60 * MINUTE_MS
     """[kpi] attribution_window: how long a click can claim an order."""
+    dedup_window_ms: int = 24 * 60 * MINUTE_MS
+    """[kpi] dedup_window: how long an event id is remembered to drop a second delivery."""
+    customer_window_ms: int = 400 * 24 * 60 * MINUTE_MS
+    """[kpi] customer_window: how long a customer is remembered to tell new from returning."""
     fx: Mapping[str, Decimal] = field(default_factory=lambda: {"USD": Decimal(1)})
     """[fx]: units of the reporting currency per unit; the reporting currency is always 1."""
     promo_codes: Mapping[str, str] = field(default_factory=dict)
@@ -122,6 +126,10 @@ def settings_from(doc: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
         reporting_currency=reporting,
         attribution_window_ms=_duration(
             kpi.get("attribution_window", "7d"), "[kpi] attribution_window"
+        ),
+        dedup_window_ms=_duration(kpi.get("dedup_window", "24h"), "[kpi] dedup_window"),
+        customer_window_ms=_duration(
+            kpi.get("customer_window", "400d"), "[kpi] customer_window"
         ),
         fx=_fx(_table(doc, "fx"), reporting),
         promo_codes=_promo_codes(_table(doc, "promo_codes")),

@@ -1,0 +1,190 @@
+"""Real parts for integration tests: a worker process, a producer, /metrics readers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
+
+from streams.broker import LocalBroker, create_topics, free_port
+
+EVENT_KEYS = ("views", "engagements", "clicks", "orders", "spend", "deadletter")
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Poll ``check`` until it holds; fail naming ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+@dataclass
+class Deployment:
+    """One app id with its own topics on the shared broker, and its config file."""
+
+    broker: LocalBroker
+    tmp: Path
+    app_id: str = field(default_factory=lambda: f"kpi-{uuid.uuid4().hex[:8]}")
+    partitions: int = 4
+    extra_toml: str = ""
+    workers: list[Worker] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.topics = {key: f"{self.app_id}.{key}" for key in EVENT_KEYS}
+        topics_toml = "\n".join(f'{k} = "{v}"' for k, v in self.topics.items())
+        self.config = self.tmp / f"{self.app_id}.toml"
+        self.config.write_text(
+            f"[kafka]\npartitions = {self.partitions}\n\n[topics]\n{topics_toml}\n\n"
+            f"{self.extra_toml}\n",
+            encoding="utf-8",
+        )
+        create_topics(self.broker.bootstrap, self.topics.values(), self.partitions)
+
+    def env(self, web_port: int) -> dict[str, str]:
+        return {
+            **os.environ,
+            "KPISTREAM_BROKER": self.broker.url,
+            "KPISTREAM_APP_ID": self.app_id,
+            "KPISTREAM_WEB_PORT": str(web_port),
+            "KPISTREAM_WEB_HOST": "127.0.0.1",
+            "KPISTREAM_CONFIG": str(self.config),
+            "KPISTREAM_DATA_DIR": str(self.tmp / f"data-{web_port}"),
+        }
+
+    def start_worker(self, ready_timeout_s: float = 60.0) -> Worker:
+        port = free_port()
+        log = (self.tmp / f"worker-{port}.log").open("wb")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker"],
+            env=self.env(port), stdout=log, stderr=subprocess.STDOUT,
+        )
+        worker = Worker(process, port, self.tmp / f"worker-{port}.log")
+        self.workers.append(worker)
+        wait_until(lambda: worker.status("/ready") == 200 or process.poll() is not None,
+                   ready_timeout_s, f"worker on port {port} to be ready")
+        if process.poll() is not None:
+            raise AssertionError(f"worker exited: {worker.log_tail()}")
+        return worker
+
+    def stop_workers(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+
+    def publish(self, messages: Iterable[tuple[str, Any, bytes | None]]) -> None:
+        """Send (topic key, event object or raw bytes, message key) and wait for the acks."""
+        topics = self.topics
+
+        async def _send() -> None:
+            producer = AIOKafkaProducer(bootstrap_servers=self.broker.bootstrap, acks="all")
+            await producer.start()
+            try:
+                futures = []
+                for key, value, message_key in messages:
+                    raw = value if isinstance(value, bytes) else orjson.dumps(value)
+                    futures.append(await producer.send(topics[key], raw, key=message_key))
+                await asyncio.gather(*futures)
+            finally:
+                await producer.stop()
+
+        asyncio.run(_send())
+
+    def read_topic(self, key: str, count: int, timeout_s: float = 30.0) -> list[dict[str, Any]]:
+        """The first ``count`` JSON records of one of our topics."""
+
+        async def _read() -> list[dict[str, Any]]:
+            consumer = AIOKafkaConsumer(
+                self.topics[key], bootstrap_servers=self.broker.bootstrap,
+                auto_offset_reset="earliest", enable_auto_commit=False,
+            )
+            await consumer.start()
+            records: list[dict[str, Any]] = []
+            try:
+                deadline = time.monotonic() + timeout_s
+                while len(records) < count and time.monotonic() < deadline:
+                    batch = await consumer.getmany(timeout_ms=500)
+                    for messages in batch.values():
+                        records.extend(orjson.loads(m.value) for m in messages)
+            finally:
+                await consumer.stop()
+            return records
+
+        return asyncio.run(_read())
+
+
+@dataclass
+class Worker:
+    """A ``kpistream worker`` process."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def status(self, path: str) -> int:
+        try:
+            with urllib.request.urlopen(self.url(path), timeout=2) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as exc:
+            return exc.code
+        except OSError:
+            return 0
+
+    def metrics_text(self) -> str:
+        with urllib.request.urlopen(self.url("/metrics"), timeout=5) as response:
+            return str(response.read().decode("utf-8"))
+
+    def samples(self) -> Samples:
+        """Every sample at /metrics: (name, labels) -> value."""
+        out: Samples = {}
+        for family in text_string_to_metric_families(self.metrics_text()):
+            for sample in family.samples:
+                out[(sample.name, frozenset(sample.labels.items()))] = sample.value
+        return out
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def value(samples: Samples, name: str, **labels: str) -> float | None:
+    """One sample's value, or None when the series is absent."""
+    return samples.get((name, frozenset(labels.items())))
+
+
+def kpi_series(samples: Samples, campaign: str) -> dict[tuple[str, str, str], float]:
+    """(metric, channel, window) -> value of one campaign's KPI gauges."""
+    out = {}
+    for (name, labels), v in samples.items():
+        labels_d: Mapping[str, str] = dict(labels)
+        if name.startswith("marketing_") and labels_d.get("campaign") == campaign:
+            out[(name, labels_d["channel"], labels_d["window"])] = v
+    return out
