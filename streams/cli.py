@@ -48,3 +48,7 @@ def run_worker(settings: Settings, loglevel: str = "info") -> int:
     kpi = create_app(settings)
     faust.Worker(kpi.faust_app, loglevel=loglevel).execute_from_commandline()
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,4 +1,4 @@
-"""Integration fixtures: one real Tansu broker for the session, a deployment per test."""
+"""Integration fixtures: one real Tansu broker for the session, deployments per test/module."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import pytest
 from streams.broker import LocalBroker
 from tests.integration.harness import Deployment
 
+MakeDeployment = Callable[..., Deployment]
+
 
 @pytest.fixture(scope="session")
 def broker() -> Iterator[LocalBroker]:
@@ -17,19 +19,31 @@ def broker() -> Iterator[LocalBroker]:
         yield running
 
 
-@pytest.fixture
-def deploy(broker: LocalBroker, tmp_path: Path) -> Iterator[Callable[..., Deployment]]:
-    """Make deployments (own app id and topics); their workers stop when the test ends."""
+def _deployments(broker: LocalBroker, tmp: Path) -> Iterator[MakeDeployment]:
     made: list[Deployment] = []
 
     def make(partitions: int = 4, extra_toml: str = "") -> Deployment:
-        deployment = Deployment(broker, tmp_path, partitions=partitions, extra_toml=extra_toml)
+        deployment = Deployment(broker, tmp, partitions=partitions, extra_toml=extra_toml)
         made.append(deployment)
         return deployment
 
     yield make
     for deployment in made:
         deployment.stop_workers()
+
+
+@pytest.fixture
+def deploy(broker: LocalBroker, tmp_path: Path) -> Iterator[MakeDeployment]:
+    """Make deployments (own app id and topics); their workers stop when the test ends."""
+    yield from _deployments(broker, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def deploy_module(
+    broker: LocalBroker, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[MakeDeployment]:
+    """Like ``deploy``, shared by the tests of one module."""
+    yield from _deployments(broker, tmp_path_factory.mktemp("deploy"))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
