@@ -1,34 +1,52 @@
-"""Faust wiring, kept thin: each agent hands a batch to a pure function and sends the result."""
+"""Faust wiring, kept thin: each agent hands a message to a stage and sends the result."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from streams.aggregate import fold
+from streams.app import wall_clock_ms
+from streams.counts import Forward
 from streams.ingest import RawMessage
-from streams.windows import minute_of
+from streams.orders import OrderRoute
 
 if TYPE_CHECKING:
     from streams.app import KpiApp
 
-__all__ = ["INGEST_BATCH", "INGEST_WITHIN_S", "register"]
+__all__ = ["INGEST_BATCH", "INGEST_WITHIN_S", "TICK_INTERVAL_S", "register"]
 
 INGEST_BATCH = 2000
 """Messages the input agent takes at once; larger batches mean fewer forwards."""
 INGEST_WITHIN_S = 0.05
 """Longest wait to fill a batch: the freshness cost of batching."""
+TICK_INTERVAL_S = 1.0
+"""How often every click-join partition gets a tick to release orders done waiting."""
 
 
 def register(kpi: KpiApp) -> None:
-    """Attach the input and aggregating agents to the app."""
-    from streams.app import partition_for, wall_clock_ms
-
+    """Attach the agents, the tick timer and the recovery hook to the app."""
     app = kpi.faust_app
-    partitions = kpi.settings.partitions
+    topics = kpi.topics
 
-    @app.agent(kpi.input_topic, name="ingest")
+    async def send_counted(campaign: str, forwards: list[Forward]) -> None:
+        await topics["kpi_events"].send(
+            key=campaign.encode("utf-8"), value=orjson.dumps(forwards),
+            partition=kpi.partition(campaign),
+        )
+
+    async def send_grouped(topic: str, items: Iterable[tuple[str, Any]]) -> None:
+        by_partition: dict[int, list[Any]] = {}
+        for key, item in items:
+            by_partition.setdefault(kpi.partition(key), []).append(item)
+        for partition, batch in by_partition.items():
+            await topics[topic].send(value=orjson.dumps(batch), partition=partition)
+
+    async def send_orders(orders: Iterable[OrderRoute]) -> None:
+        await send_grouped("customer_orders", ((o.customer_id, o.to_wire()) for o in orders))
+
+    @app.agent(topics["input"], name="ingest")
     async def ingest(stream: Any) -> None:
         async for events in stream.take_events(INGEST_BATCH, within=INGEST_WITHIN_S):
             result = kpi.ingestor.ingest(
@@ -36,32 +54,64 @@ def register(kpi: KpiApp) -> None:
                 for e in events
             )
             for record in result.dead_letters:
-                await kpi.deadletter_topic.send(value=record)
+                await topics["deadletter"].send(value=record)
             for event_type, count in result.invalid.items():
-                kpi.events_total.labels(event_type, "invalid").inc(count)
+                kpi.count(event_type, "invalid", count)
+            # Clicks first, so an order of the same batch finds its click remembered.
+            await send_grouped("click_join", [
+                *((click_id, ["c", click_id, *click]) for click_id, click in result.clicks),
+                *((o.click_id or "", ["o", *o.to_wire()]) for o in result.to_join),
+            ])
+            await send_orders(result.to_customers)
             for campaign, forwards in result.forwards.items():
-                await kpi.kpi_events_topic.send(
-                    key=campaign.encode("utf-8"),
-                    value=orjson.dumps(forwards),
-                    partition=partition_for(campaign, partitions),
-                )
+                await send_counted(campaign, forwards)
 
-    @app.agent(kpi.kpi_events_topic, name="aggregate")
-    async def aggregate(stream: Any) -> None:
+    @app.agent(topics["click_join"], name="join")
+    async def join(stream: Any) -> None:
         async for event in stream.events():
-            folded = fold(event.key.decode("utf-8"), orjson.loads(event.value))
-            changed = kpi.state.apply(folded.deltas, minute_of(wall_clock_ms()))
-            table = kpi.table
-            for key, counts in changed.items():
-                if counts is None:
-                    table.pop(key, None)
+            partition, now_ms = event.message.partition, wall_clock_ms()
+            released = kpi.clicks.tick(partition, now_ms)
+            for item in orjson.loads(event.value):
+                if item[0] == "c":
+                    released += kpi.clicks.remember(item[1], (item[2], item[3], item[4]),
+                                                    partition)
                 else:
-                    table[key] = counts
-            for event_type, count in folded.accepted.items():
-                kpi.events_total.labels(event_type, "accepted").inc(count)
+                    joined = kpi.clicks.join(OrderRoute.from_wire(item[1:]), partition, now_ms)
+                    if joined is not None:
+                        released.append(joined)
+            await send_orders(released)
+
+    @app.agent(topics["customer_orders"], name="customers")
+    async def customers(stream: Any) -> None:
+        async for event in stream.events():
+            orders = [OrderRoute.from_wire(wire) for wire in orjson.loads(event.value)]
+            forwards, duplicates = kpi.customers.handle(
+                orders, event.message.partition, wall_clock_ms())
+            if duplicates:
+                kpi.count("order", "duplicate", duplicates)
+            for campaign, campaign_forwards in forwards.items():
+                await send_counted(campaign, campaign_forwards)
+
+    @app.agent(topics["kpi_events"], name="count")
+    async def count(stream: Any) -> None:
+        async for event in stream.events():
+            folded = kpi.counts.handle(event.key.decode("utf-8"), orjson.loads(event.value),
+                                       event.message.partition, wall_clock_ms())
+            for event_type, accepted in folded.accepted.items():
+                kpi.count(event_type, "accepted", accepted)
+            for event_type, duplicates in folded.duplicates.items():
+                kpi.count(event_type, "duplicate", duplicates)
             kpi.note_newest(folded.newest_ts_ms)
 
-    async def rebuild() -> None:
-        kpi.rebuild_state()
+    async def tick() -> None:
+        for partition in range(kpi.settings.partitions):
+            await topics["click_join"].send(value=b"[]", partition=partition)
 
-    kpi.table.on_recover(rebuild)
+    app.timer(interval=TICK_INTERVAL_S)(tick)
+
+    async def rebuild() -> None:
+        kpi.rebuild()
+
+    # Recovery ends for all tables at once: one callback rebuilds every stage.
+    kpi_table: Any = kpi.counts.buckets
+    kpi_table.on_recover(rebuild)

@@ -1,4 +1,13 @@
-"""create_app(settings): the Faust app with its topics, table, agents and web pages."""
+"""create_app(settings): the Faust app with its topics, tables, agents and web pages.
+
+Data flow (every internal topic has ``settings.partitions`` partitions, keyed by what
+the state behind it needs, whatever key the tracker used):
+
+    input topics --ingest--> <app>-kpi-events       by campaign     --count-->   KPI state
+                       \\---> <app>-click-join       by click id     --join--+
+                        \\--> <app>-customer-orders  by customer id  <-------+
+                                   --customers--> <app>-kpi-events (orders, retractions)
+"""
 
 from __future__ import annotations
 
@@ -16,15 +25,16 @@ from metrics.names import OUTCOMES, TYPE_LABELS
 from streams.events import ValidationRules
 from streams.ingest import Ingestor
 from streams.settings import Settings
-from streams.state import BucketKey, KpiRow, KpiState
+from streams.stages import ClickStage, CountStage, CustomerStage
+from streams.state import KpiRow, KpiState
 from streams.windows import minute_of
 
-__all__ = ["KpiApp", "create_app", "partition_for"]
+__all__ = ["KpiApp", "create_app", "partition_for", "wall_clock_ms"]
 
 
-def partition_for(campaign: str, partitions: int) -> int:
-    """The repartition-topic partition of a campaign (Kafka's default murmur2 partitioner)."""
-    hashed: int = murmur2(campaign.encode("utf-8"))
+def partition_for(key: str, partitions: int) -> int:
+    """The partition of a routing key (Kafka's default murmur2 partitioner)."""
+    hashed: int = murmur2(key.encode("utf-8"))
     return (hashed & 0x7FFFFFFF) % partitions
 
 
@@ -39,50 +49,52 @@ class KpiApp:
 
     settings: Settings
     faust_app: faust.App
-    input_topic: Any
-    kpi_events_topic: Any
-    deadletter_topic: Any
-    table: Any
-    state: KpiState
+    topics: dict[str, Any]
+    """input, kpi_events, click_join, customer_orders, deadletter."""
+    counts: CountStage
+    clicks: ClickStage
+    customers: CustomerStage
     ingestor: Ingestor
     registry: CollectorRegistry
     events_total: Counter
     last_event_seconds: Gauge
     newest_event_ms: dict[str, int] = field(default_factory=dict)
 
-    @property
-    def kpi_events_name(self) -> str:
-        return f"{self.settings.app_id}-kpi-events"
+    def partition(self, key: str) -> int:
+        return partition_for(key, self.settings.partitions)
 
-    def owned_partitions(self) -> set[int]:
-        """Partitions of the repartition topic this worker actively owns now."""
-        name = self.kpi_events_name
+    def owned_partitions(self, topic: str = "kpi_events") -> set[int]:
+        """Partitions of an internal topic this worker actively owns now."""
+        name = self.topics[topic].get_topic_name()
         return {tp.partition for tp in self.faust_app.assignor.assigned_actives()
                 if tp.topic == name}
 
     def rows(self) -> Iterator[KpiRow]:
         """Window sums of the campaigns this worker owns, for the collector."""
         owned = self.owned_partitions()
-        partitions = self.settings.partitions
-        return self.state.rows(
+        return self.counts.state.rows(
             minute_of(wall_clock_ms()),
             self.settings.windows,
-            lambda campaign: partition_for(campaign, partitions) in owned,
+            lambda campaign: self.partition(campaign) in owned,
         )
 
-    def rebuild_state(self) -> None:
-        """Reload the KPI state from the recovered table, dropping partitions we lost."""
+    def rebuild(self) -> None:
+        """Reload every stage from the recovered tables, dropping partitions we lost."""
         owned = self.owned_partitions()
-        partitions = self.settings.partitions
-        data = self.table.data
-        self.state.clear()
-        for key in list(data.keys()):
-            bucket_key: BucketKey = tuple(key)
-            if partition_for(bucket_key[0], partitions) in owned:
-                self.state.load(bucket_key, data[key])
-            else:
-                # Local only: the changelog still holds it for the partition's new owner.
-                del data[key]
+        self.counts.rebuild(owned, lambda campaign: self.partition(campaign) in owned)
+        stages: tuple[tuple[str, ClickStage | CustomerStage], ...] = (
+            ("click_join", self.clicks), ("customer_orders", self.customers))
+        for topic, stage in stages:
+            mine = self.owned_partitions(topic)
+
+            def owns(key: str, mine: set[int] = mine) -> int | None:
+                partition = self.partition(key)
+                return partition if partition in mine else None
+
+            stage.rebuild(mine, owns)
+
+    def count(self, event_type: str, outcome: str, amount: int) -> None:
+        self.events_total.labels(event_type, outcome).inc(amount)
 
     def note_newest(self, newest_ts_ms: dict[str, int]) -> None:
         """Move kpistream_last_event_timestamp_seconds forward (never back) per type."""
@@ -100,12 +112,8 @@ class KpiApp:
         )
 
 
-def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> KpiApp:
-    """Build the app; nothing here reads the environment."""
-    from streams import agents, web  # the wiring modules need the app object first
-
-    registry = CollectorRegistry() if registry is None else registry
-    app = faust.App(
+def _faust_app(settings: Settings) -> faust.App:
+    return faust.App(
         settings.app_id,
         broker=settings.broker,
         store="memory://",
@@ -124,13 +132,31 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         key_serializer="json",
         value_serializer="json",
     )
+
+
+def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> KpiApp:
+    """Build the app; nothing here reads the environment."""
+    from streams import agents, web  # the wiring modules need the app object first
+
+    registry = CollectorRegistry() if registry is None else registry
+    app = _faust_app(settings)
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
-    input_topic = app.topic(*settings.event_topics, **raw)
-    kpi_events_topic = app.topic(
-        f"{settings.app_id}-kpi-events", partitions=settings.partitions, internal=True, **raw
-    )
-    deadletter_topic = app.topic(settings.topics.deadletter, **raw)
-    table = app.Table("kpi", default=None, partitions=settings.partitions)
+
+    def internal(name: str) -> Any:
+        return app.topic(f"{settings.app_id}-{name}", partitions=settings.partitions,
+                         internal=True, **raw)
+
+    topics = {
+        "input": app.topic(*settings.event_topics, **raw),
+        "kpi_events": internal("kpi-events"),
+        "click_join": internal("click-join"),
+        "customer_orders": internal("customer-orders"),
+        "deadletter": app.topic(settings.topics.deadletter, **raw),
+    }
+
+    def table(name: str) -> Any:
+        return app.Table(name, default=None, partitions=settings.partitions)
+
     events_total = Counter(
         "kpistream_events", "Events read, by type and outcome.",
         ["type", "outcome"], registry=registry,
@@ -138,27 +164,24 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     for event_type in TYPE_LABELS:
         for outcome in OUTCOMES:
             events_total.labels(event_type, outcome)
-    last_event_seconds = Gauge(
-        "kpistream_last_event_timestamp_seconds",
-        "Event time of the newest accepted event, by type.", ["type"], registry=registry,
-    )
     kpi = KpiApp(
         settings=settings,
         faust_app=app,
-        input_topic=input_topic,
-        kpi_events_topic=kpi_events_topic,
-        deadletter_topic=deadletter_topic,
-        table=table,
-        state=KpiState(settings.retention_minutes),
-        ingestor=Ingestor(
-            settings.event_topics,
-            ValidationRules(settings.fx),
-            settings.promo_codes,
-            wall_clock_ms,
-        ),
+        topics=topics,
+        counts=CountStage(KpiState(settings.retention_minutes), table("kpi"),
+                          table("event-ids"), settings.dedup_window_ms),
+        clicks=ClickStage(table("clicks"), table("waiting-orders"),
+                          settings.attribution_window_ms, settings.click_grace_ms),
+        customers=CustomerStage(table("customers"), table("order-ids"),
+                                settings.customer_window_ms, settings.dedup_window_ms),
+        ingestor=Ingestor(settings.event_topics, ValidationRules(settings.fx),
+                          settings.promo_codes, wall_clock_ms),
         registry=registry,
         events_total=events_total,
-        last_event_seconds=last_event_seconds,
+        last_event_seconds=Gauge(
+            "kpistream_last_event_timestamp_seconds",
+            "Event time of the newest accepted event, by type.", ["type"], registry=registry,
+        ),
     )
     registry.register(KpiCollector(kpi.rows, settings.reporting_currency))
     agents.register(kpi)

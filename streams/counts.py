@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final
+from typing import Any, Final
 
 from streams.events import Event
 
-__all__ = ["FIELDS", "WIDTH", "add_into", "event_counts", "zero"]
+__all__ = ["FIELDS", "RETRACTION", "WIDTH", "Forward", "add_into", "event_counts", "zero"]
 
 FIELDS: Final = (
     "views",
@@ -21,6 +21,12 @@ FIELDS: Final = (
 )
 WIDTH: Final = len(FIELDS)
 VIEWS, COMPLETED, ENGAGEMENTS, CLICKS, ORDERS, NEW_CUSTOMERS, REVENUE, SPEND = range(WIDTH)
+
+Forward = list[Any]
+"""[type, event_id, ts_ms, channel, counters]: one event on its way to its campaign's state."""
+
+RETRACTION: Final = "retraction"
+"""Forward type of a correction (an order that is no longer a customer's first)."""
 
 
 def zero() -> list[int]:

@@ -1,9 +1,10 @@
-"""The input stage: raw Kafka messages in, dead letters and per-campaign forwards out.
+"""The input stage: raw Kafka messages in, dead letters and routed events out.
 
 Pure. The Faust agent hands it a batch of messages and sends what it returns: one
-dead-letter record per rejection, and one message per campaign to the repartition topic,
-so the aggregating stage sees every event of a campaign on one partition whatever key the
-tracker used.
+dead-letter record per rejection; counted events grouped per campaign for the
+repartition topic, so every event of a campaign meets on one partition whatever key the
+tracker used; clicks to remember and orders to attribute, by click id; orders to the
+customer stage, by customer id.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from streams.attribution import NO_CLICKS, ClickLookup, attribute
-from streams.counts import event_counts
+from streams.attribution import UNATTRIBUTED, attribute
+from streams.clicks import Click
+from streams.counts import Forward, event_counts
 from streams.events import Event, EventType, Rejection, ValidationRules, parse_message
+from streams.orders import OrderRoute
 
-__all__ = ["CustomerHistory", "Forward", "IngestResult", "Ingestor", "RawMessage"]
+__all__ = ["IngestResult", "Ingestor", "RawMessage", "dead_letter"]
 
 
 class RawMessage(NamedTuple):
@@ -31,36 +34,24 @@ class RawMessage(NamedTuple):
     value: bytes
 
 
-Forward = list[Any]
-"""[type, event_id, ts_ms, channel, counters]: one accepted event on its way to its campaign."""
-
-
 @dataclass(slots=True)
 class IngestResult:
-    """What one batch of input messages turned into."""
+    """What one batch of input messages turned into, by where it goes next."""
 
     forwards: dict[str, list[Forward]] = field(default_factory=dict)
+    """campaign -> counted events (views, engagements, clicks, spend)."""
+    clicks: list[tuple[str, Click]] = field(default_factory=list)
+    """(click_id, click) to remember for attribution."""
+    to_join: list[OrderRoute] = field(default_factory=list)
+    """Orders that only a click id can attribute."""
+    to_customers: list[OrderRoute] = field(default_factory=list)
+    """Orders attributed already, or with nothing to attribute them by."""
     dead_letters: list[bytes] = field(default_factory=list)
     invalid: Counter[str] = field(default_factory=Counter)
 
 
-class CustomerHistory:
-    """Customers seen so far; a customer is new on their first order."""
-
-    def __init__(self) -> None:
-        self._seen: set[str] = set()
-
-    def is_new(self, order: Event) -> bool:
-        """Whether this order is the customer's first (the event's own flag wins)."""
-        customer = order.customer_id
-        assert customer is not None
-        first_seen = customer not in self._seen
-        self._seen.add(customer)
-        return first_seen if order.new_customer is None else order.new_customer
-
-
 class Ingestor:
-    """Validates, attributes and routes input messages."""
+    """Validates input messages and routes each event to its next stage."""
 
     def __init__(
         self,
@@ -68,14 +59,11 @@ class Ingestor:
         rules: ValidationRules,
         promo_codes: Mapping[str, str],
         clock_ms: Callable[[], int],
-        clicks: ClickLookup = NO_CLICKS,
     ) -> None:
         self._topic_types = topic_types
         self._rules = rules
         self._promo_codes = promo_codes
         self._clock_ms = clock_ms
-        self._clicks = clicks
-        self.customers = CustomerHistory()
 
     def ingest(self, messages: Iterable[RawMessage]) -> IngestResult:
         """Verdicts for every event of every message, grouped for sending."""
@@ -87,20 +75,28 @@ class Ingestor:
                 if isinstance(verdict, Rejection):
                     result.invalid[verdict.type] += 1
                     result.dead_letters.append(dead_letter(verdict, message))
+                elif verdict.type == "order":
+                    self._route_order(verdict, result)
                 else:
-                    campaign, forward = self._route(verdict)
-                    result.forwards.setdefault(campaign, []).append(forward)
+                    self._route_counted(verdict, result)
         return result
 
-    def _route(self, event: Event) -> tuple[str, Forward]:
-        if event.type == "order":
-            campaign, channel = attribute(event, self._promo_codes, self._clicks)
-            new_customer = self.customers.is_new(event)
+    @staticmethod
+    def _route_counted(event: Event, result: IngestResult) -> None:
+        campaign = event.campaign_id
+        assert campaign is not None
+        forward = [event.type, event.event_id, event.ts_ms, event.channel,
+                   event_counts(event, False)]
+        result.forwards.setdefault(campaign, []).append(forward)
+        if event.click_id is not None:
+            result.clicks.append((event.click_id, (event.ts_ms, campaign, event.channel)))
+
+    def _route_order(self, order: Event, result: IngestResult) -> None:
+        campaign, channel = attribute(order, self._promo_codes)
+        if campaign == UNATTRIBUTED and order.click_id is not None:
+            result.to_join.append(OrderRoute.of(order, None, order.channel))
         else:
-            assert event.campaign_id is not None
-            campaign, channel, new_customer = event.campaign_id, event.channel, False
-        counts = event_counts(event, new_customer)
-        return campaign, [event.type, event.event_id, event.ts_ms, channel, counts]
+            result.to_customers.append(OrderRoute.of(order, campaign, channel))
 
 
 def dead_letter(rejection: Rejection, message: RawMessage) -> bytes:

@@ -68,6 +68,9 @@ class Settings:
     """[kpi] attribution_window: how long a click can claim an order."""
     dedup_window_ms: int = 24 * 60 * MINUTE_MS
     """[kpi] dedup_window: how long an event id is remembered to drop a second delivery."""
+    click_grace_ms: int = 60_000
+    """[kpi] click_grace: how long an order waits for its click to be read (topics are
+    read independently) before it counts as unattributed."""
     customer_window_ms: int = 400 * 24 * 60 * MINUTE_MS
     """[kpi] customer_window: how long a customer is remembered to tell new from returning."""
     fx: Mapping[str, Decimal] = field(default_factory=lambda: {"USD": Decimal(1)})
@@ -128,6 +131,7 @@ def settings_from(doc: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
             kpi.get("attribution_window", "7d"), "[kpi] attribution_window"
         ),
         dedup_window_ms=_duration(kpi.get("dedup_window", "24h"), "[kpi] dedup_window"),
+        click_grace_ms=_duration(kpi.get("click_grace", "60s"), "[kpi] click_grace"),
         customer_window_ms=_duration(
             kpi.get("customer_window", "400d"), "[kpi] customer_window"
         ),
