@@ -29,8 +29,13 @@ class ClickBook:
     _expiry: ExpiringKeys = field(default_factory=ExpiringKeys)
 
     def remember(self, click_id: str, click: Click) -> list[OrderRoute]:
-        """Keep a click (the first one per id wins); returns waiting orders it attributes."""
-        if click_id not in self.clicks:
+        """Keep a click; returns waiting orders it attributes.
+
+        Click ids are meant to be unique; if one comes twice, the earliest click is kept,
+        whatever order they are read in.
+        """
+        known = self.clicks.get(click_id)
+        if known is None or click < known:
             self.load_click(click_id, click)
         released = []
         still_waiting = []

@@ -107,9 +107,9 @@ class ClickStage:
 
     def remember(self, click_id: str, click: Click, partition: int) -> list[OrderRoute]:
         book = self._book(partition)
-        known = click_id in book.clicks
+        before = book.clicks.get(click_id)
         released = book.remember(click_id, click)
-        if not known:
+        if book.clicks[click_id] != before:
             self.clicks_table[click_id] = list(click)
         self._save_waiting(book, [click_id])
         return released

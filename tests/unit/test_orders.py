@@ -1,0 +1,233 @@
+"""Click-id attribution, customer history and duplicate deliveries, without a broker."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams.counts import CLICKS, NEW_CUSTOMERS, ORDERS, REVENUE, VIEWS
+from streams.dedup import ExpiringKeys
+from tests.unit.flow_model import DAY_MS, FlowModel
+
+NOW = 1_795_430_000_000  # 2026-11-23, mid-minute
+MIN = 60_000
+
+
+def click(i: int, ts: int, campaign: str = "spring", channel: str = "tiktok") -> dict[str, Any]:
+    return {"event_id": f"c-{i}", "ts": ts, "campaign_id": campaign, "channel": channel,
+            "click_id": f"clk-{i}"}
+
+
+def order(i: int, ts: int, customer: str = "cust-1", **fields: Any) -> dict[str, Any]:
+    return {"event_id": f"o-{i}", "ts": ts, "order_id": f"A{i}", "customer_id": customer,
+            "revenue": "10", "currency": "USD", **fields}
+
+
+def total(model: FlowModel, campaign: str, channel: str, index: int) -> int:
+    return model.rows().get((campaign, channel, "total"), [0] * 8)[index]
+
+
+# --- click-id attribution -------------------------------------------------------------
+
+def test_order_takes_campaign_and_channel_of_its_click() -> None:
+    model = FlowModel(NOW)
+    model.publish("clicks", click(1, NOW - 3 * DAY_MS, channel="instagram"))
+    model.publish("orders", order(1, NOW, click_id="clk-1"))
+    assert total(model, "spring", "instagram", ORDERS) == 1
+    assert total(model, "spring", "instagram", REVENUE) == 10_000_000
+
+
+@pytest.mark.parametrize(("click_age_ms", "attributed"), [
+    (7 * DAY_MS, True),        # exactly the window before the order: still in
+    (7 * DAY_MS + 1, False),   # one millisecond older: out
+    (0, True),                 # same moment
+    (-1, False),               # the click happened after the order
+])
+def test_attribution_window_edges(click_age_ms: int, attributed: bool) -> None:
+    model = FlowModel(NOW, grace_ms=1_000)
+    model.publish("clicks", click(1, NOW - 8 * DAY_MS))  # an older click of another id
+    model.publish("clicks", click(2, NOW - click_age_ms))
+    model.publish("orders", order(1, NOW, click_id="clk-2"))
+    model.tick(advance_ms=2_000)
+    assert total(model, "spring", "tiktok", ORDERS) == int(attributed)
+    assert total(model, "unattributed", "unknown", ORDERS) == int(not attributed)
+
+
+def test_campaign_id_beats_promo_code_beats_click_id() -> None:
+    model = FlowModel(NOW, promo_codes={"SPRING10": "promo-campaign"})
+    model.publish("clicks", click(1, NOW - MIN))
+    model.publish("orders", order(1, NOW, campaign_id="own", click_id="clk-1",
+                                  promo_code="SPRING10"))
+    model.publish("orders", order(2, NOW, click_id="clk-1", promo_code="SPRING10"))
+    model.publish("orders", order(3, NOW, click_id="clk-1", promo_code="UNKNOWN"))
+    assert total(model, "own", "unknown", ORDERS) == 1
+    # A mapped promo code attributes even to a campaign never seen before.
+    assert total(model, "promo-campaign", "unknown", ORDERS) == 1
+    assert total(model, "spring", "tiktok", ORDERS) == 1
+
+
+def test_order_read_before_its_click_waits_for_it() -> None:
+    model = FlowModel(NOW, grace_ms=60_000)
+    model.publish("orders", order(1, NOW, click_id="clk-1"))
+    assert total(model, "unattributed", "unknown", ORDERS) == 0  # waiting, not lost
+    model.tick(advance_ms=20_000)
+    model.publish("clicks", click(1, NOW - MIN))
+    assert total(model, "spring", "tiktok", ORDERS) == 1
+    model.tick(advance_ms=60_000)
+    assert total(model, "unattributed", "unknown", ORDERS) == 0
+
+
+def test_order_whose_click_never_comes_is_unattributed_after_the_grace() -> None:
+    model = FlowModel(NOW, grace_ms=60_000)
+    model.publish("orders", order(1, NOW, click_id="clk-404", channel="web"))
+    model.tick(advance_ms=59_000)
+    assert total(model, "unattributed", "web", ORDERS) == 0
+    model.tick(advance_ms=1_000)
+    assert total(model, "unattributed", "web", ORDERS) == 1
+
+
+def test_clicks_expire_after_the_attribution_window() -> None:
+    model = FlowModel(NOW)
+    model.publish("clicks", click(1, NOW))
+    model.tick(advance_ms=7 * DAY_MS + MIN)
+    book = model.clicks.books[model.part("clk-1")]
+    assert "clk-1" not in book.clicks
+    assert "clk-1" not in model.clicks.clicks_table
+
+
+# --- customer history -----------------------------------------------------------------
+
+def test_customer_is_new_once_across_campaigns() -> None:
+    model = FlowModel(NOW)
+    model.publish("orders", order(1, NOW, campaign_id="a"))
+    model.publish("orders", order(2, NOW + 1, campaign_id="b"))
+    model.publish("orders", order(3, NOW + 2, customer="cust-2", campaign_id="b"))
+    assert total(model, "a", "unknown", NEW_CUSTOMERS) == 1
+    assert total(model, "b", "unknown", NEW_CUSTOMERS) == 1
+    assert total(model, "b", "unknown", ORDERS) == 2
+
+
+def test_earlier_order_read_later_becomes_the_first() -> None:
+    model = FlowModel(NOW)
+    model.publish("orders", order(2, NOW, campaign_id="b"))
+    model.publish("orders", order(1, NOW - 10 * MIN, campaign_id="a"))
+    assert total(model, "a", "unknown", NEW_CUSTOMERS) == 1
+    assert total(model, "b", "unknown", NEW_CUSTOMERS) == 0
+    assert total(model, "b", "unknown", ORDERS) == 1
+    # The retraction lands in the minute the later order was counted in.
+    assert model.rows()[("b", "unknown", "5m")][NEW_CUSTOMERS] == 0
+
+
+def test_flag_decides_for_its_order_and_counts_as_first() -> None:
+    model = FlowModel(NOW)
+    model.publish("orders", order(1, NOW, campaign_id="a", new_customer=False))
+    model.publish("orders", order(2, NOW + 1, customer="cust-2", campaign_id="a",
+                                  new_customer=True))
+    model.publish("orders", order(3, NOW + 2, customer="cust-2", campaign_id="a"))
+    assert total(model, "a", "unknown", NEW_CUSTOMERS) == 1
+
+
+# --- duplicate deliveries -------------------------------------------------------------
+
+def test_redelivery_counts_once_and_as_duplicate() -> None:
+    model = FlowModel(NOW)
+    view = {"event_id": "v-1", "ts": NOW, "campaign_id": "a"}
+    model.publish("views", view)
+    model.tick(advance_ms=5 * MIN)
+    model.publish("views", [view, view])  # again, in a batch, minutes later
+    assert total(model, "a", "unknown", VIEWS) == 1
+    assert model.outcomes[("view", "accepted")] == 1
+    assert model.outcomes[("view", "duplicate")] == 2
+
+
+def test_same_event_id_on_different_types_are_different_events() -> None:
+    model = FlowModel(NOW)
+    model.publish("views", {"event_id": "x", "ts": NOW, "campaign_id": "a"})
+    model.publish("clicks", {"event_id": "x", "ts": NOW, "campaign_id": "a"})
+    assert total(model, "a", "unknown", VIEWS) == 1
+    assert total(model, "a", "unknown", CLICKS) == 1
+
+
+def test_ids_are_forgotten_after_the_dedup_window() -> None:
+    model = FlowModel(NOW)
+    model.publish("views", {"event_id": "v-1", "ts": NOW, "campaign_id": "a"})
+    model.tick(advance_ms=DAY_MS + 1)
+    model.publish("views", {"event_id": "v-2", "ts": NOW + DAY_MS, "campaign_id": "a"})
+    assert "view:v-1" not in model.counts.ids_table
+    assert len(model.counts.ids_table) == 1
+
+
+def test_expiring_keys_forget_oldest_first_and_refresh() -> None:
+    keys = ExpiringKeys()
+    assert keys.add_if_new("a", 10) and keys.add_if_new("b", 5)
+    assert not keys.add_if_new("a", 99)
+    keys.set("b", 20)  # refreshed: its old expiry no longer applies
+    assert keys.expire(10) == ["a"]
+    assert "b" in keys and keys.expire(20) == ["b"] and len(keys) == 0
+
+
+# --- properties -----------------------------------------------------------------------
+
+_campaigns = st.sampled_from(["a", "b", "c"])
+_event = st.one_of(
+    st.builds(lambda i, c, dt: ("views", {"event_id": f"v{i}", "ts": NOW - dt,
+                                          "campaign_id": c}),
+              st.integers(0, 30), _campaigns, st.integers(0, 90 * MIN)),
+    st.builds(lambda i, c, dt: ("clicks", {"event_id": f"c{i}", "ts": NOW - dt,
+                                           "campaign_id": c, "click_id": f"k{i % 5}"}),
+              st.integers(0, 30), _campaigns, st.integers(0, 90 * MIN)),
+    st.builds(lambda i, cust, dt, k: ("orders", order(i, NOW - dt, customer=f"u{cust}",
+                                                      click_id=f"k{k}")),
+              st.integers(0, 30), st.integers(0, 3), st.integers(0, 90 * MIN),
+              st.integers(0, 6)),
+    st.builds(lambda i, c, cust, dt: ("orders", order(100 + i, NOW - dt, customer=f"u{cust}",
+                                                      campaign_id=c)),
+              st.integers(0, 30), _campaigns, st.integers(0, 3), st.integers(0, 90 * MIN)),
+    st.builds(lambda i, c, amount: ("spend", {"event_id": f"s{i}", "ts": NOW, "campaign_id": c,
+                                              "amount": amount, "currency": "EUR"}),
+              st.integers(0, 30), _campaigns, st.integers(0, 10_000)),
+)
+
+
+def _run(events: list[tuple[str, dict[str, Any]]]) -> dict[tuple[str, str, str], list[int]]:
+    model = FlowModel(NOW, grace_ms=30_000)
+    for topic, event in events:
+        model.publish(topic, event)
+    model.tick(advance_ms=31_000)
+    model.now_ms = NOW  # read the windows at the same moment in every run
+    return {k: v for k, v in model.rows().items() if any(v)}
+
+
+def _distinct(events: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
+    seen: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
+    for topic, event in events:
+        seen.setdefault((topic, event["event_id"]), (topic, event))
+    return list(seen.values())
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_event, max_size=40).map(_distinct), st.randoms(use_true_random=False))
+def test_delivering_every_event_twice_in_any_order_changes_no_kpi(
+    events: list[tuple[str, dict[str, Any]]], rnd: Any,
+) -> None:
+    once = _run(events)
+    twice = events + events
+    rnd.shuffle(twice)
+    # Clicks first in both runs: a click read after the grace is a different story.
+    clicks_first = sorted(twice, key=lambda e: e[0] != "clicks")
+    assert _run(clicks_first) == once
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_event, max_size=40).map(_distinct), st.randoms(use_true_random=False))
+def test_order_of_orders_does_not_change_new_customers(
+    events: list[tuple[str, dict[str, Any]]], rnd: Any,
+) -> None:
+    clicks = [e for e in events if e[0] == "clicks"]
+    rest = [e for e in events if e[0] != "clicks"]
+    shuffled = list(rest)
+    rnd.shuffle(shuffled)
+    assert _run(clicks + shuffled) == _run(clicks + rest)
