@@ -1,0 +1,76 @@
+"""Memory per remembered event id, per customer and per campaign-channel, measured.
+
+Builds each piece of state the way the stages do (book entry plus table entry) and
+divides the traced allocation by the count. Run: python -m bench.state_memory
+"""
+
+from __future__ import annotations
+
+import tracemalloc
+from collections.abc import Callable
+
+from streams.customers import CustomerBook
+from streams.dedup import ExpiringKeys
+from streams.orders import OrderRoute
+from streams.state import KpiState
+from streams.windows import TOTAL
+
+N = 100_000
+NOW = 1_795_430_000_000
+
+
+def measure(build: Callable[[], object], count: int) -> float:
+    """Bytes allocated per item by ``build`` (kept alive until measured)."""
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    kept = build()
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    del kept
+    return (after - before) / count
+
+
+def event_ids() -> object:
+    ids, table = ExpiringKeys(), {}
+    for i in range(N):
+        key = f"view:{i:08d}-3f2a9c1e-tracker-event-id"  # a 40-character id
+        ids.add_if_new(key, NOW + i)
+        table[key] = [NOW + i, i % 8]
+    return ids, table
+
+
+def customers() -> object:
+    book, table = CustomerBook(400 * 86_400_000), {}
+    for i in range(N):
+        order = OrderRoute(f"o-{i}", NOW + i, f"customer-{i:010d}", None, 10_000_000,
+                           "summer-sale", "tiktok", None)
+        book.decide(order, NOW)
+        table[order.customer_id] = book.records[order.customer_id]
+    return book, table
+
+
+def campaign_channels(minutes: int) -> Callable[[], object]:
+    def build() -> object:
+        state, table = KpiState(1440), {}
+        count = N // 100
+        for cc in range(count):
+            for minute in range(minutes):
+                delta = [5, 2, 1, 1, 0, 0, 0, 0]
+                changed = state.apply({(f"campaign-{cc:05d}", "tiktok", minute): delta}, minute)
+                table.update({k: v for k, v in changed.items() if v is not None})
+        return state, table
+    return build
+
+
+def main() -> None:
+    print(f"per remembered event id (dedup):  {measure(event_ids, N):7.0f} bytes")
+    print(f"per remembered customer:          {measure(customers, N):7.0f} bytes")
+    for minutes in (1, 60, 1440):
+        per_cc = measure(campaign_channels(minutes), N // 100)
+        print(f"per campaign-channel, {minutes:4d} live minute buckets: "
+              f"{per_cc / 1024:8.1f} KiB")
+    _ = TOTAL
+
+
+if __name__ == "__main__":
+    main()
