@@ -68,6 +68,10 @@ def run_demo(settings: Settings, rate: float = 200.0, duration_s: float | None =
     if duration_s is not None and not duration_s > 0:
         print(f"kpistream demo: --duration must be above 0 s, got {duration_s}", file=sys.stderr)
         return 2
+    if not _port_free(settings.web_host, settings.web_port):
+        print(f"kpistream demo: cannot listen on {settings.web_host}:{settings.web_port} for "
+              "/metrics (port in use?); set KPISTREAM_WEB_PORT to a free port", file=sys.stderr)
+        return 1
     demo = _Demo(settings, rate, duration_s, os.environ.get("KPISTREAM_CONFIG"))
     try:
         return asyncio.run(demo.run())
@@ -198,6 +202,9 @@ def _say(text: str) -> None:
 
 def _port_free(host: str, port: int) -> bool:
     with socket.socket() as sock:
+        # As the servers themselves do: connections of a just-stopped demo in TIME_WAIT
+        # must not make the port look taken.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
@@ -317,15 +324,15 @@ class _Demo:
 
     async def _run(self) -> None:
         settings = self.settings
-        if not _port_free(settings.web_host, settings.web_port):
-            raise DemoError(f"port {settings.web_port} for /metrics is in use; "
-                            "set KPISTREAM_WEB_PORT to a free port")
         async with AsyncExitStack() as stack:
             broker, url = await self._start_broker()
             stack.push_async_callback(broker.stop)
             bootstrap = url.removeprefix("kafka://")
             names = [getattr(settings.topics, key) for key in (*EVENT_TOPIC_KEYS, "deadletter")]
-            await asyncio.to_thread(create_topics, bootstrap, names, settings.partitions)
+            try:
+                await asyncio.to_thread(create_topics, bootstrap, names, settings.partitions)
+            except (KafkaError, OSError) as exc:
+                raise DemoError(f"cannot create the topics on {url}: {exc!r}") from None
             if self.stop.is_set():
                 return
             worker = self._start_worker(url)
