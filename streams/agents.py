@@ -11,6 +11,7 @@ from streams.app import wall_clock_ms
 from streams.counts import Forward
 from streams.ingest import RawMessage
 from streams.orders import OrderRoute
+from streams.recovery import read_changelog_tails
 
 if TYPE_CHECKING:
     from streams.app import KpiApp
@@ -85,8 +86,9 @@ def register(kpi: KpiApp) -> None:
     async def customers(stream: Any) -> None:
         async for event in stream.events():
             orders = [OrderRoute.from_wire(wire) for wire in orjson.loads(event.value)]
+            message = event.message
             forwards, duplicates = kpi.customers.handle(
-                orders, event.message.partition, wall_clock_ms())
+                orders, message.partition, message.offset, wall_clock_ms())
             if duplicates:
                 kpi.count("order", "duplicate", duplicates)
             for campaign, campaign_forwards in forwards.items():
@@ -95,8 +97,9 @@ def register(kpi: KpiApp) -> None:
     @app.agent(topics["kpi_events"], name="count")
     async def count(stream: Any) -> None:
         async for event in stream.events():
+            message = event.message
             folded = kpi.counts.handle(event.key.decode("utf-8"), orjson.loads(event.value),
-                                       event.message.partition, wall_clock_ms())
+                                       message.partition, message.offset, wall_clock_ms())
             for event_type, accepted in folded.accepted.items():
                 kpi.count(event_type, "accepted", accepted)
             for event_type, duplicates in folded.duplicates.items():
@@ -110,8 +113,13 @@ def register(kpi: KpiApp) -> None:
     app.timer(interval=TICK_INTERVAL_S)(tick)
 
     async def rebuild() -> None:
+        owned = {(tp.topic, tp.partition) for tp in app.assignor.assigned_actives()}
+        bootstrap = ",".join(f"{url.host}:{url.port or 9092}" for url in app.conf.broker)
+        tail = await read_changelog_tails(bootstrap, app.tables.values(), owned)
+        if tail:
+            app.log.info("Applied %d changelog records past the reported end offsets", tail)
         kpi.rebuild()
 
     # Recovery ends for all tables at once: one callback rebuilds every stage.
-    kpi_table: Any = kpi.counts.buckets
+    kpi_table: Any = kpi.counts.table
     kpi_table.on_recover(rebuild)

@@ -21,7 +21,9 @@ from aiokafka.partitioner import murmur2
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from metrics.collector import KpiCollector
+from metrics.health import HealthCollector, consumer_lag
 from metrics.names import OUTCOMES, TYPE_LABELS
+from metrics.targets import TargetCollector
 from streams.events import ValidationRules
 from streams.ingest import Ingestor
 from streams.settings import Settings
@@ -77,6 +79,13 @@ class KpiApp:
             self.settings.windows,
             lambda campaign: self.partition(campaign) in owned,
         )
+
+    def owned_campaigns(self) -> set[str]:
+        """Campaigns this worker owns and has counted, for the target collector."""
+        owned = self.owned_partitions()
+        # No windows: only the running totals come back, so no minute bucket is summed.
+        rows = self.counts.state.rows(0, (), lambda campaign: self.partition(campaign) in owned)
+        return {campaign for campaign, _, _, _ in rows}
 
     def rebuild(self) -> None:
         """Reload every stage from the recovered tables, dropping partitions we lost."""
@@ -169,11 +178,11 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         faust_app=app,
         topics=topics,
         counts=CountStage(KpiState(settings.retention_minutes), table("kpi"),
-                          table("event-ids"), settings.dedup_window_ms),
+                          settings.dedup_window_ms),
         clicks=ClickStage(table("clicks"), table("waiting-orders"),
                           settings.attribution_window_ms, settings.click_grace_ms),
-        customers=CustomerStage(table("customers"), table("order-ids"),
-                                settings.customer_window_ms, settings.dedup_window_ms),
+        customers=CustomerStage(table("customers"), settings.customer_window_ms,
+                                settings.dedup_window_ms),
         ingestor=Ingestor(settings.event_topics, ValidationRules(settings.fx),
                           settings.promo_codes, wall_clock_ms),
         registry=registry,
@@ -184,6 +193,8 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         ),
     )
     registry.register(KpiCollector(kpi.rows, settings.reporting_currency))
+    registry.register(TargetCollector(settings.targets, kpi.owned_campaigns))
+    registry.register(HealthCollector(kpi.is_ready, lambda: consumer_lag(app)))
     agents.register(kpi)
     web.register(kpi)
     return kpi

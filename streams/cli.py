@@ -1,10 +1,11 @@
-"""The ``kpistream`` command: worker, demo."""
+"""The ``kpistream`` command: worker, demo, alert-rules."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from streams.errors import SettingsError
 from streams.settings import Settings, load_settings
@@ -24,6 +25,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--rate", type=float, default=200.0, help="events per second")
     demo.add_argument("--duration", type=float, default=None,
                       help="stop after this many seconds (default: run until Ctrl-C)")
+    rules = commands.add_parser(
+        "alert-rules", help="write the Prometheus rule file for the settings' [[targets]]"
+    )
+    rules.add_argument("--output", default=None, help="file to write (default: stdout)")
+    rules.add_argument("--runbook-url", default=None,
+                       help="base of the alerts' runbook_url annotations")
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
@@ -32,9 +39,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "worker":
         return run_worker(settings, args.loglevel)
+    if args.command == "alert-rules":
+        return write_alert_rules(settings, args.output, args.runbook_url)
     from streams.demo import run_demo
 
     return run_demo(settings, rate=args.rate, duration_s=args.duration)
+
+
+def write_alert_rules(settings: Settings, output: str | None, runbook_url: str | None) -> int:
+    """Write the Prometheus rule file to ``output`` (stdout if None)."""
+    from streams.alert_rules import DEFAULT_RUNBOOK, alert_rules
+
+    text = alert_rules(settings, runbook_url or DEFAULT_RUNBOOK)
+    if output is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        Path(output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        print(f"kpistream: cannot write {output}: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def run_worker(settings: Settings, loglevel: str = "info") -> int:

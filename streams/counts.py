@@ -55,6 +55,6 @@ def event_counts(event: Event, new_customer: bool) -> list[int]:
 
 
 def add_into(acc: list[int], delta: Sequence[int]) -> None:
-    """Add ``delta`` to ``acc`` in place."""
-    for i, value in enumerate(delta):
-        acc[i] += value
+    """Add the counters of ``delta`` to ``acc`` in place (extra trailing fields ignored)."""
+    for i in range(WIDTH):
+        acc[i] += delta[i]

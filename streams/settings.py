@@ -14,6 +14,7 @@ from typing import Any
 from streams.durations import MINUTE_MS, parse_duration_ms
 from streams.errors import SettingsError
 from streams.events import EventType
+from streams.targets import Target, parse_targets
 
 __all__ = ["EVENT_TOPIC_KEYS", "Settings", "Topics", "Window", "load_settings"]
 
@@ -78,6 +79,8 @@ class Settings:
     promo_codes: Mapping[str, str] = field(default_factory=dict)
     """[promo_codes]: promo code -> campaign."""
     topics: Topics = Topics()
+    targets: tuple[Target, ...] = ()
+    """[[targets]]: KPI minimums and maximums to alert on (see streams.targets)."""
 
     @property
     def event_topics(self) -> dict[str, EventType]:
@@ -118,6 +121,7 @@ def settings_from(doc: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
     kafka = _table(doc, "kafka")
     reporting = _currency_code(kpi.get("reporting_currency", "USD"), "[kpi] reporting_currency")
     defaults = Settings()
+    windows = _windows(kpi.get("windows", ["5m", "1h", "24h"]))
     return Settings(
         broker=_broker(env.get("KPISTREAM_BROKER", defaults.broker)),
         app_id=_app_id(env.get("KPISTREAM_APP_ID", defaults.app_id)),
@@ -125,7 +129,7 @@ def settings_from(doc: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
         web_host=env.get("KPISTREAM_WEB_HOST", defaults.web_host),
         data_dir=Path(env.get("KPISTREAM_DATA_DIR", str(defaults.data_dir))),
         partitions=_partitions(env.get("KPISTREAM_PARTITIONS", kafka.get("partitions", 8))),
-        windows=_windows(kpi.get("windows", ["5m", "1h", "24h"])),
+        windows=windows,
         reporting_currency=reporting,
         attribution_window_ms=_duration(
             kpi.get("attribution_window", "7d"), "[kpi] attribution_window"
@@ -138,6 +142,7 @@ def settings_from(doc: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
         fx=_fx(_table(doc, "fx"), reporting),
         promo_codes=_promo_codes(_table(doc, "promo_codes")),
         topics=_topics(_table(doc, "topics")),
+        targets=parse_targets(doc.get("targets", []), [w.label for w in windows]),
     )
 
 

@@ -17,7 +17,7 @@ from streams.counts import Forward
 from streams.customers import CustomerBook
 from streams.dedup import ExpiringKeys
 from streams.orders import OrderRoute, retraction_forward
-from streams.state import BucketKey, KpiState
+from streams.state import KpiState
 from streams.windows import minute_of
 
 __all__ = ["ClickStage", "CountStage", "CustomerStage", "Partitioner"]
@@ -31,62 +31,66 @@ def _expire_ids(ids: ExpiringKeys, table: Table, now_ms: int) -> None:
         table.pop(key, None)
 
 
-def _reload_ids(table: Table, owned: set[int], window_ms: int) -> dict[int, ExpiringKeys]:
-    """Remembered ids by partition, from a table of key -> [expires_ms, partition]."""
-    books: dict[int, ExpiringKeys] = {}
-    data = getattr(table, "data", table)
-    for key in list(data):
-        expires, partition = data[key]
-        if partition in owned:
-            books.setdefault(partition, ExpiringKeys()).set(key, expires)
-        else:
-            del data[key]
-    return books
-
-
 @dataclass
 class CountStage:
-    """Counted events of the campaigns of one partition: dedup, then buckets."""
+    """Counted events of the campaigns of one partition: dedup, then buckets.
+
+    Remembered ids and buckets share one table, so they share a changelog partition and
+    land in the order written: ids first, then buckets. Each id remembers the source
+    offset that recorded it, so a replay of that same message is not taken for a
+    duplicate, while a second delivery (another message) is.
+    """
 
     state: KpiState
-    buckets: Table
-    ids_table: Table
+    table: Table
     dedup_window_ms: int
     ids: dict[int, ExpiringKeys] = field(default_factory=dict)
 
     def handle(self, campaign: str, forwards: Iterable[Forward], partition: int,
-               now_ms: int) -> Folded:
+               offset: int, now_ms: int) -> Folded:
         ids = self.ids.setdefault(partition, ExpiringKeys())
-        _expire_ids(ids, self.ids_table, now_ms)
+        _expire_ids(ids, self.table, now_ms)
         expires = now_ms + self.dedup_window_ms
-        ids_table = self.ids_table
+        table = self.table
+        stored = getattr(table, "data", table)
+        in_this_message: set[str] = set()
 
         def first_time(key: str) -> bool:
-            if ids.add_if_new(key, expires):
-                ids_table[key] = [expires, partition]
+            if key in in_this_message:
+                return False
+            in_this_message.add(key)
+            record = stored.get(key)
+            if record is None:
+                ids.set(key, expires)
+                table[key] = [expires, partition, offset]
                 return True
-            return False
+            return bool(record[1] == partition and record[2] == offset)
 
         folded = fold(campaign, forwards, first_time)
-        changed = self.state.apply(folded.deltas, minute_of(now_ms))
+        changed = self.state.apply(folded.deltas, minute_of(now_ms), offset)
         for key, counts in changed.items():
             if counts is None:
-                self.buckets.pop(key, None)
+                table.pop(key, None)
             else:
-                self.buckets[key] = counts
+                table[key] = counts
         return folded
 
     def rebuild(self, owned: set[int], owns_campaign: Callable[[str], bool]) -> None:
-        """Reload from the recovered tables, dropping what other workers own now."""
+        """Reload from the recovered table, dropping what other workers own now."""
         self.state.clear()
-        data = getattr(self.buckets, "data", self.buckets)
+        self.ids = {}
+        data = getattr(self.table, "data", self.table)
         for key in list(data):
-            bucket_key: BucketKey = tuple(key)
-            if owns_campaign(bucket_key[0]):
-                self.state.load(bucket_key, data[key])
-            else:
-                del data[key]
-        self.ids = _reload_ids(self.ids_table, owned, self.dedup_window_ms)
+            value = data[key]
+            if isinstance(key, str):
+                expires, partition, _ = value
+                if partition in owned:
+                    self.ids.setdefault(partition, ExpiringKeys()).set(key, expires)
+                    continue
+            elif owns_campaign(key[0]):
+                self.state.load(tuple(key), value)
+                continue
+            del data[key]
 
 
 @dataclass
@@ -165,51 +169,48 @@ class ClickStage:
 class CustomerStage:
     """Customer history and order dedup, for the customers of one partition."""
 
-    customers_table: Table
-    ids_table: Table
+    table: Table
     customer_window_ms: int
     dedup_window_ms: int
     books: dict[int, CustomerBook] = field(default_factory=dict)
-    ids: dict[int, ExpiringKeys] = field(default_factory=dict)
 
-    def handle(
-        self, orders: Iterable[OrderRoute], partition: int, now_ms: int
-    ) -> tuple[dict[str, list[Forward]], int]:
-        """Forwards per campaign (orders and retractions) and how many were duplicates."""
+    def _book(self, partition: int) -> CustomerBook:
         book = self.books.get(partition)
         if book is None:
-            book = self.books[partition] = CustomerBook(self.customer_window_ms)
-        ids = self.ids.setdefault(partition, ExpiringKeys())
-        _expire_ids(ids, self.ids_table, now_ms)
+            book = self.books[partition] = CustomerBook(self.customer_window_ms,
+                                                        self.dedup_window_ms)
+        return book
+
+    def handle(
+        self, orders: Iterable[OrderRoute], partition: int, offset: int, now_ms: int
+    ) -> tuple[dict[str, list[Forward]], int]:
+        """Forwards per campaign (orders and retractions) and how many were duplicates."""
+        book = self._book(partition)
         for customer in book.expire(now_ms):
-            self.customers_table.pop(customer, None)
-        expires = now_ms + self.dedup_window_ms
+            self.table.pop(customer, None)
         forwards: dict[str, list[Forward]] = {}
         duplicates = 0
         for order in orders:
-            key = f"order:{order.event_id}"
-            if not ids.add_if_new(key, expires):
+            decision = book.decide(order, partition, offset, now_ms)
+            if decision.kind == "duplicate":
                 duplicates += 1
                 continue
-            self.ids_table[key] = [expires, partition]
-            is_new, retraction = book.decide(order, now_ms)
-            self.customers_table[order.customer_id] = book.records[order.customer_id]
+            if decision.kind == "counted":
+                self.table[order.customer_id] = book.records[order.customer_id]
             assert order.campaign is not None
-            forwards.setdefault(order.campaign, []).append(order.forward(is_new))
-            if retraction is not None:
-                campaign, channel, ts_ms, event_id = retraction
+            forwards.setdefault(order.campaign, []).append(order.forward(decision.is_new))
+            if decision.retraction is not None:
+                campaign, channel, ts_ms, event_id = decision.retraction
                 forwards.setdefault(campaign, []).append(
                     retraction_forward(channel, ts_ms, event_id))
         return forwards, duplicates
 
     def rebuild(self, owned: set[int], owns: Callable[[str], int | None]) -> None:
         self.books.clear()
-        data = getattr(self.customers_table, "data", self.customers_table)
+        data = getattr(self.table, "data", self.table)
         for customer in list(data):
             partition = owns(customer)
             if partition is None:
                 del data[customer]
             else:
-                book = self.books.setdefault(partition, CustomerBook(self.customer_window_ms))
-                book.load(customer, data[customer])
-        self.ids = _reload_ids(self.ids_table, owned, self.dedup_window_ms)
+                self._book(partition).load(customer, data[customer])

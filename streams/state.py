@@ -3,13 +3,17 @@
 Pure bookkeeping. The Faust table persists every bucket this returns as changed, under
 the key ``(campaign, channel, minute)`` (``TOTAL`` for the running total), so the state
 can be rebuilt from the table after recovery.
+
+Each bucket ends with the offset of the last source message applied to it, written in
+the same changelog record as its counters: a message replayed after a crash is applied
+to exactly the buckets whose records did not land before the crash.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
-from streams.counts import add_into, zero
+from streams.counts import WIDTH, add_into, zero
 from streams.settings import Window
 from streams.windows import TOTAL, oldest_kept_minute, window_sums
 
@@ -30,34 +34,45 @@ class KpiState:
         self._cells: dict[tuple[str, str], dict[int, list[int]]] = {}
 
     def apply(
-        self, deltas: Mapping[BucketKey, Sequence[int]], now_minute: int
+        self, deltas: Mapping[BucketKey, Sequence[int]], now_minute: int, offset: int
     ) -> dict[BucketKey, list[int] | None]:
-        """Add counters to buckets; returns every changed bucket (None: expired, delete it).
+        """Add one source message's counters; returns changed buckets (None: delete it).
 
         Each delta also goes into the total. A delta for a minute already past every
-        window only goes into the total.
+        window only goes into the total. A bucket that already holds ``offset`` (or a
+        later one) is left alone: the message is a replay and that bucket has it.
         """
         oldest = oldest_kept_minute(now_minute, self._retention)
         changed: dict[BucketKey, list[int] | None] = {}
+        totals: dict[tuple[str, str], list[int]] = {}
         for (campaign, channel, minute), delta in deltas.items():
-            cell = self._cells.setdefault((campaign, channel), {})
-            total = cell.get(TOTAL)
-            if total is None:
-                total = cell[TOTAL] = zero()
-            add_into(total, delta)
-            changed[(campaign, channel, TOTAL)] = total
+            total_delta = totals.get((campaign, channel))
+            if total_delta is None:
+                totals[(campaign, channel)] = list(delta)
+            else:
+                add_into(total_delta, delta)
             if minute >= oldest:
-                bucket = cell.get(minute)
-                if bucket is None:
-                    bucket = cell[minute] = zero()
-                add_into(bucket, delta)
-                changed[(campaign, channel, minute)] = bucket
+                self._add(campaign, channel, minute, delta, offset, changed)
+        for (campaign, channel), delta in totals.items():
+            self._add(campaign, channel, TOTAL, delta, offset, changed)
         for campaign, channel, _ in list(changed):
             cell = self._cells[(campaign, channel)]
             for minute in [m for m in cell if m != TOTAL and m < oldest]:
                 del cell[minute]
                 changed[(campaign, channel, minute)] = None
         return changed
+
+    def _add(self, campaign: str, channel: str, minute: int, delta: Sequence[int],
+             offset: int, changed: dict[BucketKey, list[int] | None]) -> None:
+        cell = self._cells.setdefault((campaign, channel), {})
+        bucket = cell.get(minute)
+        if bucket is None:
+            bucket = cell[minute] = [*zero(), -1]
+        if bucket[WIDTH] >= offset:
+            return
+        add_into(bucket, delta)
+        bucket[WIDTH] = offset
+        changed[(campaign, channel, minute)] = bucket
 
     def load(self, key: BucketKey, counts: list[int]) -> None:
         """Put back one bucket read from the table (recovery)."""
@@ -79,4 +94,4 @@ class KpiState:
                 continue
             for label, sums in zip(labels, window_sums(cell, now_minute, minutes), strict=True):
                 yield campaign, channel, label, sums
-            yield campaign, channel, "total", list(cell.get(TOTAL, zero()))
+            yield campaign, channel, "total", list(cell.get(TOTAL, zero())[:WIDTH])

@@ -40,9 +40,10 @@ class FlowModel:
         self.ingestor = Ingestor(TOPICS, ValidationRules({"USD": Decimal(1),
                                                           "EUR": Decimal("1.08")}),
                                  promo_codes or {}, lambda: self.now_ms)
-        self.counts = CountStage(KpiState(1440), {}, {}, DAY_MS)
+        self.counts = CountStage(KpiState(1440), {}, DAY_MS)
         self.clicks = ClickStage({}, {}, 7 * DAY_MS, grace_ms)
-        self.customers = CustomerStage({}, {}, 400 * DAY_MS, DAY_MS)
+        self.customers = CustomerStage({}, 400 * DAY_MS, DAY_MS)
+        self.offset = 0
         self.outcomes: Counter[tuple[str, str]] = Counter()
         self.dead_letters: list[dict[str, Any]] = []
 
@@ -78,14 +79,17 @@ class FlowModel:
         for order in orders:
             by_partition.setdefault(self.part(order.customer_id), []).append(order)
         for partition, batch in by_partition.items():
-            forwards, duplicates = self.customers.handle(batch, partition, self.now_ms)
+            self.offset += 1
+            forwards, duplicates = self.customers.handle(batch, partition, self.offset,
+                                                         self.now_ms)
             self.outcomes[("order", "duplicate")] += duplicates
             for campaign, campaign_forwards in forwards.items():
                 self._count(campaign, campaign_forwards)
 
     def _count(self, campaign: str, forwards: list[Any]) -> None:
+        self.offset += 1
         folded = self.counts.handle(campaign, orjson.loads(orjson.dumps(forwards)),
-                                    self.part(campaign), self.now_ms)
+                                    self.part(campaign), self.offset, self.now_ms)
         for event_type, n in folded.accepted.items():
             self.outcomes[(event_type, "accepted")] += n
         for event_type, n in folded.duplicates.items():
