@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal, Inexact, InvalidOperation, localcontext
 from typing import Any, Final, Literal
 
 import orjson
@@ -117,7 +117,9 @@ def parse_message(
         if len(doc) > MAX_BATCH_EVENTS:
             return [_whole(event_type, f"batch holds {len(doc)} events; at most "
                            f"{MAX_BATCH_EVENTS} are allowed in one message", raw)]
-        return [_verdict(item, event_type, rules, now_ms, i, None) for i, item in enumerate(doc)]
+        check_size = size > MAX_EVENT_BYTES  # only then can one element be over the limit
+        return [_verdict(item, event_type, rules, now_ms, i, None, check_size)
+                for i, item in enumerate(doc)]
     return [_whole(event_type, "message must be a JSON object or an array of objects, "
                    f"got {_json_type(doc)}", raw)]
 
@@ -131,11 +133,14 @@ def _whole(event_type: str, reason: str, raw: bytes) -> Rejection:
 
 def _verdict(
     doc: object, event_type: EventType, rules: ValidationRules, now_ms: int,
-    index: int | None, raw: bytes | None,
+    index: int | None, raw: bytes | None, check_size: bool = False,
 ) -> Event | Rejection:
     try:
         if not isinstance(doc, dict):
             raise _Invalid(f"event must be a JSON object, got {_json_type(doc)}")
+        if check_size and (size := len(orjson.dumps(doc))) > MAX_EVENT_BYTES:
+            raise _Invalid(f"event is {size} bytes; one event may be at most "
+                           f"{MAX_EVENT_BYTES}, also inside a batch")
         return _event(doc, event_type, rules, now_ms)
     except _Invalid as exc:
         text = raw.decode("utf-8", errors="replace") if raw is not None else _dump(doc)
@@ -160,7 +165,7 @@ def _event(doc: dict[str, Any], event_type: EventType, rules: ValidationRules,
         return Event("view", event_id, ts_ms, campaign_id, channel, completed=completed)
     if event_type == "engagement":
         action = doc.get("action")
-        if action not in ENGAGEMENT_ACTIONS:
+        if not isinstance(action, str) or action not in ENGAGEMENT_ACTIONS:
             allowed = " ".join(sorted(ENGAGEMENT_ACTIONS))
             if action is None:
                 raise _Invalid(f"missing required field 'action' (one of: {allowed})")
@@ -284,7 +289,15 @@ def _money(doc: dict[str, Any], name: str, rules: ValidationRules) -> int:
         known = ", ".join(sorted(rules.fx))
         raise _Invalid(f"currency {code.upper()} has no exchange rate in the [fx] settings "
                        f"(known: {known})")
-    return int((amount * rate * MICROS).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+    with localcontext() as exact:
+        exact.prec = 60  # amount < 10^15 and sane rates fit; anything beyond is refused
+        exact.traps[Inexact] = False
+        try:
+            micros = (amount * rate * MICROS).quantize(Decimal(1), rounding=ROUND_HALF_EVEN)
+        except ArithmeticError:
+            raise _Invalid(f"field '{name}' is {_show(doc.get(name))}; converted at the "
+                           f"{code.upper()} rate it is too large") from None
+    return int(micros)
 
 
 def _decimal(value: object, name: str) -> Decimal:

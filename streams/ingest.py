@@ -71,7 +71,7 @@ class Ingestor:
         now_ms = self._clock_ms()
         for message in messages:
             event_type = self._topic_types[message.topic]
-            for verdict in parse_message(message.value, event_type, self._rules, now_ms):
+            for verdict in _verdicts(message.value, event_type, self._rules, now_ms):
                 if isinstance(verdict, Rejection):
                     result.invalid[verdict.type] += 1
                     result.dead_letters.append(dead_letter(verdict, message))
@@ -97,6 +97,16 @@ class Ingestor:
             result.to_join.append(OrderRoute.of(order, None, order.channel))
         else:
             result.to_customers.append(OrderRoute.of(order, campaign, channel))
+
+
+def _verdicts(raw: bytes, event_type: EventType, rules: ValidationRules,
+              now_ms: int) -> list[Event | Rejection]:
+    """parse_message, and a rejection rather than a crash should it ever raise."""
+    try:
+        return parse_message(raw, event_type, rules, now_ms)
+    except Exception as exc:  # no input may stop the worker
+        text = raw.decode("utf-8", errors="replace")[:1024]
+        return [Rejection(event_type, f"event could not be validated ({exc!r})", text)]
 
 
 def dead_letter(rejection: Rejection, message: RawMessage) -> bytes:

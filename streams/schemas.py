@@ -37,7 +37,7 @@ _ANY_CURRENCY: Final = r"^[A-Za-z]{3}" + _END
 _AMOUNT_DIGITS: Final = 15
 """Amounts must be below 10^15: at most 15 digits before the point."""
 _AMOUNT_TEXT: Final = (
-    rf"^(?:-0+(?:\.0+)?|0*{_DIGIT}{{1,16}}(?:\.{_DIGIT}+)?)" + _END
+    rf"^(?:-0+(?:\.0+)?|0*{_DIGIT}{{1,{_AMOUNT_DIGITS}}}(?:\.{_DIGIT}+)?)" + _END
 )
 _LEAP_YEAR: Final = (
     rf"(?:{_DIGIT}{{2}}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)"

@@ -108,7 +108,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if config:
         try:
             doc = tomllib.loads(Path(config).read_text(encoding="utf-8"))
-        except OSError as exc:
+        except (OSError, UnicodeDecodeError) as exc:
             raise SettingsError("KPISTREAM_CONFIG", f"cannot read {config}: {exc}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise SettingsError("KPISTREAM_CONFIG", f"{config} is not valid TOML: {exc}") from exc
@@ -154,7 +154,7 @@ def _table(doc: Mapping[str, Any], name: str) -> Mapping[str, Any]:
 
 
 def _broker(value: str) -> str:
-    if not re.match(r"^[a-z]+://[^\s]+$", value):
+    if not re.fullmatch(r"[a-z]+://\S+", value):
         raise SettingsError(
             "KPISTREAM_BROKER", f"{value!r} is not a broker URL like kafka://localhost:9092"
         )
@@ -162,7 +162,7 @@ def _broker(value: str) -> str:
 
 
 def _app_id(value: str) -> str:
-    if not _TOPIC.match(value):
+    if not _TOPIC.fullmatch(value):
         raise SettingsError(
             "KPISTREAM_APP_ID", f"{value!r} must be 1-249 characters of A-Za-z0-9._-"
         )
@@ -170,14 +170,14 @@ def _app_id(value: str) -> str:
 
 
 def _port(value: str) -> int:
-    if not value.isdigit() or not 1 <= int(value) <= 65535:
+    if not value.isascii() or not value.isdigit() or not 1 <= int(value) <= 65535:
         raise SettingsError("KPISTREAM_WEB_PORT", f"{value!r} is not a port number 1-65535")
     return int(value)
 
 
 def _partitions(value: object) -> int:
     text = str(value)
-    if not text.isdigit() or not 1 <= int(text) <= 1024:
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= 1024:
         raise SettingsError("KPISTREAM_PARTITIONS", f"{text!r} is not a whole number 1-1024")
     return int(text)
 
@@ -208,7 +208,7 @@ def _windows(value: object) -> tuple[Window, ...]:
 
 
 def _currency_code(value: object, setting: str) -> str:
-    if not isinstance(value, str) or not _CURRENCY.match(value):
+    if not isinstance(value, str) or not _CURRENCY.fullmatch(value):
         raise SettingsError(setting, f"{value!r} is not an ISO 4217 code like USD")
     return value
 
@@ -234,7 +234,7 @@ def _fx(table: Mapping[str, Any], reporting: str) -> dict[str, Decimal]:
 
 def _promo_codes(table: Mapping[str, Any]) -> dict[str, str]:
     for code, campaign in table.items():
-        if not isinstance(campaign, str) or not _CAMPAIGN.match(campaign):
+        if not isinstance(campaign, str) or not _CAMPAIGN.fullmatch(campaign):
             raise SettingsError(
                 f"[promo_codes] {code}",
                 f"{campaign!r} is not a campaign id (1-128 characters of A-Za-z0-9._:-)",
@@ -247,7 +247,7 @@ def _topics(table: Mapping[str, Any]) -> Topics:
     for key, name in table.items():
         if key not in allowed:
             raise SettingsError(f"[topics] {key}", f"unknown topic key; allowed: {allowed}")
-        if not isinstance(name, str) or not _TOPIC.match(name):
+        if not isinstance(name, str) or not _TOPIC.fullmatch(name):
             raise SettingsError(f"[topics] {key}", f"{name!r} is not a valid Kafka topic name")
     topics = Topics(**table)
     names = [getattr(topics, k) for k in allowed]
