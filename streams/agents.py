@@ -10,13 +10,14 @@ import orjson
 from streams.app import wall_clock_ms
 from streams.counts import Forward
 from streams.ingest import RawMessage
+from streams.liveness import BrokerProbe
 from streams.orders import OrderRoute
-from streams.recovery import read_changelog_tails
+from streams.recovery import correct_highwaters
 
 if TYPE_CHECKING:
     from streams.app import KpiApp
 
-__all__ = ["INGEST_BATCH", "INGEST_WITHIN_S", "TICK_INTERVAL_S", "register"]
+__all__ = ["INGEST_BATCH", "INGEST_WITHIN_S", "PROBE_INTERVAL_S", "TICK_INTERVAL_S", "register"]
 
 INGEST_BATCH = 2000
 """Messages the input agent takes at once; larger batches mean fewer forwards."""
@@ -24,6 +25,8 @@ INGEST_WITHIN_S = 0.05
 """Longest wait to fill a batch: the freshness cost of batching."""
 TICK_INTERVAL_S = 1.0
 """How often every click-join partition gets a tick to release orders done waiting."""
+PROBE_INTERVAL_S = 2.0
+"""How often the broker is asked for metadata to tell /ready whether it answers."""
 
 
 def register(kpi: KpiApp) -> None:
@@ -112,12 +115,17 @@ def register(kpi: KpiApp) -> None:
 
     app.timer(interval=TICK_INTERVAL_S)(tick)
 
+    kpi.probe = BrokerProbe(kpi.bootstrap)
+
+    async def probe_broker() -> None:
+        assert kpi.probe is not None
+        await kpi.probe.check()
+
+    app.timer(interval=PROBE_INTERVAL_S)(probe_broker)
+
+    correct_highwaters(app.consumer, kpi.bootstrap)
+
     async def rebuild() -> None:
-        owned = {(tp.topic, tp.partition) for tp in app.assignor.assigned_actives()}
-        bootstrap = ",".join(f"{url.host}:{url.port or 9092}" for url in app.conf.broker)
-        tail = await read_changelog_tails(bootstrap, app.tables.values(), owned)
-        if tail:
-            app.log.info("Applied %d changelog records past the reported end offsets", tail)
         kpi.rebuild()
 
     # Recovery ends for all tables at once: one callback rebuilds every stage.

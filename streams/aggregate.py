@@ -27,13 +27,15 @@ def fold(campaign: str, forwards: Iterable[Forward],
          first_time: Callable[[str], bool]) -> Folded:
     """Sum one campaign's events per (channel, minute), skipping ids seen before.
 
-    ``first_time(f"{type}:{event_id}")`` says whether an event is new; it is asked once
-    per event, in order, so a repeat inside one batch is caught too.
+    ``first_time(f"{type}/{campaign}/{event_id}")`` says whether an event is new; it is
+    asked once per event, in order, so a repeat inside one batch is caught too. An id
+    names an event within its campaign (campaign ids have no "/"), so whether two
+    campaigns' events share a worker never changes what counts.
     """
     folded = Folded()
     deltas, newest = folded.deltas, folded.newest_ts_ms
     for event_type, event_id, ts_ms, channel, counts in forwards:
-        if not first_time(f"{event_type}:{event_id}"):
+        if not first_time(f"{event_type}/{campaign}/{event_id}"):
             if event_type != RETRACTION:
                 folded.duplicates[event_type] += 1
             continue

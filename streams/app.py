@@ -26,6 +26,7 @@ from metrics.names import OUTCOMES, TYPE_LABELS
 from metrics.targets import TargetCollector
 from streams.events import ValidationRules
 from streams.ingest import Ingestor
+from streams.liveness import BrokerProbe
 from streams.settings import Settings
 from streams.stages import ClickStage, CountStage, CustomerStage
 from streams.state import KpiRow, KpiState
@@ -60,6 +61,7 @@ class KpiApp:
     registry: CollectorRegistry
     events_total: Counter
     last_event_seconds: Gauge
+    probe: BrokerProbe | None = None
     newest_event_ms: dict[str, int] = field(default_factory=dict)
 
     def partition(self, key: str) -> int:
@@ -113,12 +115,19 @@ class KpiApp:
                 self.last_event_seconds.labels(event_type).set(ts_ms / 1000)
 
     def is_ready(self) -> bool:
-        """Tables recovered and the consumer running (not rebalancing)."""
+        """Tables recovered, not rebalancing, and the broker answering."""
         app = self.faust_app
         recovery = app.tables.recovery  # type: ignore[attr-defined]
+        broker_ok = self.probe is None or self.probe.reachable
         return bool(
             recovery.completed.is_set() and not app.rebalancing and not app.in_recovery
+            and broker_ok
         )
+
+    @property
+    def bootstrap(self) -> str:
+        """Bootstrap servers in aiokafka's form."""
+        return ",".join(f"{url.host}:{url.port or 9092}" for url in self.faust_app.conf.broker)
 
 
 def _faust_app(settings: Settings) -> faust.App:

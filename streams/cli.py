@@ -1,4 +1,4 @@
-"""The ``kpistream`` command: worker, demo, alert-rules."""
+"""The ``kpistream`` command: worker, demo, alert-rules, validate, publish, collector."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from streams import collector, publish, validate
 from streams.errors import SettingsError
 from streams.settings import Settings, load_settings
 
@@ -31,12 +32,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     rules.add_argument("--output", default=None, help="file to write (default: stdout)")
     rules.add_argument("--runbook-url", default=None,
                        help="base of the alerts' runbook_url annotations")
+    for tool in (validate, publish, collector):  # each sets args.run(settings, args)
+        tool.add_parser(commands)
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
     except SettingsError as exc:
         print(f"kpistream: {exc}", file=sys.stderr)
         return 2
+    if hasattr(args, "run"):
+        return int(args.run(settings, args))
     if args.command == "worker":
         return run_worker(settings, args.loglevel)
     if args.command == "alert-rules":

@@ -1,51 +1,40 @@
-"""Finish table recovery where the broker's end offset stops short.
+"""True end offsets for table recovery, where the broker's answer stops short.
 
 Tansu reports a partition's end offset as the first offset of its last record batch plus
-one, and Faust stops recovering a changelog there, so the rest of that last batch would
-be lost. After Faust's recovery this reads every active changelog partition on from the
-reported end until a fetch comes back empty and applies what it finds. Re-applying
-records Faust already applied is harmless: a suffix of a changelog, applied in order,
-ends in the same state. On Apache Kafka the tail is empty and this costs one fetch.
+one. Faust recovers a changelog up to that offset (losing the rest of the last batch)
+and, after a rebalance, crashes with a ConsistencyError when it has already read past
+it. So the worker's consumer asks for end offsets through ``true_end_offsets``: it reads
+each partition from the reported end until a fetch comes back empty and takes the last
+offset seen plus one. On Apache Kafka the reported end is already right and this costs
+one empty fetch per rebalance.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 
-import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
-__all__ = ["read_changelog_tails"]
+__all__ = ["correct_highwaters", "true_end_offsets"]
 
 _EMPTY_FETCHES_TO_END = 2
 _FETCH_TIMEOUT_MS = 200
+TP = TypeVar("TP")
 
 
-def _to_key(raw: Any) -> Any:
-    """JSON keys back to the tuples Faust tables use (lists are not hashable)."""
-    if isinstance(raw, list):
-        return tuple(_to_key(item) for item in raw)
-    return raw
-
-
-async def read_changelog_tails(
-    bootstrap: str, tables: Iterable[Any], owned: set[tuple[str, int]]
-) -> int:
-    """Apply changelog records past the reported end; returns how many were applied."""
-    by_topic = {t.changelog_topic.get_topic_name(): t for t in tables}
-    tps = [TopicPartition(topic, partition) for topic, partition in owned
-           if topic in by_topic]
+async def true_end_offsets(bootstrap: str, reported: Mapping[TP, int]) -> dict[TP, int]:
+    """The reported end offsets, moved on past records the broker did not count."""
+    ends = dict(reported)
+    tps = [tp for tp, end in ends.items() if end]
     if not tps:
-        return 0
+        return ends
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
-    applied = 0
     try:
-        consumer.assign(tps)
-        ends = await consumer.end_offsets(tps)
+        consumer.assign(tps)  # Faust's TP is the same namedtuple
         for tp in tps:
-            consumer.seek(tp, max(0, ends[tp] - 1))
+            consumer.seek(tp, ends[tp] - 1)
         empty = 0
         while empty < _EMPTY_FETCHES_TO_END:
             batches = await consumer.getmany(timeout_ms=_FETCH_TIMEOUT_MS)
@@ -54,14 +43,18 @@ async def read_changelog_tails(
                 continue
             empty = 0
             for tp, records in batches.items():
-                data = by_topic[tp.topic].data
-                for record in records:
-                    key = _to_key(orjson.loads(record.key))
-                    if record.value is None:
-                        data.pop(key, None)
-                    else:
-                        data[key] = orjson.loads(record.value)
-                    applied += 1
+                key: Any = tp
+                ends[key] = max(ends[key], records[-1].offset + 1)
     finally:
         await consumer.stop()
-    return applied
+    return ends
+
+
+def correct_highwaters(consumer: Any, bootstrap: str) -> None:
+    """Make a Faust consumer's ``highwaters`` answer with true end offsets."""
+    reported: Callable[..., Awaitable[Mapping[Any, int]]] = consumer.highwaters
+
+    async def highwaters(*partitions: Any) -> Mapping[Any, int]:
+        return await true_end_offsets(bootstrap, await reported(*partitions))
+
+    consumer.highwaters = highwaters

@@ -1,10 +1,13 @@
-"""The worker's pages: /metrics, /health, /ready."""
+"""The worker's pages: /metrics, /health, /ready, /schemas/<type>.json."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from streams.events import EVENT_TYPES
+from streams.schemas import schema_json
 
 if TYPE_CHECKING:
     from streams.app import KpiApp
@@ -31,3 +34,15 @@ def register(kpi: KpiApp) -> None:
         if kpi.is_ready():
             return web.text("ready\n")
         return web.text("not ready: recovering tables or rebalancing\n", status=503)
+
+    # With this deployment's [fx] currencies, so 'currency' is checked as the worker does.
+    schemas: dict[str, bytes] = {t: schema_json(t, kpi.settings.fx) for t in EVENT_TYPES}
+
+    @app.page("/schemas/{event_type}.json")
+    async def schema(web: Any, request: Any, event_type: str) -> Any:
+        body = schemas.get(event_type)
+        if body is None:
+            return web.text(f"no schema {event_type!r}; one of: {' '.join(EVENT_TYPES)}\n",
+                            status=404)
+        return web.bytes(body, content_type="application/schema+json",
+                         headers={"Access-Control-Allow-Origin": "*"})

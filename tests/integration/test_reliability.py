@@ -77,6 +77,88 @@ def test_sigkill_mid_stream_and_restart_loses_and_doubles_nothing(
                30, "every order counted")
     totals = _totals(restarted.samples())
     assert totals == expected
-    duplicates = value(restarted.samples(), "kpistream_events_total", type="view",
-                       outcome="duplicate")
-    assert duplicates == 0  # nothing was sent twice: replays are not duplicates
+
+
+def _views_by_worker(workers: list[Worker]) -> tuple[float, int]:
+    """Sum of total views over workers, and how many campaigns two workers both serve."""
+    owners: dict[str, set[int]] = {}
+    views = 0.0
+    for worker in workers:
+        for (name, labels), v in worker.samples().items():
+            tags = dict(labels)
+            if name == "marketing_views" and tags.get("window") == "total":
+                views += v
+                owners.setdefault(tags["campaign"], set()).add(worker.port)
+    return views, sum(1 for ports in owners.values() if len(ports) > 1)
+
+
+def test_scale_one_two_three_one_workers_while_publishing(
+    deploy: Callable[..., Deployment],
+) -> None:
+    deployment = deploy(partitions=6)
+    now = int(time.time() * 1000)
+    events = [("views", {"event_id": f"v{i}", "ts": now, "campaign_id": f"c{i % 24}"}, None)
+              for i in range(24_000)]
+    chunks = [events[i:i + 4_000] for i in range(0, len(events), 4_000)]
+    sent = 0
+    workers = [deployment.start_worker()]
+    for step in range(len(chunks)):
+        deployment.publish(chunks[step])
+        sent += len(chunks[step])
+        if step in (0, 1):  # grow to two, then three workers
+            started = time.monotonic()
+            workers.append(deployment.start_worker(ready_timeout_s=90))
+            print(f"\nworker {len(workers)} joined and ready in "
+                  f"{time.monotonic() - started:.1f} s")
+        if step == 3:  # back to one
+            for worker in workers[1:]:
+                worker.stop()
+            workers = workers[:1]
+        expected = sent
+
+        def settled(expected: float = expected) -> bool:
+            views, shared = _views_by_worker(workers)
+            assert shared == 0, "a campaign was served by two workers"
+            return views == expected and all(w.status("/ready") == 200 for w in workers)
+
+        started = time.monotonic()
+        wait_until(settled, 90, f"{expected} views summed over {len(workers)} workers")
+        print(f"{len(workers)} worker(s): {expected} views exact after "
+              f"{time.monotonic() - started:.1f} s")
+
+
+def test_broker_frozen_for_30_s_then_resumes_with_exact_numbers(
+    deploy: Callable[..., Deployment],
+) -> None:
+    deployment = deploy()
+    worker = deployment.start_worker()
+    now = int(time.time() * 1000)
+    first = [("views", {"event_id": f"a{i}", "ts": now, "campaign_id": "c"}, None)
+             for i in range(2_000)]
+    deployment.publish(first)
+    wait_until(lambda: _accepted(worker) == 2_000, 30, "the first events counted")
+    broker = deployment.broker.process
+    assert broker is not None
+    broker.send_signal(signal.SIGSTOP)
+    frozen_at = time.monotonic()
+    try:
+        wait_until(lambda: worker.status("/ready") == 503, 20, "/ready to report not ready")
+        not_ready_after = time.monotonic() - frozen_at
+        assert worker.status("/health") == 200
+        assert _accepted(worker) == 2_000  # /metrics still served from memory
+        while time.monotonic() - frozen_at < 30:
+            assert worker.status("/health") == 200
+            time.sleep(1)
+    finally:
+        broker.send_signal(signal.SIGCONT)
+    resumed = time.monotonic()
+    second = [("views", {"event_id": f"b{i}", "ts": now, "campaign_id": "c"}, None)
+              for i in range(2_000)]
+    deployment.publish(second)
+    wait_until(lambda: worker.status("/ready") == 200 and _accepted(worker) == 4_000,
+               90, "the worker to resume by itself and count the rest")
+    total = value(worker.samples(), "marketing_views", campaign="c", channel="unknown",
+                  window="total")
+    print(f"\nnot ready {not_ready_after:.1f} s after the freeze; resumed and exact "
+          f"{time.monotonic() - resumed:.1f} s after SIGCONT")
+    assert total == 4_000

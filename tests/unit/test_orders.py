@@ -157,7 +157,7 @@ def test_ids_are_forgotten_after_the_dedup_window() -> None:
     model.tick(advance_ms=DAY_MS + 1)
     model.publish("views", {"event_id": "v-2", "ts": NOW + DAY_MS, "campaign_id": "a"})
     ids = [key for key in model.counts.table if isinstance(key, str)]
-    assert ids == ["view:v-2"]
+    assert ids == ["view/a/v-2"]
 
 
 def test_expiring_keys_forget_oldest_first_and_refresh() -> None:

@@ -1,0 +1,223 @@
+"""KPI formulas of SPEC section 2 and the gauges the collector serves."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from metrics.collector import KpiCollector
+from metrics.kpis import kpi_values
+from streams.counts import FIELDS
+from streams.state import KpiRow
+
+COUNTS = ("views", "completed_views", "engagements", "clicks", "orders", "new_customers")
+RATIOS = (
+    "marketing_click_through_ratio", "marketing_engagement_ratio", "marketing_completion_ratio",
+    "marketing_conversion_ratio", "marketing_roas_ratio", "marketing_roi_ratio",
+    "marketing_cac", "marketing_aov", "marketing_repeat_purchase_ratio",
+)
+SPEC_METRICS = (
+    "marketing_views", "marketing_completed_views", "marketing_engagements", "marketing_clicks",
+    "marketing_orders", "marketing_new_customers", "marketing_revenue", "marketing_spend",
+    *RATIOS,
+)
+MONEY = {"marketing_revenue", "marketing_spend", "marketing_cac", "marketing_aov"}
+
+
+def counters(**values: int) -> list[int]:
+    """A bucket from field names: views=..., revenue_micros=..., ..."""
+    unknown = set(values) - set(FIELDS)
+    assert not unknown, unknown
+    return [values.get(name, 0) for name in FIELDS]
+
+
+# 200 views (50 completed), 30 engagements, 20 clicks, 5 orders (2 from new customers),
+# 250.50 of revenue, 100.00 of spend.
+CAMPAIGN = counters(views=200, completed_views=50, engagements=30, clicks=20, orders=5,
+                    new_customers=2, revenue_micros=250_500_000, spend_micros=100_000_000)
+# Worked out by hand; every ratio is exact in decimal, so compared with == to the literal.
+CAMPAIGN_KPIS = {
+    "marketing_views": 200.0,
+    "marketing_completed_views": 50.0,
+    "marketing_engagements": 30.0,
+    "marketing_clicks": 20.0,
+    "marketing_orders": 5.0,
+    "marketing_new_customers": 2.0,
+    "marketing_revenue": 250.5,
+    "marketing_spend": 100.0,
+    "marketing_click_through_ratio": 0.1,  # 20 / 200
+    "marketing_engagement_ratio": 0.15,  # 30 / 200
+    "marketing_completion_ratio": 0.25,  # 50 / 200
+    "marketing_conversion_ratio": 0.25,  # 5 / 20
+    "marketing_roas_ratio": 2.505,  # 250.50 / 100
+    "marketing_roi_ratio": 1.505,  # (250.50 - 100) / 100
+    "marketing_cac": 50.0,  # 100 / 2
+    "marketing_aov": 50.1,  # 250.50 / 5
+    "marketing_repeat_purchase_ratio": 0.6,  # (5 - 2) / 5
+}
+
+
+def test_every_spec_kpi_on_hand_computed_numbers() -> None:
+    assert kpi_values(CAMPAIGN) == CAMPAIGN_KPIS
+
+
+def test_losing_campaign_has_negative_roi_and_roas_below_one() -> None:
+    kpis = kpi_values(counters(revenue_micros=40_000_000, spend_micros=160_000_000, orders=4,
+                               new_customers=4))
+    assert kpis["marketing_roas_ratio"] == 0.25  # 40 / 160
+    assert kpis["marketing_roi_ratio"] == -0.75  # (40 - 160) / 160
+    assert kpis["marketing_cac"] == 40.0  # 160 / 4
+    assert kpis["marketing_aov"] == 10.0  # 40 / 4
+    assert kpis["marketing_repeat_purchase_ratio"] == 0.0  # every customer new
+
+
+def test_money_keeps_millionths() -> None:
+    kpis = kpi_values(counters(revenue_micros=22_050_000, spend_micros=1, orders=3))
+    assert kpis["marketing_revenue"] == 22.05
+    assert kpis["marketing_spend"] == 0.000001
+    assert kpis["marketing_aov"] == 7.35  # 22.05 / 3
+
+
+ZERO_DENOMINATORS = [
+    # no views: the three view ratios are absent, the others are not
+    pytest.param(counters(clicks=3, engagements=2, orders=1, new_customers=1,
+                          revenue_micros=5, spend_micros=7),
+                 {"marketing_click_through_ratio", "marketing_engagement_ratio",
+                  "marketing_completion_ratio"}, id="no-views"),
+    # no clicks: conversion absent
+    pytest.param(counters(views=10, orders=2, new_customers=1, revenue_micros=5,
+                          spend_micros=7),
+                 {"marketing_conversion_ratio"}, id="no-clicks"),
+    # no spend: ROAS and ROI absent (CAC is 0 spend / new customers = 0, present)
+    pytest.param(counters(views=10, clicks=2, orders=2, new_customers=1, revenue_micros=5),
+                 {"marketing_roas_ratio", "marketing_roi_ratio"}, id="no-spend"),
+    # no new customers: CAC absent
+    pytest.param(counters(views=10, clicks=2, orders=2, revenue_micros=5, spend_micros=7),
+                 {"marketing_cac"}, id="no-new-customers"),
+    # no orders: AOV, repeat purchase (and CAC: no new customers either) absent
+    pytest.param(counters(views=10, clicks=2, spend_micros=7),
+                 {"marketing_aov", "marketing_repeat_purchase_ratio", "marketing_cac"},
+                 id="no-orders"),
+    # nothing at all: every ratio absent
+    pytest.param(counters(), set(RATIOS), id="nothing"),
+]
+
+
+@pytest.mark.parametrize(("counts", "absent"), ZERO_DENOMINATORS)
+def test_ratio_with_zero_denominator_is_absent(counts: list[int], absent: set[str]) -> None:
+    kpis = kpi_values(counts)
+    assert set(kpis) == set(SPEC_METRICS)
+    assert {name for name, value in kpis.items() if value is None} == absent
+    for name, value in kpis.items():
+        if value is not None:
+            assert value == value and abs(value) != float("inf"), name  # never NaN or inf
+
+
+def test_counts_and_money_are_present_even_when_zero() -> None:
+    kpis = kpi_values(counters())
+    for name in (*(f"marketing_{c}" for c in COUNTS), "marketing_revenue", "marketing_spend"):
+        assert kpis[name] == 0.0
+
+
+# ---------------------------------------------------------------------------------------
+# The collector: one gauge family per KPI, labels campaign/channel/window (+ currency).
+# ---------------------------------------------------------------------------------------
+def registry_with(rows: Any, currency: str = "USD") -> CollectorRegistry:
+    registry = CollectorRegistry()
+    registry.register(KpiCollector(rows, currency))
+    return registry
+
+
+def labels(campaign: str, channel: str, window: str, name: str,
+           currency: str = "USD") -> dict[str, str]:
+    plain = {"campaign": campaign, "channel": channel, "window": window}
+    return {**plain, "currency": currency} if name in MONEY else plain
+
+
+def scrape(registry: CollectorRegistry) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Every sample of the text exposition: (name, labels) -> value."""
+    text = generate_latest(registry).decode()
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_collector_serves_every_kpi_with_exact_values_and_labels() -> None:
+    rows: list[KpiRow] = [("summer-sale", "tiktok", "1h", CAMPAIGN)]
+    registry = registry_with(lambda: rows, "EUR")
+    for name, value in CAMPAIGN_KPIS.items():
+        assert registry.get_sample_value(
+            name, labels("summer-sale", "tiktok", "1h", name, "EUR")) == value, name
+    # the same through the text format, with exactly the SPEC's labels
+    samples = scrape(registry)
+    assert samples == {
+        (name, frozenset(labels("summer-sale", "tiktok", "1h", name, "EUR").items())): value
+        for name, value in CAMPAIGN_KPIS.items()
+    }
+
+
+def test_money_gauges_need_the_currency_label() -> None:
+    registry = registry_with(lambda: [("a", "web", "total", CAMPAIGN)])
+    plain = {"campaign": "a", "channel": "web", "window": "total"}
+    assert registry.get_sample_value("marketing_revenue", plain) is None
+    assert registry.get_sample_value("marketing_revenue", {**plain, "currency": "USD"}) == 250.5
+    assert registry.get_sample_value("marketing_views", {**plain, "currency": "USD"}) is None
+
+
+def test_every_metric_is_a_gauge() -> None:
+    text = generate_latest(registry_with(lambda: [("a", "web", "5m", CAMPAIGN)])).decode()
+    types = {f.name: f.type for f in text_string_to_metric_families(text)}
+    assert types == dict.fromkeys(SPEC_METRICS, "gauge")
+
+
+def test_absent_ratio_series_are_really_absent() -> None:
+    no_views = counters(clicks=4, orders=1, new_customers=1, revenue_micros=9_990_000)
+    rows: list[KpiRow] = [("a", "web", "5m", no_views), ("b", "web", "5m", CAMPAIGN)]
+    registry = registry_with(lambda: rows)
+    text = generate_latest(registry).decode()
+    assert "NaN" not in text and "Inf" not in text
+    samples = scrape(registry)
+    names_a = {name for name, lbls in samples if ("campaign", "a") in lbls}
+    assert names_a == set(SPEC_METRICS) - {
+        "marketing_click_through_ratio", "marketing_engagement_ratio",
+        "marketing_completion_ratio", "marketing_roas_ratio", "marketing_roi_ratio",
+    }
+    # the other campaign still has them
+    names_b = {name for name, lbls in samples if ("campaign", "b") in lbls}
+    assert names_b == set(SPEC_METRICS)
+    assert registry.get_sample_value(
+        "marketing_click_through_ratio", labels("a", "web", "5m", "x")) is None
+    assert registry.get_sample_value("marketing_views", labels("a", "web", "5m", "x")) == 0.0
+
+
+def test_each_window_and_channel_is_its_own_series() -> None:
+    rows: list[KpiRow] = [
+        ("a", "tiktok", "5m", counters(views=1)),
+        ("a", "tiktok", "total", counters(views=7)),
+        ("a", "youtube", "5m", counters(views=2)),
+    ]
+    registry = registry_with(lambda: rows)
+    got = {
+        (dict(lbls)["channel"], dict(lbls)["window"]): value
+        for (name, lbls), value in scrape(registry).items() if name == "marketing_views"
+    }
+    assert got == {("tiktok", "5m"): 1.0, ("tiktok", "total"): 7.0, ("youtube", "5m"): 2.0}
+
+
+def test_rows_are_read_at_scrape_time() -> None:
+    rows: list[KpiRow] = [("a", "web", "total", counters(views=1))]
+    registry = registry_with(lambda: list(rows))
+    assert registry.get_sample_value("marketing_views", labels("a", "web", "total", "x")) == 1.0
+    # the campaign moved to another worker, another one arrived
+    rows[:] = [("b", "web", "total", counters(views=3))]
+    assert registry.get_sample_value("marketing_views", labels("a", "web", "total", "x")) is None
+    assert registry.get_sample_value("marketing_views", labels("b", "web", "total", "x")) == 3.0
+
+
+def test_no_rows_no_series() -> None:
+    assert scrape(registry_with(lambda: [])) == {}
