@@ -73,12 +73,13 @@ def register(kpi: KpiApp) -> None:
     @app.agent(topics["click_join"], name="join")
     async def join(stream: Any) -> None:
         async for event in stream.events():
-            partition, now_ms = event.message.partition, wall_clock_ms()
-            released = kpi.clicks.tick(partition, now_ms)
+            partition, offset = event.message.partition, event.message.offset
+            now_ms = wall_clock_ms()
+            released = kpi.clicks.tick(partition, now_ms, offset)
             for item in orjson.loads(event.value):
                 if item[0] == "c":
                     released += kpi.clicks.remember(item[1], (item[2], item[3], item[4]),
-                                                    partition)
+                                                    partition, offset)
                 else:
                     joined = kpi.clicks.join(OrderRoute.from_wire(item[1:]), partition, now_ms)
                     if joined is not None:

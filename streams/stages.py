@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.aggregate import Folded, fold
-from streams.clicks import Click, ClickBook
+from streams.clicks import Click, ClickBook, Waiting
 from streams.counts import Forward
 from streams.customers import CustomerBook
 from streams.dedup import ExpiringKeys
@@ -109,10 +109,11 @@ class ClickStage:
             book = self.books[partition] = ClickBook(self.window_ms, self.grace_ms)
         return book
 
-    def remember(self, click_id: str, click: Click, partition: int) -> list[OrderRoute]:
+    def remember(self, click_id: str, click: Click, partition: int,
+                 offset: int) -> list[OrderRoute]:
         book = self._book(partition)
         before = book.clicks.get(click_id)
-        released = book.remember(click_id, click)
+        released = book.remember(click_id, click, offset)
         if book.clicks[click_id] != before:
             self.clicks_table[click_id] = list(click)
         self._save_waiting(book, [click_id])
@@ -126,12 +127,12 @@ class ClickStage:
             self._save_waiting(book, [order.click_id])
         return joined
 
-    def tick(self, partition: int, now_ms: int) -> list[OrderRoute]:
+    def tick(self, partition: int, now_ms: int, offset: int) -> list[OrderRoute]:
         """Orders whose wait for a click is over, and forget clicks past the window."""
         book = self._book(partition)
         for click_id in book.expire(now_ms):
             self.clicks_table.pop(click_id, None)
-        released, touched = book.due(now_ms)
+        released, touched = book.due(now_ms, offset)
         self._save_waiting(book, touched)
         return released
 
@@ -139,7 +140,8 @@ class ClickStage:
         for click_id in click_ids:
             entries = book.waiting.get(click_id)
             if entries:
-                self.waiting_table[click_id] = [[due, o.to_wire()] for due, o in entries]
+                self.waiting_table[click_id] = [[e.due_ms, e.order.to_wire(), e.released]
+                                                for e in entries]
             else:
                 self.waiting_table.pop(click_id, None)
 
@@ -161,7 +163,8 @@ class ClickStage:
                 del waiting[click_id]
             else:
                 self._book(partition).waiting[click_id] = [
-                    (due, OrderRoute.from_wire(wire)) for due, wire in waiting[click_id]
+                    Waiting(due, OrderRoute.from_wire(wire), released)
+                    for due, wire, released in waiting[click_id]
                 ]
 
 

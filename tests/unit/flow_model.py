@@ -58,8 +58,9 @@ class FlowModel:
         for event_type, n in result.invalid.items():
             self.outcomes[(event_type, "invalid")] += n
         released: list[OrderRoute] = []
+        self.offset += 1
         for click_id, click in result.clicks:
-            released += self.clicks.remember(click_id, click, self.part(click_id))
+            released += self.clicks.remember(click_id, click, self.part(click_id), self.offset)
         for order in result.to_join:
             joined = self.clicks.join(order, self.part(order.click_id or ""), self.now_ms)
             if joined is not None:
@@ -72,7 +73,8 @@ class FlowModel:
         """Let time pass and tick every click-join partition, as the timer does."""
         self.now_ms += advance_ms
         for partition in range(self.partitions):
-            self._customers(self.clicks.tick(partition, self.now_ms))
+            self.offset += 1
+            self._customers(self.clicks.tick(partition, self.now_ms, self.offset))
 
     def _customers(self, orders: Iterable[OrderRoute]) -> None:
         by_partition: dict[int, list[OrderRoute]] = {}

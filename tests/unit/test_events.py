@@ -490,7 +490,7 @@ def test_click_claims_an_order_inside_the_attribution_window(
     order_ts: int, expected: tuple[str, str] | None
 ) -> None:
     book = ClickBook(WEEK_MS, GRACE_MS)
-    book.remember("ttclid-77", (CLICK_TS, "click-campaign", "tiktok"))
+    book.remember("ttclid-77", (CLICK_TS, "click-campaign", "tiktok"), 1)
     joined = book.join(order_route(order_ts), NOW_MS)
     if expected is None:
         assert joined is None
@@ -502,30 +502,30 @@ def test_click_claims_an_order_inside_the_attribution_window(
 def test_order_read_before_its_click_waits_for_it() -> None:
     book = ClickBook(WEEK_MS, GRACE_MS)
     assert book.join(order_route(TS_MS), NOW_MS) is None
-    released = book.remember("ttclid-77", (TS_MS - 1000, "click-campaign", "tiktok"))
+    released = book.remember("ttclid-77", (TS_MS - 1000, "click-campaign", "tiktok"), 1)
     assert [(o.event_id, o.campaign, o.channel) for o in released] == [
         ("o-1", "click-campaign", "tiktok")
     ]
-    assert book.due(NOW_MS + 10 * GRACE_MS) == ([], set())
+    assert book.due(NOW_MS + 10 * GRACE_MS, 2)[0] == []  # released once, not again
 
 
 def test_order_without_its_click_goes_on_unattributed_after_the_grace() -> None:
     book = ClickBook(WEEK_MS, GRACE_MS)
     assert book.join(order_route(TS_MS), NOW_MS) is None
-    assert book.due(NOW_MS + GRACE_MS - 1) == ([], set())
-    released, touched = book.due(NOW_MS + GRACE_MS)
+    assert book.due(NOW_MS + GRACE_MS - 1, 2) == ([], set())
+    released, touched = book.due(NOW_MS + GRACE_MS, 2)
     assert [(o.event_id, o.campaign, o.channel) for o in released] == [
         ("o-1", UNATTRIBUTED, "web")
     ]
     assert touched == {"ttclid-77"}
     # released once only
-    assert book.due(NOW_MS + 2 * GRACE_MS) == ([], set())
+    assert book.due(NOW_MS + 2 * GRACE_MS, 3)[0] == []
 
 
 def test_clicks_are_forgotten_after_the_attribution_window() -> None:
     book = ClickBook(WEEK_MS, GRACE_MS)
-    book.remember("old", (NOW_MS - WEEK_MS - 1, "a", "tiktok"))
-    book.remember("recent", (NOW_MS - 1000, "b", "tiktok"))
+    book.remember("old", (NOW_MS - WEEK_MS - 1, "a", "tiktok"), 1)
+    book.remember("recent", (NOW_MS - 1000, "b", "tiktok"), 1)
     assert book.expire(NOW_MS) == ["old"]
     assert set(book.clicks) == {"recent"}
 

@@ -83,7 +83,9 @@ class Pipeline:
             RawMessage(topic, 0, offset, value) for offset, (topic, value) in enumerate(messages))
         released: list[OrderRoute] = []
         for click_id, click in result.clicks:
-            released += self.clicks.remember(click_id, click, self.part(click_id))
+            partition = self.part(click_id)
+            released += self.clicks.remember(click_id, click, partition,
+                                             self.offset("click-join", partition))
         for order in result.to_join:
             joined = self.clicks.join(order, self.part(order.click_id or ""), NOW_MS)
             if joined is not None:
@@ -95,7 +97,8 @@ class Pipeline:
     def finish(self) -> None:
         """The tick: orders still waiting for a click go on unattributed."""
         for partition in range(self.partitions):
-            self._customers(self.clicks.tick(partition, NOW_MS))
+            self._customers(self.clicks.tick(partition, NOW_MS,
+                                             self.offset("click-join", partition)))
 
     def _customers(self, orders: list[OrderRoute]) -> None:
         by_partition: dict[int, list[OrderRoute]] = {}
