@@ -185,6 +185,7 @@ def kpi_series(samples: Samples, campaign: str) -> dict[tuple[str, str, str], fl
     out = {}
     for (name, labels), v in samples.items():
         labels_d: Mapping[str, str] = dict(labels)
-        if name.startswith("marketing_") and labels_d.get("campaign") == campaign:
+        if (name.startswith("marketing_") and labels_d.get("campaign") == campaign
+                and "channel" in labels_d):
             out[(name, labels_d["channel"], labels_d["window"])] = v
     return out

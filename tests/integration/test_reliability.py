@@ -116,7 +116,7 @@ def test_scale_one_two_three_one_workers_while_publishing(
             workers = workers[:1]
         expected = sent
 
-        def settled(expected: float = expected) -> bool:
+        def settled(expected: float = expected, workers: list[Worker] = workers) -> bool:
             views, shared = _views_by_worker(workers)
             assert shared == 0, "a campaign was served by two workers"
             return views == expected and all(w.status("/ready") == 200 for w in workers)

@@ -1,4 +1,5 @@
-"""Integration fixtures: one real Tansu broker for the session, deployments per test/module."""
+"""Fixtures for the integration and deploy tiers: one real Tansu broker for the session,
+deployments (own app id and topics) per test or module."""
 
 from __future__ import annotations
 
@@ -48,5 +49,5 @@ def deploy_module(
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "tests/integration" in str(item.path):
+        if "tests/integration" in str(item.path) or "tests/deploy" in str(item.path):
             item.add_marker(pytest.mark.integration)

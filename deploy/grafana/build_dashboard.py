@@ -1,0 +1,216 @@
+"""Writes deploy/grafana/dashboards/kpistream.json: python deploy/grafana/build_dashboard.py
+
+The dashboard is generated so that every KPI panel is built the same way: the KPI summed
+over the selected channels per campaign (ratios re-derived from summed numerator and
+denominator), and the campaign's target from ``marketing_kpi_target`` as a dashed line.
+tests/deploy/test_dashboard.py checks the JSON file is what this script writes.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+DATASOURCE = {"type": "prometheus", "uid": "kpistream-prometheus"}
+OUT = Path(__file__).resolve().parent / "dashboards" / "kpistream.json"
+SEL = 'campaign=~"$campaign", channel=~"$channel", window="$window"'
+
+COUNT, MONEY, PERCENT = "short", "currencyUSD", "percentunit"
+MULTIPLE = "suffix:\u00d7"  # ROAS: a multiple of the spend, shown with a multiplication sign
+
+# Ratio -> (numerator metrics, first minus the rest; denominator metric).
+RATIOS = {
+    "click_through_ratio": (("clicks",), "views"),
+    "engagement_ratio": (("engagements",), "views"),
+    "completion_ratio": (("completed_views",), "views"),
+    "conversion_ratio": (("orders",), "clicks"),
+    "roas_ratio": (("revenue",), "spend"),
+    "roi_ratio": (("revenue", "spend"), "spend"),
+    "cac": (("spend",), "new_customers"),
+    "aov": (("revenue",), "orders"),
+    "repeat_purchase_ratio": (("orders", "new_customers"), "orders"),
+}
+
+# Rows of (title, KPI, unit).
+ROWS: list[tuple[str, list[tuple[str, str, str]]]] = [
+    ("Reach and engagement", [
+        ("Views", "views", COUNT),
+        ("Completed views", "completed_views", COUNT),
+        ("Engagements", "engagements", COUNT),
+        ("Engagement rate (engagements / views)", "engagement_ratio", PERCENT),
+        ("Completion rate (completed / views)", "completion_ratio", PERCENT),
+    ]),
+    ("Clicks and conversion", [
+        ("Clicks", "clicks", COUNT),
+        ("CTR (clicks / views)", "click_through_ratio", PERCENT),
+        ("Orders", "orders", COUNT),
+        ("New customers", "new_customers", COUNT),
+        ("Conversion rate (orders / clicks)", "conversion_ratio", PERCENT),
+        ("Repeat purchase rate", "repeat_purchase_ratio", PERCENT),
+    ]),
+    ("Revenue", [
+        ("Revenue", "revenue", MONEY),
+        ("Spend", "spend", MONEY),
+    ]),
+    ("ROAS, ROI", [
+        ("ROAS (revenue / spend)", "roas_ratio", MULTIPLE),
+        ("ROI ((revenue - spend) / spend)", "roi_ratio", PERCENT),
+    ]),
+    ("CAC and AOV", [
+        ("CAC (spend / new customers)", "cac", MONEY),
+        ("AOV (revenue / orders)", "aov", MONEY),
+    ]),
+]
+
+HEALTH: list[tuple[str, str, str, str]] = [
+    ("Events read per second", "short",
+     "sum by (type, outcome) (rate(kpistream_events_total[$__rate_interval]))",
+     "{{type}} {{outcome}}"),
+    ("Dead-letter share of input", PERCENT,
+     'sum(rate(kpistream_events_total{outcome="invalid"}[$__rate_interval]))\n/\n'
+     "sum(rate(kpistream_events_total[$__rate_interval]))",
+     "invalid"),
+    ("Age of the newest event (event time)", "s",
+     "time() - max by (type) (kpistream_last_event_timestamp_seconds)", "{{type}}"),
+    ("Workers up and ready", "short",
+     'sum(up{job="kpistream"})', "up"),
+    ("Consumer lag (messages)", "short",
+     "sum by (topic) (kpistream_consumer_lag)", "{{topic}}"),
+]
+HEALTH_EXTRA = {"Workers up and ready": ("sum(kpistream_ready)", "ready")}
+
+
+def _sum(metric: str) -> str:
+    return f"sum by (campaign) (marketing_{metric}{{{SEL}}})"
+
+
+def kpi_expr(kpi: str) -> str:
+    """The KPI per campaign over the selected channels, summed before dividing."""
+    if kpi not in RATIOS:
+        return _sum(kpi)
+    numerator, denominator = RATIOS[kpi]
+    top = " - ".join(_sum(m) for m in numerator)
+    if len(numerator) > 1:
+        top = f"({top})"
+    return f"{top}\n/\n({_sum(denominator)} > 0)"
+
+
+def target_expr(kpi: str) -> str:
+    return ('max by (campaign, bound) (marketing_kpi_target{campaign=~"$campaign", '
+            f'kpi="{kpi}", window="$window"}})')
+
+
+def _panel(panel_id: int, title: str, unit: str, targets: list[dict[str, Any]],
+           x: int, y: int, description: str = "") -> dict[str, Any]:
+    defaults: dict[str, Any] = {
+        "unit": unit, "custom": {"lineWidth": 2, "fillOpacity": 0, "spanNulls": False},
+    }
+    if unit in (MONEY, PERCENT, MULTIPLE):
+        defaults["decimals"] = 2
+    return {
+        "id": panel_id,
+        "type": "timeseries",
+        "title": title,
+        "description": description,
+        "datasource": DATASOURCE,
+        "gridPos": {"h": 8, "w": 8, "x": x, "y": y},
+        "fieldConfig": {
+            "defaults": defaults,
+            "overrides": [{
+                "matcher": {"id": "byRegexp", "options": ".* target$"},
+                "properties": [
+                    {"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}},
+                    {"id": "custom.lineWidth", "value": 1},
+                ],
+            }],
+        },
+        "options": {"legend": {"displayMode": "list", "placement": "bottom"},
+                    "tooltip": {"mode": "multi", "sort": "desc"}},
+        "targets": targets,
+    }
+
+
+def _query(ref: str, expr: str, legend: str) -> dict[str, Any]:
+    return {"refId": ref, "datasource": DATASOURCE, "expr": expr, "legendFormat": legend,
+            "range": True, "instant": False}
+
+
+def _row(panel_id: int, title: str, y: int) -> dict[str, Any]:
+    return {"id": panel_id, "type": "row", "title": title, "collapsed": False,
+            "gridPos": {"h": 1, "w": 24, "x": 0, "y": y}, "panels": []}
+
+
+def _variable(name: str, label: str, query: str, multi: bool,
+              current: str | None = None) -> dict[str, Any]:
+    variable: dict[str, Any] = {
+        "name": name, "label": label, "type": "query", "datasource": DATASOURCE,
+        "query": {"query": query, "refId": f"{name}-values"}, "definition": query,
+        "refresh": 2, "sort": 1, "multi": multi, "includeAll": multi,
+    }
+    if multi:
+        variable["allValue"] = ".*"
+        variable["current"] = {"selected": True, "text": ["All"], "value": ["$__all"]}
+    elif current is not None:
+        variable["current"] = {"selected": True, "text": current, "value": current}
+    return variable
+
+
+def dashboard() -> dict[str, Any]:
+    panels: list[dict[str, Any]] = []
+    y = 0
+    next_id = iter(range(1, 1000))
+    target_note = ("Dashed: the campaign's target for this window (marketing_kpi_target); "
+                   "targets apply to the campaign over all channels.")
+    for title, kpis in ROWS:
+        panels.append(_row(next(next_id), title, y))
+        y += 1
+        for i, (panel_title, kpi, unit) in enumerate(kpis):
+            x, row_y = (i % 3) * 8, y + (i // 3) * 8
+            panels.append(_panel(
+                next(next_id), panel_title, unit,
+                [_query("A", kpi_expr(kpi), "{{campaign}}"),
+                 _query("B", target_expr(kpi), "{{campaign}} {{bound}} target")],
+                x, row_y, f"marketing_{kpi} per campaign over the selected channels. "
+                + target_note))
+        y += ((len(kpis) + 2) // 3) * 8
+    panels.append(_row(next(next_id), "Service health", y))
+    y += 1
+    for i, (panel_title, unit, expr, legend) in enumerate(HEALTH):
+        queries = [_query("A", expr, legend)]
+        if panel_title in HEALTH_EXTRA:
+            queries.append(_query("B", *HEALTH_EXTRA[panel_title]))
+        panels.append(_panel(next(next_id), panel_title, unit, queries,
+                             (i % 3) * 8, y + (i // 3) * 8))
+    return {
+        "uid": "kpistream",
+        "title": "kpistream: marketing KPIs",
+        "description": "Live campaign KPIs from kpistream workers, with their targets.",
+        "tags": ["kpistream", "marketing"],
+        "timezone": "browser",
+        "editable": True,
+        "graphTooltip": 1,
+        "refresh": "30s",
+        "schemaVersion": 39,
+        "version": 1,
+        "time": {"from": "now-6h", "to": "now"},
+        "templating": {"list": [
+            _variable("campaign", "Campaign", "label_values(marketing_views, campaign)", True),
+            _variable("channel", "Channel",
+                      'label_values(marketing_views{campaign=~"$campaign"}, channel)', True),
+            _variable("window", "Window", "label_values(marketing_views, window)", False,
+                      current="1h"),
+        ]},
+        "annotations": {"list": []},
+        "panels": panels,
+    }
+
+
+def render() -> str:
+    return json.dumps(dashboard(), indent=2, ensure_ascii=False) + "\n"
+
+
+if __name__ == "__main__":
+    OUT.write_text(render(), encoding="utf-8")
+    sys.stdout.write(f"wrote {OUT}\n")
