@@ -9,7 +9,8 @@ import orjson
 
 from streams.app import wall_clock_ms
 from streams.counts import Forward
-from streams.ingest import RawMessage
+from streams.ingest import IngestResult
+from streams.input_consumer import InputConsumer
 from streams.liveness import BrokerProbe
 from streams.orders import OrderRoute
 from streams.recovery import correct_highwaters
@@ -17,12 +18,10 @@ from streams.recovery import correct_highwaters
 if TYPE_CHECKING:
     from streams.app import KpiApp
 
-__all__ = ["INGEST_BATCH", "INGEST_WITHIN_S", "PROBE_INTERVAL_S", "TICK_INTERVAL_S", "register"]
+__all__ = ["MAX_ITEMS_PER_MESSAGE", "PROBE_INTERVAL_S", "TICK_INTERVAL_S", "register"]
 
-INGEST_BATCH = 2000
-"""Messages the input agent takes at once; larger batches mean fewer forwards."""
-INGEST_WITHIN_S = 0.05
-"""Longest wait to fill a batch: the freshness cost of batching."""
+MAX_ITEMS_PER_MESSAGE = 2_000
+"""Events per internal message at most: keeps each well under Kafka's 1 MiB default."""
 TICK_INTERVAL_S = 1.0
 """How often every click-join partition gets a tick to release orders done waiting."""
 PROBE_INTERVAL_S = 2.0
@@ -35,40 +34,42 @@ def register(kpi: KpiApp) -> None:
     topics = kpi.topics
 
     async def send_counted(campaign: str, forwards: list[Forward]) -> None:
-        await topics["kpi_events"].send(
-            key=campaign.encode("utf-8"), value=orjson.dumps(forwards),
-            partition=kpi.partition(campaign),
-        )
+        key, partition = campaign.encode("utf-8"), kpi.partition(campaign)
+        for start in range(0, len(forwards), MAX_ITEMS_PER_MESSAGE):
+            chunk = forwards[start:start + MAX_ITEMS_PER_MESSAGE]
+            await topics["kpi_events"].send(key=key, value=orjson.dumps(chunk),
+                                            partition=partition)
 
     async def send_grouped(topic: str, items: Iterable[tuple[str, Any]]) -> None:
         by_partition: dict[int, list[Any]] = {}
         for key, item in items:
             by_partition.setdefault(kpi.partition(key), []).append(item)
         for partition, batch in by_partition.items():
-            await topics[topic].send(value=orjson.dumps(batch), partition=partition)
+            for start in range(0, len(batch), MAX_ITEMS_PER_MESSAGE):
+                chunk = batch[start:start + MAX_ITEMS_PER_MESSAGE]
+                await topics[topic].send(value=orjson.dumps(chunk), partition=partition)
 
     async def send_orders(orders: Iterable[OrderRoute]) -> None:
         await send_grouped("customer_orders", ((o.customer_id, o.to_wire()) for o in orders))
 
-    @app.agent(topics["input"], name="ingest")
-    async def ingest(stream: Any) -> None:
-        async for events in stream.take_events(INGEST_BATCH, within=INGEST_WITHIN_S):
-            result = kpi.ingestor.ingest(
-                RawMessage(e.message.topic, e.message.partition, e.message.offset, e.value)
-                for e in events
-            )
-            for record in result.dead_letters:
-                await topics["deadletter"].send(value=record)
-            for event_type, count in result.invalid.items():
-                kpi.count(event_type, "invalid", count)
-            # Clicks first, so an order of the same batch finds its click remembered.
-            await send_grouped("click_join", [
-                *((click_id, ["c", click_id, *click]) for click_id, click in result.clicks),
-                *((o.click_id or "", ["o", *o.to_wire()]) for o in result.to_join),
-            ])
-            await send_orders(result.to_customers)
-            for campaign, forwards in result.forwards.items():
-                await send_counted(campaign, forwards)
+    async def send_ingested(result: IngestResult) -> None:
+        for record in result.dead_letters:
+            await topics["deadletter"].send(value=record)
+        for event_type, count in result.invalid.items():
+            kpi.count(event_type, "invalid", count)
+        # Clicks first, so an order of the same batch finds its click remembered.
+        await send_grouped("click_join", [
+            *((click_id, ["c", click_id, *click]) for click_id, click in result.clicks),
+            *((o.click_id or "", ["o", *o.to_wire()]) for o in result.to_join),
+        ])
+        await send_orders(result.to_customers)
+        for campaign, forwards in result.forwards.items():
+            await send_counted(campaign, forwards)
+
+    app.service(InputConsumer(  # type: ignore[arg-type]  # Faust takes instances too
+        kpi.bootstrap, f"{kpi.settings.app_id}-ingest", list(kpi.settings.event_topics),
+        kpi.ingestor, send_ingested, app.producer.flush,
+    ))
 
     @app.agent(topics["click_join"], name="join")
     async def join(stream: Any) -> None:

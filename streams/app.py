@@ -53,7 +53,8 @@ class KpiApp:
     settings: Settings
     faust_app: faust.App
     topics: dict[str, Any]
-    """input, kpi_events, click_join, customer_orders, deadletter."""
+    """kpi_events, click_join, customer_orders, deadletter (input is read by
+    streams.input_consumer, outside Faust's streams)."""
     counts: CountStage
     clicks: ClickStage
     customers: CustomerStage
@@ -146,6 +147,8 @@ def _faust_app(settings: Settings) -> faust.App:
         broker_session_timeout=6,
         broker_heartbeat_interval=1,
         producer_acks=-1,
+        # Let internal and changelog messages share produce requests.
+        producer_linger_ms=5,
         # Table keys are (campaign, channel, minute) tuples: JSON in the changelog.
         key_serializer="json",
         value_serializer="json",
@@ -165,7 +168,6 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
                          internal=True, **raw)
 
     topics = {
-        "input": app.topic(*settings.event_topics, **raw),
         "kpi_events": internal("kpi-events"),
         "click_join": internal("click-join"),
         "customer_orders": internal("customer-orders"),

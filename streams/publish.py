@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-from streams.events import EVENT_TYPES, EventType, ValidationRules
+from streams.events import EVENT_TYPES, MAX_BATCH_BYTES, EventType, ValidationRules
 from streams.settings import Settings
 from streams.validate import TYPE_FIELD, Checker, Tally, invalid_line, read_records
 
@@ -61,7 +61,9 @@ async def _publish(settings: Settings, args: argparse.Namespace, tally: Tally) -
 
     checker = Checker(ValidationRules(settings.fx), args.type, validate=not args.no_validate)
     bootstrap = bootstrap_servers(settings.broker)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    # A batch line may be 1 MiB, the worker's limit: let the broker judge, not the client.
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
+                                max_request_size=2 * MAX_BATCH_BYTES)
     try:
         await producer.start()
     except KafkaError as exc:

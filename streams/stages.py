@@ -7,6 +7,7 @@ lands in the same changelog partition and a new owner of the partition recovers 
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,48 +32,84 @@ def _expire_ids(ids: ExpiringKeys, table: Table, now_ms: int) -> None:
         table.pop(key, None)
 
 
+IDS = "#ids"
+"""First element of an id record's key; campaign ids cannot start with "#"."""
+
+
+@dataclass
+class _MessageIds:
+    """Ids remembered in one partition, grouped by the source message that recorded them."""
+
+    recorded_at: dict[str, int] = field(default_factory=dict)
+    """id key -> offset of the message that recorded it."""
+    by_offset: dict[int, list[str]] = field(default_factory=dict)
+    expiry: list[tuple[int, int]] = field(default_factory=list)
+    """Heap of (expires_ms, offset)."""
+
+    def add(self, offset: int, expires_ms: int, ids: list[str]) -> None:
+        self.by_offset.setdefault(offset, []).extend(ids)
+        for key in ids:
+            self.recorded_at[key] = offset
+        heapq.heappush(self.expiry, (expires_ms, offset))
+
+    def expire(self, now_ms: int) -> list[int]:
+        """Forget the ids of messages whose time is up; returns those messages' offsets."""
+        gone = []
+        while self.expiry and self.expiry[0][0] <= now_ms:
+            _, offset = heapq.heappop(self.expiry)
+            for key in self.by_offset.pop(offset, ()):
+                if self.recorded_at.get(key) == offset:
+                    del self.recorded_at[key]
+            gone.append(offset)
+        return gone
+
+
 @dataclass
 class CountStage:
     """Counted events of the campaigns of one partition: dedup, then buckets.
 
-    Remembered ids and buckets share one table, so they share a changelog partition and
-    land in the order written: ids first, then buckets. Each id remembers the source
-    offset that recorded it, so a replay of that same message is not taken for a
-    duplicate, while a second delivery (another message) is.
+    The ids first seen in a source message are written as one record, keyed
+    ``(IDS, partition, offset)``, in the same table as the buckets, so they share a
+    changelog partition and land in the order written: ids first, then buckets. An id
+    recorded by the very message being handled is a replay after a crash, not a
+    duplicate; an id recorded by another message is a second delivery.
     """
 
     state: KpiState
     table: Table
     dedup_window_ms: int
-    ids: dict[int, ExpiringKeys] = field(default_factory=dict)
+    ids: dict[int, _MessageIds] = field(default_factory=dict)
 
     def handle(self, campaign: str, forwards: Iterable[Forward], partition: int,
                offset: int, now_ms: int) -> Folded:
-        ids = self.ids.setdefault(partition, ExpiringKeys())
-        _expire_ids(ids, self.table, now_ms)
-        expires = now_ms + self.dedup_window_ms
-        table = self.table
-        stored = getattr(table, "data", table)
+        ids = self.ids.setdefault(partition, _MessageIds())
+        for gone in ids.expire(now_ms):
+            self.table.pop((IDS, partition, gone), None)
+        recorded_at = ids.recorded_at
         in_this_message: set[str] = set()
+        new_ids: list[str] = []
 
         def first_time(key: str) -> bool:
             if key in in_this_message:
                 return False
             in_this_message.add(key)
-            record = stored.get(key)
-            if record is None:
-                ids.set(key, expires)
-                table[key] = [expires, partition, offset]
+            recorded = recorded_at.get(key)
+            if recorded is None:
+                new_ids.append(key)
                 return True
-            return bool(record[1] == partition and record[2] == offset)
+            return recorded == offset
 
         folded = fold(campaign, forwards, first_time)
+        if new_ids:
+            expires = now_ms + self.dedup_window_ms
+            ids.add(offset, expires, new_ids)
+            self.table[(IDS, partition, offset)] = [expires, ids.by_offset[offset]]
         changed = self.state.apply(folded.deltas, minute_of(now_ms), offset)
         for key, counts in changed.items():
             if counts is None:
-                table.pop(key, None)
+                self.table.pop(key, None)
             else:
-                table[key] = counts
+                self.table[key] = counts
         return folded
 
     def rebuild(self, owned: set[int], owns_campaign: Callable[[str], bool]) -> None:
@@ -82,10 +119,11 @@ class CountStage:
         data = getattr(self.table, "data", self.table)
         for key in list(data):
             value = data[key]
-            if isinstance(key, str):
-                expires, partition, _ = value
+            if key[0] == IDS:
+                _, partition, offset = key
                 if partition in owned:
-                    self.ids.setdefault(partition, ExpiringKeys()).set(key, expires)
+                    expires, keys = value
+                    self.ids.setdefault(partition, _MessageIds()).add(offset, expires, keys)
                     continue
             elif owns_campaign(key[0]):
                 self.state.load(tuple(key), value)

@@ -9,6 +9,7 @@ ones the worker would dead-letter the event with.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from collections import Counter
@@ -238,7 +239,7 @@ def read_records(path: str) -> Iterator[Record]:
     """
     source = "<stdin>" if path == "-" else path
     stream: IO[bytes] = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
-    with stream:
+    with stream if path != "-" else contextlib.nullcontext(stream):  # stdin stays open
         head: list[bytes] = []
         for line in stream:
             head.append(line)
@@ -285,12 +286,15 @@ class Tally:
 
     def summary(self, seconds: float, valid_word: str = "valid") -> str:
         valid, invalid = sum(self.valid.values()), sum(self.invalid.values())
-        text = (f"{self.files} file{'s' if self.files != 1 else ''}, {self.messages} "
-                f"message{'s' if self.messages != 1 else ''}, {valid + invalid} events: "
-                f"{valid} {valid_word}, {invalid} invalid")
+        text = (f"{_count(self.files, 'file')}, {_count(self.messages, 'message')}, "
+                f"{_count(valid + invalid, 'event')}: {valid} {valid_word}, {invalid} invalid")
         if invalid:
             text += " (" + ", ".join(f"{t} {n}" for t, n in sorted(self.invalid.items())) + ")"
         return f"{text}; {seconds:.1f} s"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def invalid_line(record: Record, verdict: Verdict) -> str:

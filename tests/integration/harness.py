@@ -137,6 +137,8 @@ class Worker:
     process: subprocess.Popen[bytes]
     port: int
     log: Path
+    last_accepted: float = 0.0
+    """What the last look at kpistream_events_total{outcome="accepted"} found."""
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
