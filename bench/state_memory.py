@@ -10,7 +10,7 @@ import tracemalloc
 from collections.abc import Callable
 
 from streams.customers import CustomerBook
-from streams.dedup import ExpiringKeys
+from streams.stages import CountStage
 from streams.orders import OrderRoute
 from streams.state import KpiState
 from streams.windows import TOTAL
@@ -31,20 +31,22 @@ def measure(build: Callable[[], object], count: int) -> float:
 
 
 def event_ids() -> object:
-    ids, table = ExpiringKeys(), {}
-    for i in range(N):
-        key = f"view:{i:08d}-3f2a9c1e-tracker-event-id"  # a 40-character id
-        ids.add_if_new(key, NOW + i)
-        table[key] = [NOW + i, i % 8]
-    return ids, table
+    """The count stage remembering N ids, 40 per source message (a typical forward)."""
+    stage = CountStage(KpiState(1440), {}, 86_400_000)
+    per_message = 40
+    for offset in range(N // per_message):
+        forwards = [["view", f"{offset:06d}{i:02d}-3f2a9c1e-tracker-event-id", NOW, "tiktok",
+                     [0] * 8] for i in range(per_message)]  # 40-character ids, no counts
+        stage.handle("summer-sale", forwards, 0, offset, NOW)
+    return stage
 
 
 def customers() -> object:
-    book, table = CustomerBook(400 * 86_400_000), {}
+    book, table = CustomerBook(400 * 86_400_000, 86_400_000), {}
     for i in range(N):
         order = OrderRoute(f"o-{i}", NOW + i, f"customer-{i:010d}", None, 10_000_000,
                            "summer-sale", "tiktok", None)
-        book.decide(order, NOW)
+        book.decide(order, 0, i, NOW)
         table[order.customer_id] = book.records[order.customer_id]
     return book, table
 
@@ -56,7 +58,8 @@ def campaign_channels(minutes: int) -> Callable[[], object]:
         for cc in range(count):
             for minute in range(minutes):
                 delta = [5, 2, 1, 1, 0, 0, 0, 0]
-                changed = state.apply({(f"campaign-{cc:05d}", "tiktok", minute): delta}, minute)
+                changed = state.apply({(f"campaign-{cc:05d}", "tiktok", minute): delta}, minute,
+                                      minute)
                 table.update({k: v for k, v in changed.items() if v is not None})
         return state, table
     return build
