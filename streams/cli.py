@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from streams import collector, publish, validate
+from streams import collector, publish, simulate, validate
 from streams.errors import SettingsError
 from streams.settings import Settings, load_settings
 
@@ -32,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rules.add_argument("--output", default=None, help="file to write (default: stdout)")
     rules.add_argument("--runbook-url", default=None,
                        help="base of the alerts' runbook_url annotations")
-    for tool in (validate, publish, collector):  # each sets args.run(settings, args)
+    for tool in (validate, publish, collector, simulate):  # each sets args.run(settings, args)
         tool.add_parser(commands)
     args = parser.parse_args(argv)
     try:

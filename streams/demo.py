@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import signal
 import socket
 import subprocess
@@ -19,7 +18,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -32,19 +31,16 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from streams.broker import LocalBroker, create_topics, free_port
 from streams.errors import KpistreamError
-from streams.events import MAX_BATCH_EVENTS, EventType
+from streams.events import EventType
 from streams.settings import EVENT_TOPIC_KEYS, Settings
-from streams.simulator import DEMO_FX_RATES, DEMO_PROMO_CODES, SimEvent, Simulator
+from streams.simulate import SEED, publish_traffic, topics_of
+from streams.simulator import DEMO_FX_RATES, DEMO_PROMO_CODES
 
 __all__ = ["CampaignTotals", "DemoError", "demo_toml", "render_table", "run_demo",
            "serve_broker"]
 
-DEMO_SEED: Final = 2026
-TICK_S: Final = 0.1
-"""How often the publisher hands the simulator's events to the producer."""
+DEMO_SEED: Final = SEED
 TABLE_EVERY_S: Final = 2.0
-BATCH_SHARE: Final = 0.1
-"""Share of ticks whose views go out as one JSON array message instead of one per event."""
 READY_TIMEOUT_S: Final = 90.0
 STOP_TIMEOUT_S: Final = 30.0
 _TOPIC_KEY: Final[Mapping[EventType, str]] = {
@@ -249,19 +245,6 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _messages(events: list[SimEvent], batch_views: bool) -> Iterator[tuple[EventType, bytes,
-                                                                             bytes | None]]:
-    """(type, value, key) per Kafka message: one per event, or the views as batch arrays."""
-    views: list[bytes] = []
-    for event in events:
-        if batch_views and event.type == "view" and isinstance(event.payload, dict):
-            views.append(event.encode())
-        else:
-            yield event.type, event.encode(), event.key
-    for start in range(0, len(views), MAX_BATCH_EVENTS):
-        yield "view", b"[" + b",".join(views[start:start + MAX_BATCH_EVENTS]) + b"]", None
-
-
 @dataclass(slots=True)
 class _Child:
     """A process the demo started, and its log."""
@@ -438,22 +421,10 @@ class _Demo:
             _say(f"the producer did not stop cleanly: {exc!r}")
 
     async def _publish(self, producer: AIOKafkaProducer) -> None:
-        sim = Simulator(DEMO_SEED)
-        batches = random.Random(DEMO_SEED)
-        topics = {kind: getattr(self.settings.topics, key) for kind, key in _TOPIC_KEY.items()}
-        start, sent = time.monotonic(), 0
-        while True:
-            due = int((time.monotonic() - start) * self.rate) - sent
-            sent += due
-            events = sim.tick(_now_ms(), due)
-            batch = batches.random() < BATCH_SHARE
-            futures = [await producer.send(topics[kind], value, key=key)
-                       for kind, value, key in _messages(events, batch)]
-            try:
-                await asyncio.gather(*futures)
-            except KafkaError as exc:
-                raise DemoError(f"publishing to the broker failed: {exc!r}") from None
-            await asyncio.sleep(TICK_S)
+        try:
+            await publish_traffic(producer, topics_of(self.settings), self.rate, DEMO_SEED)
+        except KafkaError as exc:
+            raise DemoError(f"publishing to the broker failed: {exc!r}") from None
 
     async def _report(self) -> None:
         tty = sys.stdout.isatty()

@@ -122,8 +122,14 @@ def test_workers_read_deploy_kpistream_toml_and_kafka_init_creates_its_topics() 
     assert f"--partitions {settings.partitions}" in script
 
 
-def test_the_demo_simulator_is_a_profile_or_a_named_todo() -> None:
-    if "simulator" in SERVICES:
-        assert SERVICES["simulator"]["profiles"] == ["demo"]
-    else:
-        assert "TODO(simulator)" in (REPO / "docker-compose.yml").read_text(encoding="utf-8")
+def test_the_demo_simulator_is_a_profile_running_kpistream_simulate() -> None:
+    simulator = SERVICES["simulator"]
+    assert simulator["profiles"] == ["demo"]
+    assert simulator["command"][0] == "simulate"
+
+
+def test_the_collector_runs_on_its_own_with_tokens() -> None:
+    collector = SERVICES["collector"]
+    assert collector["command"] == ["collector"]
+    assert "KPISTREAM_COLLECTOR_TOKENS" in collector["environment"]
+    assert "profiles" not in collector
