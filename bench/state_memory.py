@@ -10,8 +10,8 @@ import tracemalloc
 from collections.abc import Callable
 
 from streams.customers import CustomerBook
-from streams.stages import CountStage
 from streams.orders import OrderRoute
+from streams.stages import CountStage
 from streams.state import KpiState
 from streams.windows import TOTAL
 
