@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Final
 
-__all__ = ["KPI_HELP", "KPI_LABELS", "MONEY_METRICS", "OUTCOMES", "TYPE_LABELS"]
+__all__ = ["KPI_HELP", "KPI_LABELS", "MONEY_METRICS", "OUTCOMES", "RATIOS", "TYPE_LABELS"]
 
 KPI_LABELS: Final = ("campaign", "channel", "window")
 MONEY_METRICS: Final = frozenset(
@@ -32,3 +33,17 @@ KPI_HELP: Final = {
     "marketing_aov": "Average order value: revenue / orders.",
     "marketing_repeat_purchase_ratio": "(Orders - new customers) / orders.",
 }
+
+RATIOS: Final[Mapping[str, tuple[tuple[str, ...], str]]] = {
+    "click_through_ratio": (("clicks",), "views"),
+    "engagement_ratio": (("engagements",), "views"),
+    "completion_ratio": (("completed_views",), "views"),
+    "conversion_ratio": (("orders",), "clicks"),
+    "roas_ratio": (("revenue",), "spend"),
+    "roi_ratio": (("revenue", "spend"), "spend"),
+    "cac": (("spend",), "new_customers"),
+    "aov": (("revenue",), "orders"),
+    "repeat_purchase_ratio": (("orders", "new_customers"), "orders"),
+}
+"""Ratio KPI (without ``marketing_``) -> (numerator: first minus the rest, denominator),
+for re-deriving ratios from sums across workers and channels (rules, dashboards)."""

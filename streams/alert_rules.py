@@ -21,6 +21,7 @@ from typing import Any, Final
 
 import yaml
 
+from metrics.names import RATIOS
 from streams.events import EventType
 from streams.settings import Settings
 from streams.targets import DEFAULT_CAMPAIGN, KPIS, Bound, Severity, Target
@@ -58,18 +59,6 @@ _LEVELS: Final = (("campaign_window", "campaign, window"), ("channel_window", "c
                   ("window", "window"))
 SUMMED: Final = ("views", "completed_views", "engagements", "clicks", "orders",
                  "new_customers", "revenue", "spend")
-RATIOS: Final[Mapping[str, tuple[tuple[str, ...], str]]] = {
-    "click_through_ratio": (("clicks",), "views"),
-    "engagement_ratio": (("engagements",), "views"),
-    "completion_ratio": (("completed_views",), "views"),
-    "conversion_ratio": (("orders",), "clicks"),
-    "roas_ratio": (("revenue",), "spend"),
-    "roi_ratio": (("revenue", "spend"), "spend"),
-    "cac": (("spend",), "new_customers"),
-    "aov": (("revenue",), "orders"),
-    "repeat_purchase_ratio": (("orders", "new_customers"), "orders"),
-}
-"""Ratio -> (numerator: first minus the rest, denominator), over summed KPIs."""
 _TITLES: Final = {
     "views": "views", "completed_views": "completed views", "engagements": "engagements",
     "clicks": "clicks", "orders": "orders", "new_customers": "new customers",

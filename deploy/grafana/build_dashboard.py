@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from metrics.names import RATIOS
+
 DATASOURCE = {"type": "prometheus", "uid": "kpistream-prometheus"}
 OUT = Path(__file__).resolve().parent / "dashboards" / "kpistream.json"
 SEL = 'campaign=~"$campaign", channel=~"$channel", window="$window"'
@@ -20,18 +22,6 @@ SEL = 'campaign=~"$campaign", channel=~"$channel", window="$window"'
 COUNT, MONEY, PERCENT = "short", "currencyUSD", "percentunit"
 MULTIPLE = "suffix:\u00d7"  # ROAS: a multiple of the spend, shown with a multiplication sign
 
-# Ratio -> (numerator metrics, first minus the rest; denominator metric).
-RATIOS = {
-    "click_through_ratio": (("clicks",), "views"),
-    "engagement_ratio": (("engagements",), "views"),
-    "completion_ratio": (("completed_views",), "views"),
-    "conversion_ratio": (("orders",), "clicks"),
-    "roas_ratio": (("revenue",), "spend"),
-    "roi_ratio": (("revenue", "spend"), "spend"),
-    "cac": (("spend",), "new_customers"),
-    "aov": (("revenue",), "orders"),
-    "repeat_purchase_ratio": (("orders", "new_customers"), "orders"),
-}
 
 # Rows of (title, KPI, unit).
 ROWS: list[tuple[str, list[tuple[str, str, str]]]] = [
