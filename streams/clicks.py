@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from streams.attribution import UNATTRIBUTED
-from streams.dedup import ExpiringKeys
+from streams.expiry import ExpiringKeys
 from streams.orders import OrderRoute
 
 __all__ = ["Click", "ClickBook"]

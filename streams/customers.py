@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from streams.dedup import ExpiringKeys
+from streams.expiry import ExpiringKeys
 from streams.orders import OrderRoute
 
 __all__ = ["CustomerBook", "Decision", "Retraction"]

@@ -16,7 +16,6 @@ from streams.aggregate import Folded, fold
 from streams.clicks import Click, ClickBook, Waiting
 from streams.counts import Forward
 from streams.customers import CustomerBook
-from streams.dedup import ExpiringKeys
 from streams.orders import OrderRoute, retraction_forward
 from streams.state import KpiState
 from streams.windows import minute_of
@@ -25,11 +24,6 @@ __all__ = ["ClickStage", "CountStage", "CustomerStage", "Partitioner"]
 
 Table = MutableMapping[Any, Any]
 Partitioner = Callable[[str], int]
-
-
-def _expire_ids(ids: ExpiringKeys, table: Table, now_ms: int) -> None:
-    for key in ids.expire(now_ms):
-        table.pop(key, None)
 
 
 IDS = "#ids"

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.counts import CLICKS, NEW_CUSTOMERS, ORDERS, REVENUE, VIEWS
-from streams.dedup import ExpiringKeys
+from streams.expiry import ExpiringKeys
 from tests.unit.flow_model import DAY_MS, WINDOWS, FlowModel
 
 NOW = 1_795_430_000_000  # 2026-11-23, mid-minute

@@ -1,4 +1,4 @@
-"""Keys remembered for a while and then forgotten, oldest first: event ids, clicks, customers."""
+"""Keys remembered until a deadline and then forgotten, oldest first: clicks, customers."""
 
 from __future__ import annotations
 
