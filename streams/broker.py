@@ -14,7 +14,7 @@ from types import TracebackType
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-__all__ = ["LocalBroker", "create_topics", "free_port"]
+__all__ = ["LocalBroker", "create_topics", "free_port", "stop_process"]
 
 
 def free_port() -> int:
@@ -64,13 +64,8 @@ class LocalBroker:
         raise RuntimeError(f"broker did not listen on port {self.port} within {timeout_s} s")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop_process(self.process)
 
     def __enter__(self) -> LocalBroker:
         return self.start()
@@ -80,6 +75,17 @@ class LocalBroker:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within ``timeout_s``."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def create_topics(bootstrap: str, names: Iterable[str], partitions: int) -> None:

@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
-from streams.broker import free_port
-from tests.integration.harness import wait_until
+from streams.broker import free_port, stop_process
+from tests.integration.harness import http_status, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -40,16 +40,6 @@ def http_json(url: str, data: Any = None, timeout: float = 5.0) -> Any:
         return json.loads(response.read() or b"null")
 
 
-def _status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError:
-        return 0
-
-
 class _Process:
     """A server process with a log file, stopped on exit."""
 
@@ -69,7 +59,7 @@ class _Process:
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT)
         process = self.process
-        wait_until(lambda: _status(f"{self.url}/-/ready") == 200 or process.poll() is not None,
+        wait_until(lambda: http_status(f"{self.url}/-/ready") == 200 or process.poll() is not None,
                    timeout_s, f"{self.name} on port {self.port} to be ready")
         if process.poll() is not None:
             raise AssertionError(f"{self.name} exited:\n{self.log_tail()}")
@@ -78,13 +68,8 @@ class _Process:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop_process(self.process)
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:

@@ -37,6 +37,17 @@ def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
+def http_status(url: str) -> int:
+    """The HTTP status a GET of ``url`` answers with; 0 when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return 0
+
+
 @dataclass
 class Deployment:
     """One app id with its own topics on the shared broker, and its config file."""
@@ -144,13 +155,7 @@ class Worker:
         return f"http://127.0.0.1:{self.port}{path}"
 
     def status(self, path: str) -> int:
-        try:
-            with urllib.request.urlopen(self.url(path), timeout=2) as response:
-                return int(response.status)
-        except urllib.error.HTTPError as exc:
-            return exc.code
-        except OSError:
-            return 0
+        return http_status(self.url(path))
 
     def metrics_text(self) -> str:
         with urllib.request.urlopen(self.url("/metrics"), timeout=5) as response:
