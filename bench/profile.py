@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
@@ -74,15 +75,19 @@ def top_frames(collapsed: str, limit: int = 15) -> tuple[int, list[tuple[str, in
     return total, own.most_common(limit), inclusive.most_common(limit)
 
 
+def _samples(collapsed: str) -> Iterator[tuple[str, int]]:
+    """(stack, sample count) per line of py-spy's collapsed output."""
+    for line in collapsed.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if count_text.isdigit():
+            yield stack, int(count_text)
+
+
 def breakdown(collapsed: str) -> list[tuple[str, float]]:
     """Share of samples per stage of :data:`STAGES`, plus "event loop, other"."""
     shares: Counter[str] = Counter()
     total = 0
-    for line in collapsed.splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not count_text.isdigit():
-            continue
-        count = int(count_text)
+    for stack, count in _samples(collapsed):
         total += count
         frames = ";".join(f for f in stack.split(";") if not f.endswith(_ROOT_FILES))
         stage = next((name for name, marks in STAGES if any(m in frames for m in marks)),
@@ -95,11 +100,7 @@ def project_frames(collapsed: str, limit: int = 12) -> list[tuple[str, float]]:
     """kpistream's own functions by share of samples including what they call."""
     inclusive: Counter[str] = Counter()
     total = 0
-    for line in collapsed.splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not count_text.isdigit():
-            continue
-        count = int(count_text)
+    for stack, count in _samples(collapsed):
         total += count
         for frame in set(stack.split(";")):
             if ("(streams/" in frame or "(metrics/" in frame) and not frame.endswith(

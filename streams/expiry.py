@@ -21,16 +21,6 @@ class ExpiringKeys:
     def __len__(self) -> int:
         return len(self._expiry)
 
-    def __contains__(self, key: object) -> bool:
-        return key in self._expiry
-
-    def add_if_new(self, key: str, expires_ms: int) -> bool:
-        """Remember ``key``; False when it was known already (a second delivery)."""
-        if key in self._expiry:
-            return False
-        self.set(key, expires_ms)
-        return True
-
     def set(self, key: str, expires_ms: int) -> None:
         """Remember ``key`` until ``expires_ms``, replacing an earlier expiry."""
         self._expiry[key] = expires_ms

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 
 from aiokafka.client import AIOKafkaClient
 
@@ -17,14 +16,13 @@ __all__ = ["BrokerProbe"]
 
 
 class BrokerProbe:
-    """Remembers when the broker last answered a metadata request."""
+    """Remembers whether the broker answered its last metadata request in time."""
 
     def __init__(self, bootstrap: str, timeout_s: float = 3.0) -> None:
         self._bootstrap = bootstrap
         self._timeout_s = timeout_s
         self._client: AIOKafkaClient | None = None
         self.reachable = True
-        self.last_answer = time.monotonic()
 
     async def check(self) -> bool:
         """Ask once; returns and remembers whether the broker answered in time."""
@@ -40,7 +38,6 @@ class BrokerProbe:
             await self._drop_client()
             return False
         self.reachable = True
-        self.last_answer = time.monotonic()
         return True
 
     async def _drop_client(self) -> None:
