@@ -74,7 +74,8 @@ class ModeResult:
     publish_eps: float = 0.0
     raw_aiokafka_eps: float = 0.0
     clock_start: str = "/ready"
-    """What started kpistream's clock: /ready turning 200, or the first accepted event."""
+    """What started kpistream's clock: the worker's first input fetch or /ready turning 200,
+    whichever came first (or the first accepted event, should neither be known)."""
     kpistream_eps: float | None = None
     """events / (clock start -> /metrics counts every event accepted)."""
     kpistream_eps_from_first_accepted: float | None = None
@@ -212,6 +213,11 @@ class _Clock:
     """perf_counter() times of the worker's milestones, and its CPU time at /ready."""
 
     spawned: float
+    epoch_offset: float = field(default_factory=lambda: time.time() - time.perf_counter())
+    """time.time() - time.perf_counter(): turns the worker log's wall-clock stamps into
+    perf_counter() times."""
+    fetched_at: float | None = None
+    """The worker's first input fetch, from its log."""
     ready_at: float | None = None
     cpu_at_ready: float | None = None
     first_at: float | None = None
@@ -247,6 +253,9 @@ def _measure_worker(
             profiler = Profiler(worker.pid, options.profile_dir / f"{result.mode}.collapsed")
         result.problems = _wait_all_accepted(worker, sampler, clock, options, want, result)
         cpu_done = cpu_seconds(worker.pid)
+        fetched = worker.logged_at("first input fetched")
+        if fetched is not None:
+            clock.fetched_at = fetched - clock.epoch_offset
         if profiler is not None:
             result.profile = _profile_summary(profiler)
             profiler = None
@@ -284,9 +293,12 @@ def _figures(result: ModeResult, clock: _Clock, want: int, cpu_done: float | Non
     result.done_s = clock.since_start(clock.done_at)
     if clock.done_at is None or clock.first_at is None:
         return
-    # The clock starts at /ready, when the worker starts consuming: the input stage runs
-    # ahead of the counting one, so the first accepted event comes after much of the work.
+    # The clock starts when the worker starts consuming: its first input fetch (it may
+    # come a little before /ready) or /ready. The input stage runs ahead of the counting
+    # one, so the first accepted event comes after much of the work.
     start, cpu_start = clock.ready_at, clock.cpu_at_ready
+    if clock.fetched_at is not None and (start is None or clock.fetched_at < start):
+        result.clock_start, start = "first input fetch", clock.fetched_at
     if start is None or start >= clock.done_at:
         result.clock_start, start, cpu_start = "first accepted", clock.first_at, None
     run_s = result.run_s = clock.done_at - start

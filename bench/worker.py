@@ -8,6 +8,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 
 __all__ = ["WorkerProcess"]
@@ -42,6 +43,15 @@ class WorkerProcess:
             return exc.code, ""
         except OSError:
             return 0, ""
+
+    def logged_at(self, text: str) -> float | None:
+        """Epoch seconds of the first log line containing ``text`` (Faust's local-time stamp)."""
+        for line in self.log.read_text(errors="replace").splitlines():
+            if text in line and line.startswith("["):
+                stamp = line[1:line.index("]")]
+                moment = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f")
+                return moment.timestamp()
+        return None
 
     def log_tail(self, lines: int = 30) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])

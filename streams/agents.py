@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from streams.app import wall_clock_ms
-from streams.counts import Forward
+from streams.forwards import Forwards, MalformedForwards
 from streams.ingest import IngestResult
 from streams.input_consumer import InputConsumer
 from streams.liveness import BrokerProbe
@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 __all__ = ["MAX_ITEMS_PER_MESSAGE", "PROBE_INTERVAL_S", "TICK_INTERVAL_S", "register"]
 
 MAX_ITEMS_PER_MESSAGE = 2_000
-"""Events per internal message at most: keeps each well under Kafka's 1 MiB default."""
+"""Clicks or orders per internal message at most: keeps each well under 1 MiB."""
+MAX_COUNTED_BYTES = 512 * 1024
+"""Largest kpi-events message: half of Kafka's default 1 MiB message size limit."""
 TICK_INTERVAL_S = 1.0
 """How often every click-join partition gets a tick to release orders done waiting."""
 PROBE_INTERVAL_S = 2.0
@@ -33,12 +35,10 @@ def register(kpi: KpiApp) -> None:
     app = kpi.faust_app
     topics = kpi.topics
 
-    async def send_counted(campaign: str, forwards: list[Forward]) -> None:
+    async def send_counted(campaign: str, forwards: Forwards) -> None:
         key, partition = campaign.encode("utf-8"), kpi.partition(campaign)
-        for start in range(0, len(forwards), MAX_ITEMS_PER_MESSAGE):
-            chunk = forwards[start:start + MAX_ITEMS_PER_MESSAGE]
-            await topics["kpi_events"].send(key=key, value=orjson.dumps(chunk),
-                                            partition=partition)
+        for wire in forwards.wire_messages(MAX_COUNTED_BYTES):
+            await topics["kpi_events"].send(key=key, value=wire, partition=partition)
 
     async def send_grouped(topic: str, items: Iterable[tuple[str, Any]]) -> None:
         by_partition: dict[int, list[Any]] = {}
@@ -66,10 +66,11 @@ def register(kpi: KpiApp) -> None:
         for campaign, forwards in result.forwards.items():
             await send_counted(campaign, forwards)
 
-    app.service(InputConsumer(  # type: ignore[arg-type]  # Faust takes instances too
+    kpi.input = InputConsumer(
         kpi.bootstrap, f"{kpi.settings.app_id}-ingest", list(kpi.settings.event_topics),
         kpi.ingestor, send_ingested, app.producer.flush,
-    ))
+    )
+    app.started_with_app.append(kpi.input)
 
     @app.agent(topics["click_join"], name="join")
     async def join(stream: Any) -> None:
@@ -103,7 +104,12 @@ def register(kpi: KpiApp) -> None:
     async def count(stream: Any) -> None:
         async for event in stream.events():
             message = event.message
-            folded = kpi.counts.handle(event.key.decode("utf-8"), orjson.loads(event.value),
+            try:
+                forwards = Forwards.from_wire(event.value)
+            except MalformedForwards as exc:  # not ours: skip it rather than stop counting
+                kpi.faust_app.log.error("skipped kpi-events offset %s: %s", message.offset, exc)
+                continue
+            folded = kpi.counts.handle(event.key.decode("utf-8"), forwards,
                                        message.partition, message.offset, wall_clock_ms())
             for event_type, accepted in folded.accepted.items():
                 kpi.count(event_type, "accepted", accepted)

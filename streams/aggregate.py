@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from streams.counts import RETRACTION, Forward, add_into
+from streams.counts import WIDTH
+from streams.durations import MINUTE_MS
+from streams.forwards import KIND_TYPES, RETRACTION, Forwards, add_event
 from streams.state import BucketKey
-from streams.windows import minute_of
 
 __all__ = ["Folded", "fold"]
 
@@ -23,8 +24,7 @@ class Folded:
     newest_ts_ms: dict[str, int] = field(default_factory=dict)
 
 
-def fold(campaign: str, forwards: Iterable[Forward],
-         first_time: Callable[[str], bool]) -> Folded:
+def fold(campaign: str, forwards: Forwards, first_time: Callable[[str], bool]) -> Folded:
     """Sum one campaign's events per (channel, minute), skipping ids seen before.
 
     ``first_time(f"{type}/{campaign}/{event_id}")`` says whether an event is new; it is
@@ -34,20 +34,22 @@ def fold(campaign: str, forwards: Iterable[Forward],
     """
     folded = Folded()
     deltas, newest = folded.deltas, folded.newest_ts_ms
-    for event_type, event_id, ts_ms, channel, counts in forwards:
+    accepted: dict[str, int] = {}
+    for kind, event_id, ts_ms, channel, amount in forwards:
+        event_type = KIND_TYPES[kind]
         if not first_time(f"{event_type}/{campaign}/{event_id}"):
             if event_type != RETRACTION:
                 folded.duplicates[event_type] += 1
             continue
-        key = (campaign, channel, minute_of(ts_ms))
+        key = (campaign, channel, ts_ms // MINUTE_MS)
         acc = deltas.get(key)
         if acc is None:
-            deltas[key] = list(counts)
-        else:
-            add_into(acc, counts)
+            acc = deltas[key] = [0] * WIDTH
+        add_event(acc, kind, amount)
         if event_type == RETRACTION:
             continue
-        folded.accepted[event_type] += 1
+        accepted[event_type] = accepted.get(event_type, 0) + 1
         if ts_ms > newest.get(event_type, -1):
             newest[event_type] = ts_ms
+    folded.accepted.update(accepted)
     return folded

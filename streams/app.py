@@ -26,6 +26,7 @@ from metrics.names import OUTCOMES, TYPE_LABELS
 from metrics.targets import TargetCollector
 from streams.events import ValidationRules
 from streams.ingest import Ingestor
+from streams.input_consumer import InputConsumer
 from streams.liveness import BrokerProbe
 from streams.settings import Settings
 from streams.stages import ClickStage, CountStage, CustomerStage
@@ -51,7 +52,7 @@ class KpiApp:
     """The Faust app and everything the agents and web pages share."""
 
     settings: Settings
-    faust_app: faust.App
+    faust_app: FaustApp
     topics: dict[str, Any]
     """kpi_events, click_join, customer_orders, deadletter (input is read by
     streams.input_consumer, outside Faust's streams)."""
@@ -63,6 +64,7 @@ class KpiApp:
     events_total: Counter
     last_event_seconds: Gauge
     probe: BrokerProbe | None = None
+    input: InputConsumer | None = None
     newest_event_ms: dict[str, int] = field(default_factory=dict)
 
     def partition(self, key: str) -> int:
@@ -116,13 +118,14 @@ class KpiApp:
                 self.last_event_seconds.labels(event_type).set(ts_ms / 1000)
 
     def is_ready(self) -> bool:
-        """Tables recovered, not rebalancing, and the broker answering."""
+        """Tables recovered, both consumer groups joined, and the broker answering."""
         app = self.faust_app
         recovery = app.tables.recovery  # type: ignore[attr-defined]
         broker_ok = self.probe is None or self.probe.reachable
+        input_ok = self.input is None or self.input.assigned
         return bool(
             recovery.completed.is_set() and not app.rebalancing and not app.in_recovery
-            and broker_ok
+            and broker_ok and input_ok
         )
 
     @property
@@ -131,8 +134,24 @@ class KpiApp:
         return ",".join(f"{url.host}:{url.port or 9092}" for url in self.faust_app.conf.broker)
 
 
-def _faust_app(settings: Settings) -> faust.App:
-    return faust.App(
+class FaustApp(faust.App):
+    """faust.App that also starts ``started_with_app`` services with its own.
+
+    Services added with ``app.service`` start only after table recovery; the input
+    consumer joins its own consumer group, which takes seconds, so it starts beside
+    Faust's consumer and both groups are joined at about the same time.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.started_with_app: list[Any] = []
+
+    def on_init_dependencies(self) -> Any:
+        return [*super().on_init_dependencies(), *self.started_with_app]
+
+
+def _faust_app(settings: Settings) -> FaustApp:
+    return FaustApp(
         settings.app_id,
         broker=settings.broker,
         store="memory://",

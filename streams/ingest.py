@@ -18,8 +18,8 @@ import orjson
 
 from streams.attribution import UNATTRIBUTED, attribute
 from streams.clicks import Click
-from streams.counts import Forward, event_counts
 from streams.events import Event, EventType, Rejection, ValidationRules, parse_message
+from streams.forwards import Forwards
 from streams.orders import OrderRoute
 
 __all__ = ["IngestResult", "Ingestor", "RawMessage", "dead_letter"]
@@ -38,7 +38,7 @@ class RawMessage(NamedTuple):
 class IngestResult:
     """What one batch of input messages turned into, by where it goes next."""
 
-    forwards: dict[str, list[Forward]] = field(default_factory=dict)
+    forwards: dict[str, Forwards] = field(default_factory=dict)
     """campaign -> counted events (views, engagements, clicks, spend)."""
     clicks: list[tuple[str, Click]] = field(default_factory=list)
     """(click_id, click) to remember for attribution."""
@@ -85,9 +85,11 @@ class Ingestor:
     def _route_counted(event: Event, result: IngestResult) -> None:
         campaign = event.campaign_id
         assert campaign is not None
-        forward = [event.type, event.event_id, event.ts_ms, event.channel,
-                   event_counts(event, False)]
-        result.forwards.setdefault(campaign, []).append(forward)
+        forwards = result.forwards.get(campaign)
+        if forwards is None:
+            forwards = result.forwards[campaign] = Forwards()
+        forwards.add(_KINDS[event.type] if not event.completed else "V", event.event_id,
+                     event.ts_ms, event.channel, event.value_micros)
         if event.click_id is not None:
             result.clicks.append((event.click_id, (event.ts_ms, campaign, event.channel)))
 
@@ -97,6 +99,10 @@ class Ingestor:
             result.to_join.append(OrderRoute.of(order, None, order.channel))
         else:
             result.to_customers.append(OrderRoute.of(order, campaign, channel))
+
+
+_KINDS: dict[str, str] = {"view": "v", "engagement": "e", "click": "c", "spend": "s"}
+"""Kind letter (streams.forwards) of a counted event; a completed view is "V"."""
 
 
 def _verdicts(raw: bytes, event_type: EventType, rules: ValidationRules,

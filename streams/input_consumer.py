@@ -14,15 +14,16 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
 from mode import Service
 
 from streams.ingest import Ingestor, IngestResult, RawMessage
 
 __all__ = ["MAX_BATCH", "InputConsumer"]
 
-MAX_BATCH = 5_000
-"""Most messages handed to the Ingestor at once."""
+MAX_BATCH = 20_000
+"""Most messages handed to the Ingestor at once: at full load, fewer and larger
+internal messages mean fewer changelog writes (one per changed bucket per message)."""
 _WAIT_MS = 20
 """Longest wait for a fetch to fill: the freshness cost of batching."""
 
@@ -49,6 +50,8 @@ class InputConsumer(Service):
         self._group_id = group_id
         self._consumer: AIOKafkaConsumer | None = None
         self.batches = 0
+        self.assigned = False
+        """Whether the group has given this consumer its partitions (none is an answer too)."""
 
     async def on_start(self) -> None:
         self._consumer = AIOKafkaConsumer(
@@ -62,7 +65,7 @@ class InputConsumer(Service):
             max_partition_fetch_bytes=4 * 1024 * 1024,
         )
         await self._consumer.start()
-        self._consumer.subscribe(self._topics)
+        self._consumer.subscribe(self._topics, listener=_Assignment(self))
 
     async def on_stop(self) -> None:
         if self._consumer is not None:
@@ -83,6 +86,9 @@ class InputConsumer(Service):
                 continue
             if not fetched:
                 continue
+            if not self.batches:
+                self.log.info("first input fetched: %d messages",
+                              sum(len(records) for records in fetched.values()))
             result = self._ingestor.ingest(
                 RawMessage(m.topic, m.partition, m.offset, m.value or b"")
                 for records in fetched.values() for m in records
@@ -94,3 +100,16 @@ class InputConsumer(Service):
             except Exception as exc:  # a rebalance; the batch may be read again
                 self.log.warning("commit of input offsets failed: %r", exc)
             self.batches += 1
+
+
+class _Assignment(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
+    """Keeps ``InputConsumer.assigned`` true only between a join and the next rebalance."""
+
+    def __init__(self, consumer: InputConsumer) -> None:
+        self._consumer = consumer
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        self._consumer.assigned = False
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        self._consumer.assigned = True

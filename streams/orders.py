@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from streams.counts import NEW_CUSTOMERS, ORDERS, RETRACTION, REVENUE, Forward, zero
 from streams.events import Event
+from streams.forwards import Forwards
 
-__all__ = ["OrderRoute", "retraction_forward"]
+__all__ = ["OrderRoute", "forward_retraction"]
 
 
 @dataclass(slots=True)
@@ -38,17 +38,12 @@ class OrderRoute:
     def from_wire(cls, fields: list[Any]) -> OrderRoute:
         return cls(*fields)
 
-    def forward(self, new_customer: bool) -> Forward:
-        """The order as counted in its campaign's state."""
-        counts = zero()
-        counts[ORDERS] = 1
-        counts[NEW_CUSTOMERS] = int(new_customer)
-        counts[REVENUE] = self.value_micros
-        return ["order", self.event_id, self.ts_ms, self.channel, counts]
+    def forward_to(self, forwards: Forwards, new_customer: bool) -> None:
+        """Add the order, as counted in its campaign's state."""
+        forwards.add("n" if new_customer else "o", self.event_id, self.ts_ms, self.channel,
+                     self.value_micros)
 
 
-def retraction_forward(channel: str, ts_ms: int, event_id: str) -> Forward:
+def forward_retraction(forwards: Forwards, channel: str, ts_ms: int, event_id: str) -> None:
     """Take back the new customer an order was counted with, in the minute it was counted."""
-    counts = zero()
-    counts[NEW_CUSTOMERS] = -1
-    return [RETRACTION, event_id, ts_ms, channel, counts]
+    forwards.add("r", event_id, ts_ms, channel)

@@ -14,9 +14,9 @@ from typing import Any
 
 from streams.aggregate import Folded, fold
 from streams.clicks import Click, ClickBook, Waiting
-from streams.counts import Forward
 from streams.customers import CustomerBook
-from streams.orders import OrderRoute, retraction_forward
+from streams.forwards import Forwards
+from streams.orders import OrderRoute, forward_retraction
 from streams.state import KpiState
 from streams.windows import minute_of
 
@@ -74,7 +74,7 @@ class CountStage:
     dedup_window_ms: int
     ids: dict[int, _MessageIds] = field(default_factory=dict)
 
-    def handle(self, campaign: str, forwards: Iterable[Forward], partition: int,
+    def handle(self, campaign: str, forwards: Forwards, partition: int,
                offset: int, now_ms: int) -> Folded:
         ids = self.ids.setdefault(partition, _MessageIds())
         for gone in ids.expire(now_ms):
@@ -218,12 +218,12 @@ class CustomerStage:
 
     def handle(
         self, orders: Iterable[OrderRoute], partition: int, offset: int, now_ms: int
-    ) -> tuple[dict[str, list[Forward]], int]:
+    ) -> tuple[dict[str, Forwards], int]:
         """Forwards per campaign (orders and retractions) and how many were duplicates."""
         book = self._book(partition)
         for customer in book.expire(now_ms):
             self.table.pop(customer, None)
-        forwards: dict[str, list[Forward]] = {}
+        forwards: dict[str, Forwards] = {}
         duplicates = 0
         for order in orders:
             decision = book.decide(order, partition, offset, now_ms)
@@ -233,11 +233,11 @@ class CustomerStage:
             if decision.kind == "counted":
                 self.table[order.customer_id] = book.records[order.customer_id]
             assert order.campaign is not None
-            forwards.setdefault(order.campaign, []).append(order.forward(decision.is_new))
+            order.forward_to(forwards.setdefault(order.campaign, Forwards()), decision.is_new)
             if decision.retraction is not None:
                 campaign, channel, ts_ms, event_id = decision.retraction
-                forwards.setdefault(campaign, []).append(
-                    retraction_forward(channel, ts_ms, event_id))
+                forward_retraction(forwards.setdefault(campaign, Forwards()),
+                                   channel, ts_ms, event_id)
         return forwards, duplicates
 
     def rebuild(self, owned: set[int], owns: Callable[[str], int | None]) -> None:

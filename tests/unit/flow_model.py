@@ -15,6 +15,7 @@ import orjson
 
 from streams.app import partition_for
 from streams.events import EventType, ValidationRules
+from streams.forwards import Forwards
 from streams.ingest import Ingestor, RawMessage
 from streams.orders import OrderRoute
 from streams.settings import Window
@@ -88,9 +89,9 @@ class FlowModel:
             for campaign, campaign_forwards in forwards.items():
                 self._count(campaign, campaign_forwards)
 
-    def _count(self, campaign: str, forwards: list[Any]) -> None:
+    def _count(self, campaign: str, forwards: Forwards) -> None:
         self.offset += 1
-        folded = self.counts.handle(campaign, orjson.loads(orjson.dumps(forwards)),
+        folded = self.counts.handle(campaign, Forwards.from_wire(forwards.to_wire()),
                                     self.part(campaign), self.offset, self.now_ms)
         for event_type, n in folded.accepted.items():
             self.outcomes[(event_type, "accepted")] += n

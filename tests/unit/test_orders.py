@@ -240,11 +240,13 @@ def test_order_of_orders_does_not_change_new_customers(
 
 def test_replayed_message_applies_only_what_did_not_land() -> None:
     """A crash after some changelog records landed: the replay adds only the rest."""
+    from streams.forwards import Forwards
     from streams.stages import CountStage
     from streams.state import KpiState
 
-    forwards = [["view", f"v{i}", NOW + i * MIN, "tiktok", [1, 0, 0, 0, 0, 0, 0, 0]]
-                for i in range(3)]
+    forwards = Forwards()
+    for i in range(3):
+        forwards.add("v", f"v{i}", NOW + i * MIN, "tiktok")
     landed: dict[Any, Any] = {}
     first = CountStage(KpiState(1440), landed, DAY_MS)
     first.handle("a", forwards, partition=0, offset=41, now_ms=NOW + 3 * MIN)
@@ -259,7 +261,8 @@ def test_replayed_message_applies_only_what_did_not_land() -> None:
     rows = {w: c for _, _, w, c in recovered.state.rows(minute_of_now(), WINDOWS, lambda _: True)}
     assert rows["total"][0] == 3 and rows["5m"][0] == 3
     # A second delivery in another message is a duplicate.
-    dup = recovered.handle("a", forwards[:1], partition=0, offset=42, now_ms=NOW + 3 * MIN)
+    first_only = next(forwards.chunks(1))
+    dup = recovered.handle("a", first_only, partition=0, offset=42, now_ms=NOW + 3 * MIN)
     assert dup.duplicates["view"] == 1 and not dup.deltas
 
 

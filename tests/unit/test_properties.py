@@ -28,6 +28,7 @@ from metrics.collector import KpiCollector
 from streams.aggregate import fold
 from streams.app import partition_for
 from streams.events import Event, EventType, Rejection, ValidationRules, parse_message
+from streams.forwards import KIND_TYPES, Forwards
 from streams.ingest import Ingestor, RawMessage
 from streams.orders import OrderRoute
 from streams.settings import Window
@@ -112,10 +113,10 @@ class Pipeline:
             for campaign, campaign_forwards in forwards.items():
                 self._count(campaign, campaign_forwards)
 
-    def _count(self, campaign: str, forwards: list[Any]) -> None:
+    def _count(self, campaign: str, forwards: Forwards) -> None:
         partition = self.part(campaign)
         stage = self.counts[partition % self.workers]
-        stage.handle(campaign, orjson.loads(orjson.dumps(forwards)), partition,
+        stage.handle(campaign, Forwards.from_wire(forwards.to_wire()), partition,
                      self.offset("kpi-events", partition), NOW_MS)
 
     def rows_per_worker(self) -> list[Rows]:
@@ -353,8 +354,8 @@ def test_partitions_over_several_workers_sum_to_one_state(
 
 
 forwards = st.lists(
-    st.tuples(st.sampled_from(["tiktok", "web"]), st.integers(-90, 5),
-              st.lists(st.integers(0, 10**9), min_size=8, max_size=8)),
+    st.tuples(st.sampled_from(list(KIND_TYPES)), st.sampled_from(["tiktok", "web"]),
+              st.integers(-90, 5), st.integers(0, 10**9)),
     max_size=30,
 )
 
@@ -362,16 +363,21 @@ forwards = st.lists(
 @settings(max_examples=50, deadline=None)
 @given(items=forwards, cuts=st.lists(st.integers(0, 30), max_size=4))
 def test_folding_in_pieces_equals_folding_at_once(
-    items: list[tuple[str, int, list[int]]], cuts: list[int]
+    items: list[tuple[str, str, int, int]], cuts: list[int]
 ) -> None:
-    batch = [["view", f"e-{i}", (NOW_MINUTE + minute) * 60_000 + 1, channel, counts]
-             for i, (channel, minute, counts) in enumerate(items)]
+    bounds = [0, *sorted(cuts), len(items)]
+
+    def forwards(lo: int, hi: int) -> Forwards:
+        batch = Forwards()
+        for i, (kind, channel, minute, amount) in enumerate(items[lo:hi], start=lo):
+            batch.add(kind, f"e-{i}", (NOW_MINUTE + minute) * 60_000 + 1, channel, amount)
+        return batch
+
     whole = KpiState(RETENTION)
-    whole.apply(fold("a", batch, lambda _: True).deltas, NOW_MINUTE, 0)
+    whole.apply(fold("a", forwards(0, len(items)), lambda _: True).deltas, NOW_MINUTE, 0)
     pieces = KpiState(RETENTION)
-    bounds = [0, *sorted(cuts), len(batch)]
     for offset, (lo, hi) in enumerate(itertools.pairwise(bounds)):
-        pieces.apply(fold("a", batch[lo:hi], lambda _: True).deltas, NOW_MINUTE, offset)
+        pieces.apply(fold("a", forwards(lo, hi), lambda _: True).deltas, NOW_MINUTE, offset)
     assert sorted(pieces.rows(NOW_MINUTE, WINDOWS, lambda _: True)) == sorted(
         whole.rows(NOW_MINUTE, WINDOWS, lambda _: True))
 

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 import pytest
 
 from streams.counts import FIELDS, WIDTH
+from streams.forwards import Forwards
 from streams.settings import Window
 from streams.stages import CountStage
 from streams.state import BucketKey, KpiState
@@ -239,8 +240,19 @@ def test_replay_after_a_crash_counts_each_bucket_once(landed: set[BucketKey]) ->
 # ---------------------------------------------------------------------------------------
 # The count stage: dedup by event id, then the state; replays are not duplicates.
 # ---------------------------------------------------------------------------------------
-def view_forward(event_id: str, minute: int = NOW, channel: str = "tiktok") -> list[object]:
-    return ["view", event_id, minute * 60_000 + 5_000, channel, views(1)]
+Forward = tuple[str, str, int, str, int]
+
+
+def view_forward(event_id: str, minute: int = NOW, channel: str = "tiktok") -> Forward:
+    return ("v", event_id, minute * 60_000 + 5_000, channel, 0)
+
+
+def message(*events: Forward) -> Forwards:
+    """One kpi-events message, through its wire form as the agent reads it."""
+    forwards = Forwards()
+    for event in events:
+        forwards.add(*event)
+    return Forwards.from_wire(forwards.to_wire())
 
 
 def stage_rows(stage: CountStage) -> dict[tuple[str, str, str], int]:
@@ -250,11 +262,11 @@ def stage_rows(stage: CountStage) -> dict[tuple[str, str, str], int]:
 def test_count_stage_counts_a_second_delivery_once() -> None:
     stage = CountStage(KpiState(RETENTION), {}, DAY_MS)
     now_ms = NOW * 60_000 + 30_000
-    folded = stage.handle("a", [view_forward("v-1"), view_forward("v-2")], 0, 10, now_ms)
+    folded = stage.handle("a", message(view_forward("v-1"), view_forward("v-2")), 0, 10, now_ms)
     assert folded.accepted == {"view": 2}
     # the same event again in a later message of the partition, and twice in one message
-    folded = stage.handle("a", [view_forward("v-1"), view_forward("v-3"), view_forward("v-3")],
-                          0, 11, now_ms)
+    again = message(view_forward("v-1"), view_forward("v-3"), view_forward("v-3"))
+    folded = stage.handle("a", again, 0, 11, now_ms)
     assert folded.accepted == {"view": 1}
     assert folded.duplicates == {"view": 2}
     assert stage_rows(stage)[("a", "tiktok", "total")] == 3
@@ -264,16 +276,16 @@ def test_count_stage_replay_of_a_message_is_not_a_duplicate() -> None:
     table: dict[object, list[int]] = {}
     stage = CountStage(KpiState(RETENTION), table, DAY_MS)
     now_ms = NOW * 60_000 + 30_000
-    stage.handle("a", [view_forward("v-1")], 0, 10, now_ms)
-    message = [view_forward("v-2"), view_forward("v-3", NOW - 1)]
-    stage.handle("a", message, 0, 11, now_ms)
+    stage.handle("a", message(view_forward("v-1")), 0, 10, now_ms)
+    second = message(view_forward("v-2"), view_forward("v-3", NOW - 1))
+    stage.handle("a", second, 0, 11, now_ms)
     # crash: the ids of message 11 landed, its buckets did not; rebuilt from the table
     landed = {k: v for k, v in table.items() if isinstance(k, str) or k[2] != NOW - 1}
     landed[("a", "tiktok", TOTAL)] = [*views(1), 10]
     landed[("a", "tiktok", NOW)] = [*views(1), 10]
     recovered = CountStage(KpiState(RETENTION), dict(landed), DAY_MS)
     recovered.rebuild({0}, lambda campaign: True)
-    folded = recovered.handle("a", message, 0, 11, now_ms)  # read again
+    folded = recovered.handle("a", second, 0, 11, now_ms)  # read again
     assert folded.duplicates == {}
     assert stage_rows(recovered) == stage_rows(stage)
     assert stage_rows(recovered)[("a", "tiktok", "total")] == 3
