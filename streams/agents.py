@@ -86,6 +86,7 @@ def register(kpi: KpiApp) -> None:
                     joined = kpi.clicks.join(OrderRoute.from_wire(item[1:]), partition, now_ms)
                     if joined is not None:
                         released.append(joined)
+            kpi.clicks.end_message(partition, offset)
             await send_orders(released)
 
     @app.agent(topics["customer_orders"], name="customers")

@@ -51,9 +51,7 @@ class ClickBook:
         Click ids are meant to be unique; if one comes twice, the earliest click is kept,
         whatever order they are read in.
         """
-        known = self.clicks.get(click_id)
-        if known is None or click < known:
-            self.load_click(click_id, click)
+        self.keep_earliest(click_id, click)
         return [w.order for w in self.waiting.get(click_id, [])
                 if self._release(w, offset, claim=True)]
 
@@ -103,6 +101,12 @@ class ClickBook:
         for click_id in gone:
             self.clicks.pop(click_id, None)
         return gone
+
+    def keep_earliest(self, click_id: str, click: Click) -> None:
+        """Keep ``click`` unless an earlier click of the same id is known."""
+        known = self.clicks.get(click_id)
+        if known is None or click < known:
+            self.load_click(click_id, click)
 
     def load_click(self, click_id: str, click: Click) -> None:
         self.clicks[click_id] = click

@@ -26,6 +26,10 @@ Table = MutableMapping[Any, Any]
 Partitioner = Callable[[str], int]
 
 
+_COUNTED_HERE = -1
+"""Stands for the offset of the message being counted while it is: a second sighting of
+an id inside one message is a duplicate, not a replay (offsets are never negative)."""
+
 IDS = "#ids"
 """First element of an id record's key; campaign ids cannot start with "#"."""
 
@@ -80,20 +84,24 @@ class CountStage:
         for gone in ids.expire(now_ms):
             self.table.pop((IDS, partition, gone), None)
         recorded_at = ids.recorded_at
-        in_this_message: set[str] = set()
         new_ids: list[str] = []
+        replayed: list[str] = []
 
         def first_time(key: str) -> bool:
-            if key in in_this_message:
-                return False
-            in_this_message.add(key)
             recorded = recorded_at.get(key)
             if recorded is None:
+                recorded_at[key] = _COUNTED_HERE
                 new_ids.append(key)
                 return True
-            return recorded == offset
+            if recorded == offset:  # recorded by this very message: a replay
+                recorded_at[key] = _COUNTED_HERE
+                replayed.append(key)
+                return True
+            return False  # another message's, or a repeat within this one
 
         folded = fold(campaign, forwards, first_time)
+        for id_key in replayed:
+            recorded_at[id_key] = offset
         if new_ids:
             expires = now_ms + self.dedup_window_ms
             ids.add(offset, expires, new_ids)
@@ -127,13 +135,27 @@ class CountStage:
 
 @dataclass
 class ClickStage:
-    """Clicks by click id, and orders joined to them, for the click ids of one partition."""
+    """Clicks by click id, and orders joined to them, for the click ids of one partition.
+
+    The clicks a source message adds are written as one record keyed
+    ``(partition, offset)``, not one per click: at high rates, table writes cost more
+    than the clicks themselves. A record goes when its newest click leaves the
+    attribution window. Rebuilding keeps the earliest click of an id, as ``remember``
+    does, so records can be read back in any order. (One difference: a click id sent
+    twice is forgotten live when its earlier click leaves the window, while a rebuilt
+    worker may still hold the later click of a record not yet gone.)
+    """
 
     clicks_table: Table
     waiting_table: Table
     window_ms: int
     grace_ms: int
     books: dict[int, ClickBook] = field(default_factory=dict)
+    _pending: dict[int, list[list[Any]]] = field(default_factory=dict)
+    """partition -> clicks the message being handled added, as [click_id, ts, campaign,
+    channel]."""
+    _record_expiry: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
+    """partition -> heap of (newest click ts + window, offset) of its click records."""
 
     def _book(self, partition: int) -> ClickBook:
         book = self.books.get(partition)
@@ -143,13 +165,24 @@ class ClickStage:
 
     def remember(self, click_id: str, click: Click, partition: int,
                  offset: int) -> list[OrderRoute]:
+        """Keep a click (written by ``end_message``); returns the orders it releases."""
         book = self._book(partition)
         before = book.clicks.get(click_id)
         released = book.remember(click_id, click, offset)
         if book.clicks[click_id] != before:
-            self.clicks_table[click_id] = list(click)
+            self._pending.setdefault(partition, []).append([click_id, *click])
         self._save_waiting(book, [click_id])
         return released
+
+    def end_message(self, partition: int, offset: int) -> None:
+        """Write the clicks the message at ``offset`` added, as one record."""
+        added = self._pending.pop(partition, None)
+        if not added:
+            return
+        self.clicks_table[(partition, offset)] = added
+        newest = max(click[1] for click in added)
+        heapq.heappush(self._record_expiry.setdefault(partition, []),
+                       (newest + self.window_ms, offset))
 
     def join(self, order: OrderRoute, partition: int, now_ms: int) -> OrderRoute | None:
         book = self._book(partition)
@@ -162,8 +195,11 @@ class ClickStage:
     def tick(self, partition: int, now_ms: int, offset: int) -> list[OrderRoute]:
         """Orders whose wait for a click is over, and forget clicks past the window."""
         book = self._book(partition)
-        for click_id in book.expire(now_ms):
-            self.clicks_table.pop(click_id, None)
+        book.expire(now_ms)
+        records = self._record_expiry.get(partition, [])
+        while records and records[0][0] <= now_ms:
+            _, gone = heapq.heappop(records)
+            self.clicks_table.pop((partition, gone), None)
         released, touched = book.due(now_ms, offset)
         self._save_waiting(book, touched)
         return released
@@ -180,14 +216,20 @@ class ClickStage:
     def rebuild(self, owned: set[int], owns: Callable[[str], int | None]) -> None:
         """Reload from the recovered tables; ``owns`` gives an owned key's partition."""
         self.books.clear()
+        self._pending = {}
+        self._record_expiry = {}
         clicks = getattr(self.clicks_table, "data", self.clicks_table)
-        for click_id in list(clicks):
-            partition = owns(click_id)
-            if partition is None:
-                del clicks[click_id]
-            else:
-                ts, campaign, channel = clicks[click_id]
-                self._book(partition).load_click(click_id, (ts, campaign, channel))
+        for key in list(clicks):
+            partition, offset = key
+            if partition not in owned:
+                del clicks[key]
+                continue
+            book = self._book(partition)
+            for click_id, ts, campaign, channel in clicks[key]:
+                book.keep_earliest(click_id, (ts, campaign, channel))
+            newest = max(click[1] for click in clicks[key])
+            heapq.heappush(self._record_expiry.setdefault(partition, []),
+                           (newest + self.window_ms, offset))
         waiting = getattr(self.waiting_table, "data", self.waiting_table)
         for click_id in list(waiting):
             partition = owns(click_id)

@@ -62,6 +62,7 @@ class FlowModel:
         self.offset += 1
         for click_id, click in result.clicks:
             released += self.clicks.remember(click_id, click, self.part(click_id), self.offset)
+            self.clicks.end_message(self.part(click_id), self.offset)
         for order in result.to_join:
             joined = self.clicks.join(order, self.part(order.click_id or ""), self.now_ms)
             if joined is not None:

@@ -95,7 +95,7 @@ def test_clicks_expire_after_the_attribution_window() -> None:
     model.tick(advance_ms=7 * DAY_MS + MIN)
     book = model.clicks.books[model.part("clk-1")]
     assert "clk-1" not in book.clicks
-    assert "clk-1" not in model.clicks.clicks_table
+    assert not model.clicks.clicks_table  # its record is gone too
 
 
 # --- customer history -----------------------------------------------------------------
@@ -281,3 +281,33 @@ def test_replayed_order_repeats_its_decision() -> None:
 
 def minute_of_now() -> int:
     return (NOW + 3 * MIN) // MIN
+
+
+def test_click_records_rebuild_the_same_clicks_and_go_with_their_newest_click() -> None:
+    """One record per message; a rebuild keeps each id's earliest click, as live does."""
+    from streams.stages import ClickStage
+
+    table: dict[Any, Any] = {}
+    live = ClickStage(table, {}, DAY_MS, 0)
+    live.remember("k1", (NOW, "a", "web"), partition=3, offset=10)
+    live.remember("k2", (NOW + MIN, "a", "tv"), partition=3, offset=10)
+    live.end_message(3, 10)
+    live.remember("k1", (NOW - MIN, "b", "web"), partition=3, offset=11)  # earlier: kept
+    live.remember("k2", (NOW + 2 * MIN, "c", "tv"), partition=3, offset=11)  # later: not
+    live.end_message(3, 11)
+    assert set(table) == {(3, 10), (3, 11)}
+    assert len(table[(3, 11)]) == 1
+
+    recovered = ClickStage(dict(reversed(list(table.items()))), {}, DAY_MS, 0)
+    recovered.rebuild({3}, lambda key: 3)
+    assert recovered.books[3].clicks == live.books[3].clicks == {
+        "k1": (NOW - MIN, "b", "web"), "k2": (NOW + MIN, "a", "tv")}
+    not_owned = ClickStage(dict(table), {}, DAY_MS, 0)
+    not_owned.rebuild({0}, lambda key: None)
+    assert not not_owned.books and not not_owned.clicks_table
+
+    # Message 11's only click leaves the window first; message 10's when k2 does.
+    live.tick(3, NOW - MIN + DAY_MS, offset=12)
+    assert set(table) == {(3, 10)}
+    live.tick(3, NOW + MIN + DAY_MS, offset=13)
+    assert not table and not live.books[3].clicks

@@ -85,8 +85,9 @@ class Pipeline:
         released: list[OrderRoute] = []
         for click_id, click in result.clicks:
             partition = self.part(click_id)
-            released += self.clicks.remember(click_id, click, partition,
-                                             self.offset("click-join", partition))
+            offset = self.offset("click-join", partition)
+            released += self.clicks.remember(click_id, click, partition, offset)
+            self.clicks.end_message(partition, offset)
         for order in result.to_join:
             joined = self.clicks.join(order, self.part(order.click_id or ""), NOW_MS)
             if joined is not None:
