@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from streams.app import wall_clock_ms
+from streams.fetching import shorten_fetch_wait
 from streams.forwards import Forwards, MalformedForwards
 from streams.ingest import IngestResult
 from streams.input_consumer import InputConsumer
@@ -133,6 +134,7 @@ def register(kpi: KpiApp) -> None:
     app.timer(interval=PROBE_INTERVAL_S)(probe_broker)
 
     correct_highwaters(app.consumer, kpi.bootstrap)
+    shorten_fetch_wait(app.consumer)
 
     async def rebuild() -> None:
         kpi.rebuild()

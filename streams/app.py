@@ -11,6 +11,7 @@ the state behind it needs, whatever key the tracker used):
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -106,6 +107,9 @@ class KpiApp:
                 return partition if partition in mine else None
 
             stage.rebuild(mine, owns)
+        # The rebuilt state is long-lived and holds no reference cycles: keep the cyclic
+        # garbage collector from walking it on every full pass (refcounting still frees it).
+        gc.freeze()
 
     def count(self, event_type: str, outcome: str, amount: int) -> None:
         self.events_total.labels(event_type, outcome).inc(amount)

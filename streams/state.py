@@ -7,6 +7,10 @@ can be rebuilt from the table after recovery.
 Each bucket ends with the offset of the last source message applied to it, written in
 the same changelog record as its counters: a message replayed after a crash is applied
 to exactly the buckets whose records did not land before the crash.
+
+Window sums are kept running (streams.window_sums): ``apply`` passes every bucket change
+on, ``load`` marks the cell to be summed afresh, and a scrape only moves the sums to the
+current minute instead of re-summing every bucket.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from streams.counts import WIDTH, add_into, zero
 from streams.settings import Window
-from streams.windows import TOTAL, oldest_kept_minute, window_sums
+from streams.window_sums import RunningSums
+from streams.windows import TOTAL, oldest_kept_minute
 
 __all__ = ["BucketKey", "KpiRow", "KpiState"]
 
@@ -32,6 +37,10 @@ class KpiState:
     def __init__(self, retention_minutes: int) -> None:
         self._retention = retention_minutes
         self._cells: dict[tuple[str, str], dict[int, list[int]]] = {}
+        self._sums = RunningSums()
+        self._kept_from: dict[tuple[str, str], int] = {}
+        """Cell -> the ``oldest`` of its last expiry scan: no older bucket is left in it, and
+        ``apply`` adds none, so the cell needs no scan until the minute moves on."""
 
     def apply(
         self, deltas: Mapping[BucketKey, Sequence[int]], now_minute: int, offset: int
@@ -56,9 +65,12 @@ class KpiState:
         for (campaign, channel), delta in totals.items():
             self._add(campaign, channel, TOTAL, delta, offset, changed)
         for campaign, channel, _ in list(changed):
+            if self._kept_from.get((campaign, channel), oldest - 1) >= oldest:
+                continue
+            self._kept_from[(campaign, channel)] = oldest
             cell = self._cells[(campaign, channel)]
             for minute in [m for m in cell if m != TOTAL and m < oldest]:
-                del cell[minute]
+                self._sums.changed((campaign, channel), minute, cell.pop(minute), -1)
                 changed[(campaign, channel, minute)] = None
         return changed
 
@@ -73,25 +85,37 @@ class KpiState:
         add_into(bucket, delta)
         bucket[WIDTH] = offset
         changed[(campaign, channel, minute)] = bucket
+        if minute != TOTAL:
+            self._sums.changed((campaign, channel), minute, delta)
 
     def load(self, key: BucketKey, counts: list[int]) -> None:
         """Put back one bucket read from the table (recovery)."""
         campaign, channel, minute = key
         self._cells.setdefault((campaign, channel), {})[minute] = counts
+        self._kept_from.pop((campaign, channel), None)
+        if minute != TOTAL:
+            self._sums.stale((campaign, channel))
 
     def clear(self) -> None:
         """Forget everything (before a rebuild from the table)."""
         self._cells.clear()
+        self._sums.clear()
+        self._kept_from.clear()
 
     def rows(
         self, now_minute: int, windows: Sequence[Window], owned: Callable[[str], bool]
     ) -> Iterator[KpiRow]:
-        """Window sums and total of every campaign-channel that ``owned`` accepts."""
+        """Window sums and total of every campaign-channel that ``owned`` accepts.
+
+        The first call with a window length, and the first after a rebuild, sums the
+        buckets afresh; later ones only subtract what left each window since the last.
+        """
         labels = [w.label for w in windows]
-        minutes = [w.minutes for w in windows]
+        index = self._sums.at(self._cells, now_minute, [w.minutes for w in windows])
         for (campaign, channel), cell in self._cells.items():
             if not owned(campaign):
                 continue
-            for label, sums in zip(labels, window_sums(cell, now_minute, minutes), strict=True):
-                yield campaign, channel, label, sums
+            sums = self._sums.of((campaign, channel))
+            for label, i in zip(labels, index, strict=True):
+                yield campaign, channel, label, zero() if sums is None else list(sums[i])
             yield campaign, channel, "total", list(cell.get(TOTAL, zero())[:WIDTH])

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
+from metrics.collector import exposition
 from streams.events import EVENT_TYPES
 from streams.schemas import schema_json
 
@@ -21,9 +22,8 @@ def register(kpi: KpiApp) -> None:
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
-        return web.bytes(
-            generate_latest(kpi.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
-        )
+        # generate_latest's text, with the KPI gauges written faster (metrics.collector)
+        return web.bytes(exposition(kpi.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:

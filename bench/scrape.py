@@ -1,0 +1,184 @@
+"""How long one /metrics scrape takes with many campaign-channels, in process.
+
+    .venv/bin/python -m bench.scrape                          # 1,000 series x 1,440 minutes
+    .venv/bin/python -m bench.scrape --series 200 --scrapes 9
+    .venv/bin/python -m bench.scrape --smoke                  # tiny: runs and adds up (a test)
+
+Builds a KpiState the way recovery does (``load`` of every bucket of a full day per
+campaign-channel, plus its total), registers the real KpiCollector in a fresh
+CollectorRegistry and times ``exposition(registry)`` as streams/web.py serves it (it must
+equal ``generate_latest(registry)`` byte for byte; checked). Between scrapes the clock
+moves on a minute and every series gets a message, as in a busy worker. A scrape's time
+is split into ``rows()`` (window sums) and rendering (KPI values, families, text). A
+second pass splits rendering into collecting the families from ready rows and writing
+the text of ready families, by KpiFamily.exposition and by prometheus_client's
+``generate_latest`` for comparison.
+
+It does not run a worker: a busy event loop delays the answer further, by however long
+the loop's other callbacks hold it. Exit status 0, or 1 if the scraped samples are wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Iterable, Iterator, Sequence
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector
+
+from metrics.collector import KpiCollector, KpiFamily, exposition
+from metrics.names import KPI_HELP
+from streams.counts import WIDTH
+from streams.settings import Window
+from streams.state import KpiRow, KpiState
+from streams.windows import TOTAL, window_sums
+
+__all__ = ["build_state", "main"]
+
+NOW = 29_590_500  # a minute in November 2026
+WINDOWS = (Window("5m", 5), Window("1h", 60), Window("24h", 1440))
+
+
+def _bucket(series: int, minute: int) -> list[int]:
+    """Deterministic counters with every KPI defined (no zero denominator)."""
+    views = 50 + (series * 7 + minute * 13) % 200
+    clicks = 2 + views // 20
+    orders = 1 + clicks // 4
+    return [views, views // 3, views // 10, clicks, orders, 1 + orders // 3,
+            orders * 12_340_000 + minute, 7_000_000 + series]
+
+
+def build_state(series: int, minutes: int, now: int = NOW) -> KpiState:
+    """``series`` campaign-channels, each with ``minutes`` minute buckets up to ``now``."""
+    state = KpiState(max(w.minutes for w in WINDOWS))
+    for s in range(series):
+        campaign, channel = f"campaign-{s // 4:05d}", ("tiktok", "youtube", "meta", "web")[s % 4]
+        total = [0] * WIDTH
+        for minute in range(now - minutes + 1, now + 1):
+            counts = _bucket(s, minute)
+            total = [a + b for a, b in zip(total, counts, strict=True)]
+            state.load((campaign, channel, minute), [*counts, minute])
+        state.load((campaign, channel, TOTAL), [*total, now])
+    return state
+
+
+def _busy_minute(state: KpiState, series: int, now: int, offset: int) -> None:
+    """One message per series at ``now`` (as if the worker kept counting)."""
+    for s in range(series):
+        campaign, channel = f"campaign-{s // 4:05d}", ("tiktok", "youtube", "meta", "web")[s % 4]
+        state.apply({(campaign, channel, now): _bucket(s, now)}, now, offset + s)
+
+
+class _Static(Collector):
+    """Families built beforehand: times the exposition alone."""
+
+    def __init__(self, families: Sequence[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._families)
+
+
+def _ms(seconds: Iterable[float]) -> str:
+    values = [s * 1000 for s in seconds]
+    return f"median {statistics.median(values):8.1f} ms   max {max(values):8.1f} ms"
+
+
+def _check(state: KpiState, now: int, text: str, series: int) -> list[str]:
+    """Problems with one scrape: sample count, and rows() against the naive sums."""
+    problems = []
+    samples = sum(1 for line in text.splitlines() if line and not line.startswith("#"))
+    expected = series * (len(WINDOWS) + 1) * len(KPI_HELP)  # every KPI defined here
+    if samples != expected:
+        problems.append(f"{samples} samples, expected {expected}")
+    minutes = [w.minutes for w in WINDOWS]
+    naive: list[KpiRow] = []
+    for (campaign, channel), cell in state._cells.items():  # noqa: SLF001
+        for w, sums in zip(WINDOWS, window_sums(cell, now, minutes), strict=True):
+            naive.append((campaign, channel, w.label, sums))
+        naive.append((campaign, channel, "total", list(cell[TOTAL][:WIDTH])))
+    if list(state.rows(now, WINDOWS, lambda _: True)) != naive:
+        problems.append("rows() differ from the naive window sums")
+    return problems
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--series", type=int, default=1000, help="campaign-channels")
+    parser.add_argument("--minutes", type=int, default=1440, help="minute buckets per series")
+    parser.add_argument("--scrapes", type=int, default=7, help="timed scrapes")
+    parser.add_argument("--smoke", action="store_true", help="tiny run (for a test)")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.series, args.minutes, args.scrapes = 8, 90, 3
+
+    started = time.perf_counter()
+    state = build_state(args.series, args.minutes)
+    print(f"{args.series} series x {args.minutes} minute buckets, windows "
+          f"{', '.join(w.label for w in WINDOWS)} + total: built in "
+          f"{time.perf_counter() - started:.1f} s")
+
+    now = NOW
+    rows_s: list[float] = []
+
+    def timed_rows() -> list[KpiRow]:
+        t0 = time.perf_counter()
+        rows = list(state.rows(now, WINDOWS, lambda _: True))
+        rows_s.append(time.perf_counter() - t0)
+        return rows
+
+    registry = CollectorRegistry()
+    registry.register(KpiCollector(timed_rows, "USD"))
+    # The first scrape sums every bucket afresh, as the first after a start or a rebuild
+    # does; later ones only move the running sums. Shown apart.
+    t0 = time.perf_counter()
+    text = exposition(registry)
+    first = time.perf_counter() - t0
+    print(f"first scrape:   {first * 1000:8.1f} ms  ({rows_s[0] * 1000:.1f} ms of it rows())")
+    rows_s.clear()
+
+    scrape_s: list[float] = []
+    for i in range(args.scrapes):
+        now += 1
+        _busy_minute(state, args.series, now, 10 * NOW + i * args.series)
+        t0 = time.perf_counter()
+        text = exposition(registry)
+        scrape_s.append(time.perf_counter() - t0)
+    render_s = [s - r for s, r in zip(scrape_s, rows_s, strict=True)]
+    print(f"scrape:         {_ms(scrape_s)}   ({len(text) / 1e6:.1f} MB)")
+    print(f"  rows():       {_ms(rows_s)}")
+    print(f"  rendering:    {_ms(render_s)}")
+
+    rows = timed_rows()
+    collector = KpiCollector(lambda: rows, "USD")
+    collect_s: list[float] = []
+    fast_s: list[float] = []
+    slow_s: list[float] = []
+    for _ in range(min(args.scrapes, 3)):
+        t0 = time.perf_counter()
+        families: list[KpiFamily] = list(collector.collect())
+        collect_s.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        b"".join(f.exposition() for f in families)
+        fast_s.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        generate_latest(_Static(list(families)))
+        slow_s.append(time.perf_counter() - t0)
+    print(f"    families:   {_ms(collect_s)}   (kpi_values, label text, from ready rows)")
+    print(f"    text:       {_ms(fast_s)}   (KpiFamily.exposition of ready families)")
+    print(f"    [generate_latest of the same: {_ms(slow_s)}]")
+
+    problems = _check(state, now, text.decode(), args.series)
+    if generate_latest(registry) != text:
+        problems.append("exposition() differs from generate_latest()")
+    for problem in problems:
+        print(f"WRONG: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

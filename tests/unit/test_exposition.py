@@ -1,0 +1,117 @@
+"""/metrics text: the KPI families' own writer gives generate_latest's bytes exactly."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from bench import scrape
+from metrics.collector import KpiCollector, KpiFamily, LabelSet, exposition
+from metrics.health import HealthCollector
+from metrics.kpis import kpi_values
+from metrics.names import KPI_HELP, KPI_LABELS, MONEY_METRICS
+from streams.counts import WIDTH
+from streams.state import KpiRow
+
+
+class ReferenceCollector(Collector):
+    """KpiCollector as it was: plain GaugeMetricFamily, every sample built eagerly."""
+
+    def __init__(self, rows: list[KpiRow], currency: str) -> None:
+        self._rows = rows
+        self._currency = currency
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        families = {
+            name: GaugeMetricFamily(
+                name, help_text,
+                labels=[*KPI_LABELS, "currency"] if name in MONEY_METRICS else list(KPI_LABELS))
+            for name, help_text in KPI_HELP.items()
+        }
+        for campaign, channel, window, counts in self._rows:
+            plain = [campaign, channel, window]
+            money = [*plain, self._currency]
+            for name, value in kpi_values(counts).items():
+                if value is not None:
+                    families[name].add_metric(money if name in MONEY_METRICS else plain, value)
+        yield from families.values()
+
+
+def registries(rows: list[KpiRow], currency: str) -> tuple[CollectorRegistry, CollectorRegistry]:
+    """The same series twice, with the KPI collector of now and of before, among others."""
+    events = Counter("kpistream_events", "Events read.", ["type"], registry=None)
+    events.labels("v").inc()
+    last = Gauge("kpistream_last", 'A "gauge"\nafter.', registry=None)
+    last.set(1.5e9)
+    made = []
+    for kpis in (KpiCollector(lambda: rows, currency), ReferenceCollector(rows, currency)):
+        registry = CollectorRegistry()
+        registry.register(events)
+        registry.register(kpis)
+        registry.register(last)
+        registry.register(HealthCollector(lambda: True, lambda: {("t\\", 3): 7}))
+        made.append(registry)
+    return made[0], made[1]
+
+
+LABEL_TEXT = st.text(max_size=6) | st.sampled_from(["", '"', "\\", "\n", 'a\\"b\n', "ü€𝄞"])
+COUNTER = st.integers(-5, 20) | st.integers(-(10**25), 10**25) | st.just(0)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    rows=st.lists(st.tuples(LABEL_TEXT, LABEL_TEXT, LABEL_TEXT,
+                            st.lists(COUNTER, min_size=WIDTH, max_size=WIDTH)), max_size=6),
+    currency=st.sampled_from(["USD", "EUR", 'X"\\\n']),
+)
+def test_exposition_is_generate_latest_byte_for_byte(
+    rows: list[KpiRow], currency: str
+) -> None:
+    new, reference = registries(rows, currency)
+    expected = generate_latest(reference)
+    assert exposition(new) == expected
+    assert generate_latest(new) == expected  # prometheus_client reading KpiFamily.samples
+
+
+def test_bench_sized_scrape_is_identical() -> None:
+    state = scrape.build_state(12, 90)
+    rows = list(state.rows(scrape.NOW, scrape.WINDOWS, lambda _: True))
+    new, reference = registries(rows, "USD")
+    assert exposition(new) == generate_latest(reference)
+
+
+def test_no_rows_no_kpi_lines() -> None:
+    registry = CollectorRegistry()
+    registry.register(KpiCollector(lambda: [], "USD"))
+    assert exposition(registry) == generate_latest(registry)
+    assert exposition(CollectorRegistry()) == b""
+
+
+def test_kpi_family_is_still_a_gauge_family() -> None:
+    family = KpiFamily("marketing_views", "Views.", ["campaign", "window"])
+    family.add_metric(["a", "5m"], 3.0)
+    [sample] = family.samples
+    assert (sample.name, sample.labels, sample.value) == (
+        "marketing_views", {"campaign": "a", "window": "5m"}, 3.0)
+    with pytest.raises(TypeError):
+        family.add_metric(["a", "1h"], 1.0, timestamp=12.0)
+    with pytest.raises(TypeError):
+        family.samples = [sample]
+    with pytest.raises(ValueError, match="labels"):
+        family.add_metric(["a"], 1.0)
+
+
+def test_label_text_is_sorted_by_name_and_escaped() -> None:
+    labels = LabelSet(["window", "campaign", "currency"])
+    assert labels.series(["5m", 'a"b\\c\nd', "USD"]) == (
+        ("5m", 'a"b\\c\nd', "USD"), r'campaign="a\"b\\c\nd",currency="USD",window="5m"')
+
+
+def test_bench_smoke_runs() -> None:
+    assert scrape.main(["--smoke"]) == 0
