@@ -53,6 +53,11 @@ def register(kpi: KpiApp) -> None:
     async def send_orders(orders: Iterable[OrderRoute]) -> None:
         await send_grouped("customer_orders", ((o.customer_id, o.to_wire()) for o in orders))
 
+    async def send_changes(partition: int, *tables: Any) -> None:
+        """The table changes the message just handled made, to their changelogs."""
+        for table in tables:
+            await table.send(partition)
+
     async def send_ingested(result: IngestResult) -> None:
         for record in result.dead_letters:
             await topics["deadletter"].send(value=record)
@@ -88,6 +93,7 @@ def register(kpi: KpiApp) -> None:
                     if joined is not None:
                         released.append(joined)
             kpi.clicks.end_message(partition, offset)
+            await send_changes(partition, kpi.clicks.clicks_table, kpi.clicks.waiting_table)
             await send_orders(released)
 
     @app.agent(topics["customer_orders"], name="customers")
@@ -97,6 +103,7 @@ def register(kpi: KpiApp) -> None:
             message = event.message
             forwards, duplicates = kpi.customers.handle(
                 orders, message.partition, message.offset, wall_clock_ms())
+            await send_changes(message.partition, kpi.customers.table)
             if duplicates:
                 kpi.count("order", "duplicate", duplicates)
             for campaign, campaign_forwards in forwards.items():
@@ -113,6 +120,7 @@ def register(kpi: KpiApp) -> None:
                 continue
             folded = kpi.counts.handle(event.key.decode("utf-8"), forwards,
                                        message.partition, message.offset, wall_clock_ms())
+            await send_changes(message.partition, kpi.counts.table)
             for event_type, accepted in folded.accepted.items():
                 kpi.count(event_type, "accepted", accepted)
             for event_type, duplicates in folded.duplicates.items():
@@ -141,4 +149,4 @@ def register(kpi: KpiApp) -> None:
 
     # Recovery ends for all tables at once: one callback rebuilds every stage.
     kpi_table: Any = kpi.counts.table
-    kpi_table.on_recover(rebuild)
+    kpi_table.table.on_recover(rebuild)

@@ -25,6 +25,7 @@ from metrics.collector import KpiCollector
 from metrics.health import HealthCollector, consumer_lag
 from metrics.names import OUTCOMES, TYPE_LABELS
 from metrics.targets import TargetCollector
+from streams.changelog import ChangelogTable
 from streams.events import ValidationRules
 from streams.ingest import Ingestor
 from streams.input_consumer import InputConsumer
@@ -197,8 +198,8 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         "deadletter": app.topic(settings.topics.deadletter, **raw),
     }
 
-    def table(name: str) -> Any:
-        return app.Table(name, default=None, partitions=settings.partitions)
+    def table(name: str) -> ChangelogTable:
+        return ChangelogTable(app.Table(name, default=None, partitions=settings.partitions))
 
     events_total = Counter(
         "kpistream_events", "Events read, by type and outcome.",

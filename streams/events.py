@@ -1,7 +1,8 @@
 """Event schemas and validation: one Kafka message in, accepted events and rejections out.
 
 Pure: no Kafka, no Faust. Every rule of SPEC sections 1 and 4 lives here, and every
-rejection reason names the field, what was wrong and what is allowed.
+rejection reason names the field, what was wrong and what is allowed. A fast path (at the
+end) takes the common valid view, engagement or click; it gives the same verdicts.
 """
 
 from __future__ import annotations
@@ -96,9 +97,14 @@ class _Invalid(Exception):
 
 
 def parse_message(
-    raw: bytes, event_type: EventType, rules: ValidationRules, now_ms: int
+    raw: bytes, event_type: EventType, rules: ValidationRules, now_ms: int, *,
+    fast: bool = True,
 ) -> list[Event | Rejection]:
-    """Parse one Kafka message (an event object or an array of them) into verdicts."""
+    """Parse one Kafka message (an event object or an array of them) into verdicts.
+
+    ``fast=False`` runs the precise rules alone, without the fast path for common valid
+    events: the reference the fast path is tested against. The verdicts are the same.
+    """
     size = len(raw)
     if size > MAX_BATCH_BYTES:
         return [_whole(event_type, f"message is {size} bytes; a batch may be at most "
@@ -107,10 +113,14 @@ def parse_message(
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         return [_whole(event_type, f"message is not valid UTF-8 JSON: {exc}", raw)]
+    fast = fast and event_type in _FAST_TYPES
+    latest_ms = now_ms + MAX_FUTURE_MS  # the fast path's form of the clock rule
     if isinstance(doc, dict):
         if size > MAX_EVENT_BYTES:
             return [_whole(event_type, f"event is {size} bytes; one event may be at most "
                            f"{MAX_EVENT_BYTES} (a batch array {MAX_BATCH_BYTES})", raw)]
+        if fast and (event := _fast_event(doc, event_type, latest_ms, False)) is not None:
+            return [event]
         return [_verdict(doc, event_type, rules, now_ms, None, raw)]
     if isinstance(doc, list):
         if not doc:
@@ -119,6 +129,11 @@ def parse_message(
             return [_whole(event_type, f"batch holds {len(doc)} events; at most "
                            f"{MAX_BATCH_EVENTS} are allowed in one message", raw)]
         check_size = size > MAX_EVENT_BYTES  # only then can one element be over the limit
+        if fast:
+            # An Event is always true, so `or` falls back exactly when the fast path declines.
+            return [_fast_event(item, event_type, latest_ms, check_size)
+                    or _verdict(item, event_type, rules, now_ms, i, None, check_size)
+                    for i, item in enumerate(doc)]
         return [_verdict(item, event_type, rules, now_ms, i, None, check_size)
                 for i, item in enumerate(doc)]
     return [_whole(event_type, "message must be a JSON object or an array of objects, "
@@ -344,3 +359,179 @@ def _json_type(value: object) -> str:
 def _show(value: object) -> str:
     text = _dump(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+# ---------------------------------------------------------------------------------------
+# Fast path for the common case, a valid view, engagement or click: about 1.2 us per event
+# beside orjson.loads where the precise code above takes 3.8 (python -m bench.validation).
+# It accepts only what that code accepts and builds the identical Event; on anything
+# unusual it returns None and the precise code runs and finds the reason.
+# tests/unit/test_events_fast.py holds it to parse_message(..., fast=False).
+# ---------------------------------------------------------------------------------------
+_FAST_TYPES: Final = frozenset({"view", "engagement", "click"})
+"""Orders and spend (1% of traffic) need Decimal money: always the precise code."""
+_CACHE_LIMIT: Final = 4096
+"""Each cache below is emptied when it reaches this size: bounded, whatever the input."""
+_TS_TAILS: Final = {
+    **{f".{n:03d}{zone}": n for n in range(1000) for zone in "Zz"}, "Z": 0, "z": 0,
+}
+"""What may follow the seconds in the fast path: '.ddd' and Z, or just Z -> milliseconds.
+
+Three fraction digits are exact milliseconds for _rfc3339_ms too; other fractions and
+offsets (truncation, offset arithmetic) are left to it.
+"""
+
+_good_campaigns: set[str] = set()
+"""campaign_id values already matched by _CAMPAIGN_ID."""
+_channels: dict[str, str] = {}
+"""Valid channel values -> lower-cased, as _channel returns them."""
+_utc_seconds: dict[str, int] = {}
+"""'YYYY-MM-DDTHH:MM:SS' as sent -> epoch ms of that second in UTC, from _rfc3339_ms."""
+
+
+class _EventLayout:
+    """Event's slots without its frozen __setattr__, to build an Event cheaply.
+
+    A frozen dataclass sets each field through object.__setattr__, which made Event(...)
+    cost 1.2 us, more than all the checks. This class has the very same slots, so an
+    instance filled by plain attribute stores can become an Event by assigning its
+    __class__ (0.2 us in all); CPython refuses that unless the two layouts are identical.
+    """
+
+    __slots__ = Event.__slots__
+    type: str
+    event_id: str
+    ts_ms: int
+    campaign_id: str | None
+    channel: str
+    completed: bool
+    click_id: str | None
+    promo_code: str | None
+    customer_id: str | None
+    new_customer: bool | None
+    value_micros: int
+
+
+_new_layout = object.__new__
+
+
+def _fast_event(doc: object, event_type: str, latest_ms: int, check_size: bool) -> Event | None:
+    """The Event the precise code gives for ``doc``, or None when not sure it would.
+
+    ``latest_ms`` is now_ms + MAX_FUTURE_MS, the latest ts allowed. ``check_size``: this
+    batch element may be over MAX_EVENT_BYTES. A document of only the known fields, each
+    within its limits, stays under a few KiB, so orjson.dumps is needed only when it has
+    any other field (or a null).
+    """
+    if type(doc) is not dict:
+        return None
+    get = doc.get
+    event_id = get("event_id")
+    if type(event_id) is not str or not 0 < len(event_id) <= 128:
+        return None
+    ts = get("ts")
+    if type(ts) is str:
+        millis = _TS_TAILS.get(ts[19:])
+        if millis is None:
+            return None
+        second = ts[:19]
+        second_ms = _utc_seconds.get(second)
+        if second_ms is None and (second_ms := _learn_second(second)) is None:
+            return None
+        ts = second_ms + millis
+    elif type(ts) is not int or ts < 0:  # bool is no int here: type(True) is bool
+        return None
+    if ts > latest_ms:
+        return None
+    campaign_id = get("campaign_id")
+    if type(campaign_id) is not str or (
+        campaign_id not in _good_campaigns and not _learn_campaign(campaign_id)
+    ):
+        return None
+    given = get("channel")
+    if given is None:
+        channel = "unknown"
+    elif type(given) is str:
+        lowered = _channels.get(given)
+        if lowered is None and (lowered := _learn_channel(given)) is None:
+            return None
+        channel = lowered
+    else:
+        return None
+    completed = False
+    click_id = None
+    if event_type == "view":
+        kind = "view"
+        user_id = get("user_id")
+        if user_id is not None and (type(user_id) is not str or not 0 < len(user_id) <= 128):
+            return None
+        watch_ms = get("watch_ms")
+        if watch_ms is not None and (type(watch_ms) is not int or watch_ms < 0):
+            return None
+        flag = get("completed")
+        if flag is not None:
+            if type(flag) is not bool:
+                return None
+            completed = flag
+        others = (user_id is not None) + (watch_ms is not None) + (flag is not None)
+    elif event_type == "engagement":
+        kind = "engagement"
+        action = get("action")
+        if type(action) is not str or action not in ENGAGEMENT_ACTIONS:
+            return None
+        others = 1
+    else:  # a click: see _FAST_TYPES
+        kind = "click"
+        click_id = get("click_id")
+        if click_id is not None and (type(click_id) is not str or not 0 < len(click_id) <= 128):
+            return None
+        others = click_id is not None
+    if (check_size and len(doc) != 3 + (given is not None) + others
+            and len(orjson.dumps(doc)) > MAX_EVENT_BYTES):
+        return None
+    event = _new_layout(_EventLayout)
+    event.type = kind
+    event.event_id = event_id
+    event.ts_ms = ts
+    event.campaign_id = campaign_id
+    event.channel = channel
+    event.completed = completed
+    event.click_id = click_id
+    event.promo_code = None
+    event.customer_id = None
+    event.new_customer = None
+    event.value_micros = 0
+    event.__class__ = Event  # type: ignore[assignment]  # see _EventLayout
+    return event  # type: ignore[return-value]
+
+
+def _learn_second(second: str) -> int | None:
+    """Epoch ms of 'YYYY-MM-DDTHH:MM:SS' + Z by _rfc3339_ms, remembered; None if invalid."""
+    try:
+        second_ms = _rfc3339_ms(second + "Z")
+    except _Invalid:
+        return None
+    if len(_utc_seconds) >= _CACHE_LIMIT:
+        _utc_seconds.clear()
+    _utc_seconds[second] = second_ms
+    return second_ms
+
+
+def _learn_campaign(value: str) -> bool:
+    """Whether ``value`` is a valid campaign_id; remembered if it is."""
+    if _CAMPAIGN_ID.fullmatch(value) is None:
+        return False
+    if len(_good_campaigns) >= _CACHE_LIMIT:
+        _good_campaigns.clear()
+    _good_campaigns.add(value)
+    return True
+
+
+def _learn_channel(value: str) -> str | None:
+    """The normalised channel if ``value`` is valid (remembered), else None."""
+    if not 0 < len(value) <= 64 or _CONTROL.search(value):
+        return None
+    if len(_channels) >= _CACHE_LIMIT:
+        _channels.clear()
+    lowered = _channels[value] = value.lower()
+    return lowered
