@@ -22,10 +22,8 @@ import bisect
 import functools
 import hashlib
 import itertools
-import json
 import math
 import os
-import platform
 import random
 import resource
 import shutil
@@ -49,9 +47,10 @@ from aiokafka import AIOKafkaProducer
 from bench.check import accepted_events, check_kpis
 from bench.kafka import BenchError
 from bench.procstat import cpu_seconds, main_thread_cpu_s, rss_kib
-from bench.throughput import _config_toml
+from bench.report import machine, say, write_json
+from bench.throughput import config_toml
 from bench.worker import WorkerProcess
-from bench.workload import MIX, TOPIC_KEYS, Expected, _event
+from bench.workload import MIX, TOPIC_KEYS, Expected, make_event
 from streams.broker import LocalBroker, create_topics, free_port
 from streams.durations import parse_duration_ms
 
@@ -212,7 +211,7 @@ class Traffic:
         event_type = self._types[bisect.bisect(self._bounds, self._rng.random() * self._total)]
         number = self._numbers[event_type]
         self._numbers[event_type] += 1
-        doc = _event(event_type, number, self._rng, self._campaigns, now_ms, 1, self.expected)
+        doc = make_event(event_type, number, self._rng, self._campaigns, now_ms, 1, self.expected)
         return TOPIC_KEYS[event_type], doc["campaign_id"].encode(), orjson.dumps(doc)
 
     def probe(self, index: int, now_ms: int) -> bytes:
@@ -227,25 +226,25 @@ class Traffic:
 def main(argv: Sequence[str] | None = None) -> int:
     options = _parse(argv)
     load = os.getloadavg()
-    _say(f"{os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    say(f"{os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     result = FreshnessResult(options.rate, options.duration_s, options.dedup_window)
     with tempfile.TemporaryDirectory(prefix="kpistream-fresh-") as tmp:
         try:
             _run(result, options, Path(tmp))
         except BenchError as exc:
-            _say(f"FAILED TO MEASURE: {exc}")
+            say(f"FAILED TO MEASURE: {exc}")
             return 2
         except Exception:  # broker, Kafka client or HTTP trouble: nothing was measured
-            _say(f"FAILED TO MEASURE:\n{traceback.format_exc()}")
+            say(f"FAILED TO MEASURE:\n{traceback.format_exc()}")
             return 2
     print(_table(result))
     print(_notes(result))
     if options.json_path is not None:
         _write_json(options.json_path, result, options, load)
     if result.problems:
-        _say(f"\n!!! EVENTS LOST OR MISCOUNTED ({len(result.problems)} differences) !!!")
+        say(f"\n!!! EVENTS LOST OR MISCOUNTED ({len(result.problems)} differences) !!!")
         for problem in result.problems[:25]:
-            _say(f"  {problem}")
+            say(f"  {problem}")
         return 1
     return 0
 
@@ -309,7 +308,7 @@ def _run(result: FreshnessResult, options: Options, tmp: Path) -> None:
         app_id = f"fresh-{uuid.uuid4().hex[:8]}"
         topics = {key: f"{app_id}.{key}" for key in _ALL_TOPIC_KEYS}
         config = tmp / f"{app_id}.toml"
-        config.write_text(_config_toml(options.partitions, topics)
+        config.write_text(config_toml(options.partitions, topics)
                           + f'\n[kpi]\ndedup_window = "{options.dedup_window}"\n',
                           encoding="utf-8")
         create_topics(broker.bootstrap, topics.values(), options.partitions)
@@ -323,12 +322,12 @@ def _run(result: FreshnessResult, options: Options, tmp: Path) -> None:
         worker = WorkerProcess(env, port, tmp / "worker.log")
         try:
             _wait_ready(worker, options.start_timeout_s)
-            _say(f"worker ready; publishing {options.rate:,.0f} ev/s for "
+            say(f"worker ready; publishing {options.rate:,.0f} ev/s for "
                  f"{options.duration_s:g} s, dedup_window {options.dedup_window}")
             log = RunLog(Expected())
             pids = _Pids(worker.pid, broker.process.pid if broker.process else None)
             asyncio.run(_measure(log, options, broker.bootstrap, topics, worker, pids))
-            _say("checking every KPI against what was sent")
+            say("checking every KPI against what was sent")
             time.sleep(_SETTLE_S)
             status, text = worker.get("/metrics", timeout_s=30)
             if status != 200:
@@ -386,7 +385,7 @@ async def _measure(log: RunLog, options: Options, bootstrap: str, topics: dict[s
             poller = asyncio.create_task(_poll(session, url, log, stop, options.scrape_gap_s))
             try:
                 await _publish(log, options, producer, topics, traffic, pids)
-                _say(f"published {log.sent:,} events and {len(log.probe_sent)} probes; "
+                say(f"published {log.sent:,} events and {len(log.probe_sent)} probes; "
                      "draining")
                 await _drain(log, worker, options.drain_timeout_s, poller)
             finally:
@@ -673,18 +672,11 @@ def _backlogs(r: FreshnessResult, points: int = 7) -> str:
 
 def _write_json(path: Path, result: FreshnessResult, options: Options,
                 load: tuple[float, float, float]) -> None:
-    doc = {
-        "machine": {"cpus": os.cpu_count(), "load_average_at_start": list(load),
-                    "python": platform.python_version()},
+    write_json(path, {
+        "machine": machine(load),
         "options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items()},
         "result": asdict(result),
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-
-
-def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    })
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from bench.check import accepted_events, check_kpis
 from bench.kafka import BenchError, publish, raw_consume, topic_messages
 from bench.procstat import ProcessSampler, cpu_seconds
 from bench.profile import Profiler, breakdown, project_frames, top_frames
+from bench.report import say
 from bench.worker import WorkerProcess
 from bench.workload import FX, TOPIC_KEYS, Mode, Workload, make_workload
 from streams.broker import LocalBroker, create_topics, free_port
@@ -105,7 +106,7 @@ class ModeResult:
 def main(argv: Sequence[str] | None = None) -> int:
     options = _parse(argv)
     load = os.getloadavg()
-    _say(f"{os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    say(f"{os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     results: list[ModeResult] = []
     with tempfile.TemporaryDirectory(prefix="kpistream-bench-") as tmp:
         for mode in options.modes:
@@ -113,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             try:
                 _run_mode(result, options, Path(tmp))
             except BenchError as exc:
-                _say(f"FAILED TO MEASURE ({mode}): {exc}")
+                say(f"FAILED TO MEASURE ({mode}): {exc}")
                 return 2
             results.append(result)
     print(_table(results))
@@ -123,10 +124,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _write_json(options.json_path, results, load)
     wrong = [r for r in results if not r.exact]
     for result in wrong:
-        _say(f"\n!!! {result.mode}: KPISTREAM'S NUMBERS ARE WRONG "
+        say(f"\n!!! {result.mode}: KPISTREAM'S NUMBERS ARE WRONG "
              f"({len(result.problems)} differences); its speed means nothing !!!")
         for problem in result.problems[:25]:
-            _say(f"  {problem}")
+            say(f"  {problem}")
     return 1 if wrong else 0
 
 
@@ -176,19 +177,19 @@ def _run_mode(result: ModeResult, options: Options, tmp: Path) -> None:
         app_id = f"bench-{mode}-{uuid.uuid4().hex[:8]}"
         topics = {key: f"{app_id}.{key}" for key in _ALL_TOPIC_KEYS}
         config = tmp / f"{app_id}.toml"
-        config.write_text(_config_toml(options.partitions, topics), encoding="utf-8")
+        config.write_text(config_toml(options.partitions, topics), encoding="utf-8")
         create_topics(broker.bootstrap, topics.values(), options.partitions)
-        _say(f"[{mode}] building {options.events:,} events")
+        say(f"[{mode}] building {options.events:,} events")
         workload = make_workload(options.events, mode, time.time_ns() // 1_000_000,
                                  campaigns=options.campaigns)
         result.messages = workload.message_count
-        _say(f"[{mode}] publishing {result.messages:,} messages")
+        say(f"[{mode}] publishing {result.messages:,} messages")
         result.publish_eps = asyncio.run(publish(broker.bootstrap, topics, workload))
-        _say(f"[{mode}] raw aiokafka consume")
+        say(f"[{mode}] raw aiokafka consume")
         inputs = [topics[key] for key in TOPIC_KEYS.values()]
         result.raw_aiokafka_eps = asyncio.run(
             raw_consume(broker.bootstrap, inputs, options.partitions, workload))
-        _say(f"[{mode}] kpistream worker")
+        say(f"[{mode}] kpistream worker")
         env = {
             "KPISTREAM_BROKER": broker.url,
             "KPISTREAM_APP_ID": app_id,
@@ -201,7 +202,7 @@ def _run_mode(result: ModeResult, options: Options, tmp: Path) -> None:
         result.ratio = result.kpistream_eps / result.raw_aiokafka_eps
 
 
-def _config_toml(partitions: int, topics: dict[str, str]) -> str:
+def config_toml(partitions: int, topics: dict[str, str]) -> str:
     topic_lines = "\n".join(f'{key} = "{name}"' for key, name in topics.items())
     fx_lines = "\n".join(f"{code} = {rate}" for code, rate in FX.items() if code != "USD")
     return (f"[kafka]\npartitions = {partitions}\n\n[topics]\n{topic_lines}\n\n"
@@ -385,7 +386,7 @@ def _require_alive(worker: WorkerProcess) -> None:
 def _profile_summary(profiler: Profiler) -> dict[str, Any]:
     complaint = profiler.stop()
     if complaint or not profiler.out.exists():
-        _say(f"py-spy failed: {complaint.strip()[-500:]}")
+        say(f"py-spy failed: {complaint.strip()[-500:]}")
         return {"error": complaint}
     collapsed = profiler.out.read_text(errors="replace")
     total, own, _ = top_frames(collapsed)
@@ -464,10 +465,6 @@ def _write_json(path: Path, results: list[ModeResult], load: tuple[float, float,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-
-
-def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ __all__ = [
     "Expected",
     "Mode",
     "Workload",
+    "make_event",
     "make_workload",
 ]
 
@@ -109,7 +110,7 @@ def make_workload(
     campaign_ids = [f"bench-{i:03d}" for i in range(campaigns)]
     for event_type, count in type_counts(events).items():
         docs = (
-            _event(event_type, n, rng, campaign_ids, now_ms, max_age_s, expected)
+            make_event(event_type, n, rng, campaign_ids, now_ms, max_age_s, expected)
             for n in range(count)
         )
         messages[TOPIC_KEYS[event_type]] = list(_encode(docs, mode))
@@ -130,7 +131,7 @@ def _encode(docs: Iterator[dict[str, Any]], mode: Mode) -> Iterator[bytes]:
         yield orjson.dumps(chunk)
 
 
-def _event(
+def make_event(
     event_type: str, n: int, rng: random.Random, campaign_ids: list[str], now_ms: int,
     max_age_s: int, expected: Expected,
 ) -> dict[str, Any]:
