@@ -32,6 +32,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from streams.broker import LocalBroker, create_topics, free_port
 from streams.errors import KpistreamError
 from streams.events import EventType
+from streams.liveness import http_status
 from streams.settings import EVENT_TOPIC_KEYS, Settings
 from streams.simulate import SEED, publish_traffic, topics_of
 from streams.simulator import DEMO_FX_RATES, DEMO_PROMO_CODES
@@ -218,16 +219,6 @@ def _broker_port(url: str) -> int:
     return free_port()
 
 
-def _status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError:
-        return 0
-
-
 def _get_text(url: str) -> str:
     with urllib.request.urlopen(url, timeout=5) as response:
         return str(response.read().decode("utf-8"))
@@ -374,7 +365,7 @@ class _Demo:
         while not self.stop.is_set():
             if (why := worker.died()) is not None:
                 raise DemoError(why)
-            if await asyncio.to_thread(_status, f"{self.base_url}/ready") == 200:
+            if await asyncio.to_thread(http_status, f"{self.base_url}/ready") == 200:
                 return True
             if time.monotonic() > deadline:
                 raise DemoError(f"the worker was not ready within {READY_TIMEOUT_S:.0f} s; "

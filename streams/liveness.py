@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import urllib.error
+import urllib.request
 
 from aiokafka.client import AIOKafkaClient
 
-__all__ = ["BrokerProbe"]
+__all__ = ["BrokerProbe", "http_status"]
 
 
 class BrokerProbe:
@@ -49,3 +51,14 @@ class BrokerProbe:
 
     async def close(self) -> None:
         await self._drop_client()
+
+
+def http_status(url: str) -> int:
+    """The HTTP status a GET of ``url`` answers with; 0 when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return 0

@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams.broker import LocalBroker, create_topics, free_port
+from streams.liveness import http_status
 
 EVENT_KEYS = ("views", "engagements", "clicks", "orders", "spend", "deadletter")
 
@@ -35,17 +36,6 @@ def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
             return
         time.sleep(0.1)
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-
-
-def http_status(url: str) -> int:
-    """The HTTP status a GET of ``url`` answers with; 0 when nothing answers."""
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError:
-        return 0
 
 
 @dataclass
