@@ -64,6 +64,16 @@ class Expected:
     def events(self) -> int:
         return sum(self.by_type.values())
 
+    def add(self, other: Expected) -> None:
+        """Add the figures of another data set sent to the same topics (distinct ids)."""
+        self.by_type.update(other.by_type)
+        for series, counts in other.per_series.items():
+            self.per_series.setdefault(series, Counter()).update(counts)
+        self.completed_views += other.completed_views
+        self.customers |= other.customers
+        self.revenue_micros += other.revenue_micros
+        self.spend_micros += other.spend_micros
+
     def totals(self) -> dict[str, float]:
         """Metric name -> its sum over every campaign and channel."""
         return {
@@ -101,9 +111,13 @@ def type_counts(events: int) -> dict[str, int]:
 
 def make_workload(
     events: int, mode: Mode, now_ms: int, *, campaigns: int = 50, seed: int = 7,
-    max_age_s: int = 180,
+    max_age_s: int = 180, first_id: int = 0,
 ) -> Workload:
-    """``events`` events of the mix, ts in the last ``max_age_s`` seconds, ids unique."""
+    """``events`` events of the mix, ts in the last ``max_age_s`` seconds, ids unique.
+
+    Ids are numbered from ``first_id`` per type: give two workloads for the same topics
+    ranges that do not overlap.
+    """
     rng = random.Random(seed)
     expected = Expected()
     messages: dict[str, list[bytes]] = {}
@@ -111,7 +125,7 @@ def make_workload(
     for event_type, count in type_counts(events).items():
         docs = (
             make_event(event_type, n, rng, campaign_ids, now_ms, max_age_s, expected)
-            for n in range(count)
+            for n in range(first_id, first_id + count)
         )
         messages[TOPIC_KEYS[event_type]] = list(_encode(docs, mode))
     return Workload(messages, expected)

@@ -17,7 +17,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
 from mode import Service
 
-from streams.fetching import FETCH_MAX_WAIT_MS
+from streams.fetching import INPUT_FETCH_WAIT_MS
 from streams.ingest import Ingestor, IngestResult, RawMessage
 
 __all__ = ["MAX_BATCH", "InputConsumer"]
@@ -73,7 +73,7 @@ class InputConsumer(Service):
             session_timeout_ms=6_000,
             heartbeat_interval_ms=1_000,
             max_partition_fetch_bytes=4 * 1024 * 1024,
-            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+            fetch_max_wait_ms=INPUT_FETCH_WAIT_MS,
         )
         await self._consumer.start()
         self._consumer.subscribe(self._topics, listener=_Assignment(self))
