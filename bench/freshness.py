@@ -64,10 +64,12 @@ PROBE_SERIES: Final = (f'marketing_views{{campaign="{PROBE_CAMPAIGN}",'
 ID_BYTES: Final = 156
 """Worker memory per remembered event id (README, ``python -m bench.state_memory``)."""
 _TICK_S: Final = 0.005
-_LINGER_MS: Final = 5
-"""The publisher's linger: a few ms of batching, as any busy Kafka producer does. Tansu
-stores each record batch as an object and its fetches grow with the number of objects,
-so unbatched sends (a record batch per event) slow the local broker down over a run."""
+_LOAD_LINGER_MS: Final = 50
+"""The steady load's linger: busy trackers batch, as any busy Kafka producer does. Tansu
+keeps each record batch as an object and its fetches cost more the more objects it
+holds, so a record batch per event or two slows the local broker down over a run (at
+5 ms, Tansu used a whole core after 7 minutes at 2,000 events/s). Probes go through a
+producer of their own that does not linger: their latency is not padded."""
 _READY_POLL_S: Final = 0.05
 _SETTLE_S: Final = 2.0
 _KIB_PER_MIB: Final = 1024
@@ -381,15 +383,17 @@ async def _measure(log: RunLog, options: Options, bootstrap: str, topics: dict[s
     """Publish, probe, scrape and sample RSS; then wait until everything is counted."""
     traffic = Traffic(options.campaigns)
     log.expected = traffic.expected
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=_LINGER_MS)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=_LOAD_LINGER_MS)
+    prober = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=0)
     await producer.start()
+    await prober.start()
     stop = asyncio.Event()
     url = f"http://127.0.0.1:{worker.port}/metrics"
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
             poller = asyncio.create_task(_poll(session, url, log, stop, options.scrape_gap_s))
             try:
-                await _publish(log, options, producer, topics, traffic, pids)
+                await _publish(log, options, (producer, prober), topics, traffic, pids)
                 say(f"published {log.sent:,} events and {len(log.probe_sent)} probes; "
                      "draining")
                 await _drain(log, worker, options.drain_timeout_s, poller)
@@ -398,25 +402,29 @@ async def _measure(log: RunLog, options: Options, bootstrap: str, topics: dict[s
                 await poller
     finally:
         await producer.stop()
+        await prober.stop()
     if log.failed or log.acked != log.sent + len(log.probe_sent):
         raise BenchError(f"the broker acknowledged {log.acked:,} of "
                          f"{log.sent + len(log.probe_sent):,} messages ({log.failed} failed)")
 
 
-async def _publish(log: RunLog, options: Options, producer: AIOKafkaProducer,
+async def _publish(log: RunLog, options: Options,
+                   producers: tuple[AIOKafkaProducer, AIOKafkaProducer],
                    topics: dict[str, str], traffic: Traffic, pids: _Pids) -> None:
     """Steady traffic, probes and RSS samples for ``duration_s``; then flush."""
+    producer, prober = producers
     start = log.publish_started = time.perf_counter()
     until = start + options.duration_s
     log.cpu.append(pids.cpu())
     await asyncio.gather(
         _steady(producer, topics, traffic, options.rate, start, until, log),
-        _probes(producer, topics["views"], traffic, options.probe_interval_s, until, log),
+        _probes(prober, topics["views"], traffic, options.probe_interval_s, until, log),
         _sample_rss(pids.worker, options.rss_interval_s, start, until, log),
     )
     log.publish_ended = time.perf_counter()
     log.cpu.append(pids.cpu())
     await producer.flush()
+    await prober.flush()
 
 
 async def _steady(producer: AIOKafkaProducer, topics: dict[str, str], traffic: Traffic,

@@ -48,26 +48,27 @@ class MalformedForwards(ValueError):
     """An internal message that is not five columns of equal length."""
 
 
-def add_event(acc: list[int], kind: str, amount: int) -> None:
-    """Add what one event of ``kind`` counts to a bucket's counters."""
+def add_event(acc: list[int], kind: str, amount: int, count: int = 1) -> None:
+    """Add what ``count`` events of ``kind`` count to a bucket's counters; ``amount`` is
+    the sum of their money."""
     if kind == "v":
-        acc[VIEWS] += 1
+        acc[VIEWS] += count
     elif kind == "V":
-        acc[VIEWS] += 1
-        acc[COMPLETED] += 1
+        acc[VIEWS] += count
+        acc[COMPLETED] += count
     elif kind == "e":
-        acc[ENGAGEMENTS] += 1
+        acc[ENGAGEMENTS] += count
     elif kind == "c":
-        acc[CLICKS] += 1
+        acc[CLICKS] += count
     elif kind == "s":
         acc[SPEND] += amount
     elif kind == "o" or kind == "n":
-        acc[ORDERS] += 1
+        acc[ORDERS] += count
         acc[REVENUE] += amount
         if kind == "n":
-            acc[NEW_CUSTOMERS] += 1
+            acc[NEW_CUSTOMERS] += count
     elif kind == "r":
-        acc[NEW_CUSTOMERS] -= 1
+        acc[NEW_CUSTOMERS] -= count
     else:
         raise MalformedForwards(f"unknown event kind {kind!r}")
 

@@ -69,29 +69,29 @@ class Ingestor:
         """Verdicts for every event of every message, grouped for sending."""
         result = IngestResult()
         now_ms = self._clock_ms()
+        forwards, clicks = result.forwards, result.clicks
         for message in messages:
             event_type = self._topic_types[message.topic]
             for verdict in _verdicts(message.value, event_type, self._rules, now_ms):
-                if isinstance(verdict, Rejection):
+                if type(verdict) is Event and verdict.type != "order":
+                    # Inline: this runs once per view, engagement, click and spend.
+                    campaign = verdict.campaign_id
+                    assert campaign is not None
+                    campaign_forwards = forwards.get(campaign)
+                    if campaign_forwards is None:
+                        campaign_forwards = forwards[campaign] = Forwards()
+                    campaign_forwards.add(
+                        "V" if verdict.completed else _KINDS[verdict.type], verdict.event_id,
+                        verdict.ts_ms, verdict.channel, verdict.value_micros)
+                    if verdict.click_id is not None:
+                        clicks.append((verdict.click_id,
+                                       (verdict.ts_ms, campaign, verdict.channel)))
+                elif isinstance(verdict, Rejection):
                     result.invalid[verdict.type] += 1
                     result.dead_letters.append(dead_letter(verdict, message))
-                elif verdict.type == "order":
-                    self._route_order(verdict, result)
                 else:
-                    self._route_counted(verdict, result)
+                    self._route_order(verdict, result)
         return result
-
-    @staticmethod
-    def _route_counted(event: Event, result: IngestResult) -> None:
-        campaign = event.campaign_id
-        assert campaign is not None
-        forwards = result.forwards.get(campaign)
-        if forwards is None:
-            forwards = result.forwards[campaign] = Forwards()
-        forwards.add(_KINDS[event.type] if not event.completed else "V", event.event_id,
-                     event.ts_ms, event.channel, event.value_micros)
-        if event.click_id is not None:
-            result.clicks.append((event.click_id, (event.ts_ms, campaign, event.channel)))
 
     def _route_order(self, order: Event, result: IngestResult) -> None:
         campaign, channel = attribute(order, self._promo_codes)

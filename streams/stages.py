@@ -46,8 +46,7 @@ class _MessageIds:
 
     def add(self, offset: int, expires_ms: int, ids: list[str]) -> None:
         self.by_offset.setdefault(offset, []).extend(ids)
-        for key in ids:
-            self.recorded_at[key] = offset
+        self.recorded_at.update(dict.fromkeys(ids, offset))
         heapq.heappush(self.expiry, (expires_ms, offset))
 
     def expire(self, now_ms: int) -> list[int]:
@@ -87,7 +86,13 @@ class CountStage:
         new_ids: list[str] = []
         replayed: list[str] = []
 
-        def first_time(key: str) -> bool:
+        def first_time(keys: list[str]) -> list[bool]:
+            if len(set(keys)) == len(keys) and recorded_at.keys().isdisjoint(keys):
+                new_ids.extend(keys)  # the common case, checked in C: every id is new
+                return [True] * len(keys)
+            return [one_first_time(key) for key in keys]
+
+        def one_first_time(key: str) -> bool:
             recorded = recorded_at.get(key)
             if recorded is None:
                 recorded_at[key] = _COUNTED_HERE

@@ -375,10 +375,13 @@ def test_folding_in_pieces_equals_folding_at_once(
         return batch
 
     whole = KpiState(RETENTION)
-    whole.apply(fold("a", forwards(0, len(items)), lambda _: True).deltas, NOW_MINUTE, 0)
+    def all_new(keys: list[str]) -> list[bool]:
+        return [True] * len(keys)
+
+    whole.apply(fold("a", forwards(0, len(items)), all_new).deltas, NOW_MINUTE, 0)
     pieces = KpiState(RETENTION)
     for offset, (lo, hi) in enumerate(itertools.pairwise(bounds)):
-        pieces.apply(fold("a", forwards(lo, hi), lambda _: True).deltas, NOW_MINUTE, offset)
+        pieces.apply(fold("a", forwards(lo, hi), all_new).deltas, NOW_MINUTE, offset)
     assert sorted(pieces.rows(NOW_MINUTE, WINDOWS, lambda _: True)) == sorted(
         whole.rows(NOW_MINUTE, WINDOWS, lambda _: True))
 
