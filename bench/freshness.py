@@ -42,17 +42,19 @@ from typing import Any, Final
 
 import aiohttp
 import orjson
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.check import accepted_events, check_kpis
-from bench.kafka import BenchError
+from bench.kafka import BenchError, raw_consume
 from bench.procstat import cpu_seconds, main_thread_cpu_s, rss_kib
 from bench.report import machine, say, write_json
 from bench.throughput import config_toml
 from bench.worker import WorkerProcess
 from bench.workload import MIX, TOPIC_KEYS, Expected, make_event
+from streams.app import partition_for
 from streams.broker import LocalBroker, create_topics, free_port
 from streams.durations import parse_duration_ms
+from streams.fetching import INPUT_FETCH_WAIT_MS
 
 __all__ = ["PROBE_SERIES", "FreshnessResult", "Traffic", "code_version", "main", "probe_count"]
 
@@ -65,7 +67,7 @@ ID_BYTES: Final = 156
 """Worker memory per remembered event id (README, ``python -m bench.state_memory``)."""
 _TICK_S: Final = 0.005
 _LOAD_LINGER_MS: Final = 50
-"""The steady load's linger: busy trackers batch, as any busy Kafka producer does. Tansu
+"""The steady load's default linger: busy trackers batch, as any busy Kafka producer does. Tansu
 keeps each record batch as an object and its fetches cost more the more objects it
 holds, so a record batch per event or two slows the local broker down over a run (at
 5 ms, Tansu used a whole core after 7 minutes at 2,000 events/s). Probes go through a
@@ -88,6 +90,7 @@ class Options:
     rss_interval_s: float
     dedup_window: str
     scrape_gap_s: float
+    load_linger_ms: int
     start_timeout_s: float
     drain_timeout_s: float
     json_path: Path | None
@@ -118,6 +121,8 @@ class RunLog:
     publish_ended: float = 0.0
     probe_sent: list[float] = field(default_factory=list)
     probe_acked: dict[int, float] = field(default_factory=dict)
+    probe_raw_seen: dict[int, float] = field(default_factory=dict)
+    """probe index -> when a plain aiokafka consumer of its partition got it."""
     scrapes: list[Scrape] = field(default_factory=list)
     rss: list[tuple[float, int]] = field(default_factory=list)
     """(seconds since publishing started, VmRSS KiB)."""
@@ -156,6 +161,11 @@ class FreshnessResult:
     ack_p50_ms: float | None = None
     """p50 of probe send -> broker ack (producer and broker's share of the latency)."""
     ack_max_ms: float | None = None
+    raw_latency_ms: dict[str, float] = field(default_factory=dict)
+    """Probe handed to the producer -> a plain aiokafka consumer of its partition (same
+    fetch wait as the worker's input consumer) has it: the broker hop kpistream can't beat."""
+    raw_aiokafka_eps: float | None = None
+    """After the run: one aiokafka consumer reads all the input from the start, parsing."""
     scrapes: int = 0
     scrape_median_ms: float = 0.0
     scrape_p90_ms: float = 0.0
@@ -272,9 +282,15 @@ def _parse(argv: Sequence[str] | None) -> Options:
     parser.add_argument("--rss-interval", type=float, default=None,
                         help="seconds between RSS samples (default 5; 1 with --smoke)")
     parser.add_argument("--dedup-window", default="2m",
-                        help='[kpi] dedup_window for the run (default "2m"; product: "24h")')
-    parser.add_argument("--scrape-gap", type=float, default=0.0,
-                        help="seconds between the poller's scrapes (default 0: back to back)")
+                        help="[kpi] dedup_window, attribution_window and customer_window for "
+                             'the run: how long ids, clicks and customers are remembered '
+                             '(default "2m"; product: 24h, 7d, 400d)')
+    parser.add_argument("--scrape-gap", type=float, default=0.1,
+                        help="seconds between the poller's scrapes (default 0.1; 0: back to "
+                             "back)")
+    parser.add_argument("--load-linger", type=int, default=_LOAD_LINGER_MS, metavar="MS",
+                        help="linger of the steady load's producer (probes never linger); "
+                             f"default {_LOAD_LINGER_MS}")
     parser.add_argument("--start-timeout", type=float, default=120.0,
                         help="seconds for the worker to answer /ready")
     parser.add_argument("--drain-timeout", type=float, default=60.0,
@@ -297,6 +313,7 @@ def _parse(argv: Sequence[str] | None) -> Options:
         probe_interval_s=pick(args.probe_interval, 0.25, 0.5), campaigns=args.campaigns,
         partitions=args.partitions, rss_interval_s=pick(args.rss_interval, 5, 1),
         dedup_window=args.dedup_window, scrape_gap_s=args.scrape_gap,
+        load_linger_ms=args.load_linger,
         start_timeout_s=args.start_timeout, drain_timeout_s=args.drain_timeout,
         json_path=args.json, logs_dir=args.logs,
     )
@@ -316,7 +333,9 @@ def _run(result: FreshnessResult, options: Options, tmp: Path) -> None:
         topics = {key: f"{app_id}.{key}" for key in _ALL_TOPIC_KEYS}
         config = tmp / f"{app_id}.toml"
         config.write_text(config_toml(options.partitions, topics)
-                          + f'\n[kpi]\ndedup_window = "{options.dedup_window}"\n',
+                          + "\n[kpi]\n" + "".join(
+                              f'{name} = "{options.dedup_window}"\n' for name in
+                              ("dedup_window", "attribution_window", "customer_window")),
                           encoding="utf-8")
         create_topics(broker.bootstrap, topics.values(), options.partitions)
         port = free_port()
@@ -348,6 +367,11 @@ def _run(result: FreshnessResult, options: Options, tmp: Path) -> None:
             if options.logs_dir is not None:
                 options.logs_dir.mkdir(parents=True, exist_ok=True)
                 shutil.copy(worker.log, options.logs_dir / "worker-freshness.log")
+        say("raw aiokafka consume of the same input")
+        inputs = [topics[key] for key in TOPIC_KEYS.values()]
+        sent = (log.sent + len(log.probe_sent), log.expected.events)
+        result.raw_aiokafka_eps = asyncio.run(
+            raw_consume(broker.bootstrap, inputs, options.partitions, sent))
 
 
 def code_version() -> str:
@@ -383,7 +407,8 @@ async def _measure(log: RunLog, options: Options, bootstrap: str, topics: dict[s
     """Publish, probe, scrape and sample RSS; then wait until everything is counted."""
     traffic = Traffic(options.campaigns)
     log.expected = traffic.expected
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=_LOAD_LINGER_MS)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1,
+                                linger_ms=options.load_linger_ms)
     prober = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=0)
     await producer.start()
     await prober.start()
@@ -392,6 +417,8 @@ async def _measure(log: RunLog, options: Options, bootstrap: str, topics: dict[s
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
             poller = asyncio.create_task(_poll(session, url, log, stop, options.scrape_gap_s))
+            watcher = asyncio.create_task(_watch_probes(
+                bootstrap, topics["views"], options.partitions, log, stop))
             try:
                 await _publish(log, options, (producer, prober), topics, traffic, pids)
                 say(f"published {log.sent:,} events and {len(log.probe_sent)} probes; "
@@ -400,6 +427,7 @@ async def _measure(log: RunLog, options: Options, bootstrap: str, topics: dict[s
             finally:
                 stop.set()
                 await poller
+                await watcher
     finally:
         await producer.stop()
         await prober.stop()
@@ -452,6 +480,28 @@ async def _probes(producer: AIOKafkaProducer, topic: str, traffic: Traffic, inte
         future = await producer.send(topic, value, key=PROBE_CAMPAIGN.encode())
         future.add_done_callback(functools.partial(log.note_probe_ack, index))
         next_at += interval_s
+
+
+async def _watch_probes(bootstrap: str, topic: str, partitions: int, log: RunLog,
+                        stop: asyncio.Event) -> None:
+    """Note when a plain aiokafka consumer of the probes' partition gets each probe."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                                enable_auto_commit=False, fetch_max_wait_ms=INPUT_FETCH_WAIT_MS)
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, partition_for(PROBE_CAMPAIGN, partitions))
+        consumer.assign([tp])
+        await consumer.seek_to_end(tp)
+        probe_key = PROBE_CAMPAIGN.encode()
+        while not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=50)
+            seen = time.perf_counter()
+            for record in batches.get(tp, ()):
+                if record.key == probe_key:
+                    event_id = orjson.loads(record.value)["event_id"]
+                    log.probe_raw_seen[int(event_id.removeprefix("probe-"))] = seen
+    finally:
+        await consumer.stop()
 
 
 async def _sample_rss(pid: int, interval_s: float, start: float, until: float,
@@ -566,6 +616,10 @@ def _latencies(result: FreshnessResult, log: RunLog) -> None:
     if acks:
         result.ack_p50_ms = _pct(acks, 0.5)
         result.ack_max_ms = max(acks)
+    raw = [(log.probe_raw_seen[i + 1] - sent) * 1000 for i, sent in enumerate(log.probe_sent)
+           if i + 1 in log.probe_raw_seen]
+    if raw:
+        result.raw_latency_ms = _summary(raw)
 
 
 def _timeline(log: RunLog) -> list[tuple[float, int, int]]:
@@ -619,6 +673,10 @@ def _pct(values: Sequence[float], q: float) -> float:
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
+def _ratio(ours: float | None, raw: float | None) -> str:
+    return "n/a" if ours is None or not raw else f"{ours / raw:.1f}"
+
+
 def _ms(value: float | None) -> str:
     return "n/a" if value is None else f"{value:,.0f}"
 
@@ -639,6 +697,11 @@ def _table(r: FreshnessResult) -> str:
         ("freshness max ms", _ms(lat.get("max"))),
         ("freshness p50 / p99 ms, 2nd half", f"{_ms(half.get('p50'))} / "
                                               f"{_ms(half.get('p99'))}"),
+        ("raw aiokafka gets the probe p50 / p99 ms",
+         f"{_ms(r.raw_latency_ms.get('p50'))} / {_ms(r.raw_latency_ms.get('p99'))}"),
+        ("raw aiokafka consume ev/s (same input)",
+         "n/a" if r.raw_aiokafka_eps is None else f"{r.raw_aiokafka_eps:,.0f}"),
+        ("freshness p99 / raw aiokafka p99", _ratio(lat.get("p99"), r.raw_latency_ms.get("p99"))),
         ("scrape median ms (resolution)", _ms(r.scrape_median_ms)),
         (f"RSS at {r.rss_early_at_s:.0f} s MiB", _mib(r.rss_early_mib)),
         ("RSS last MiB", _mib(r.rss_last_mib)),

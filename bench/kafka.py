@@ -44,10 +44,12 @@ async def publish(bootstrap: str, topics: Mapping[str, str], workload: Workload)
 
 
 async def raw_consume(
-    bootstrap: str, topics: list[str], partitions: int, workload: Workload,
+    bootstrap: str, topics: list[str], partitions: int, workload: Workload | tuple[int, int],
     timeout_s: float = 120.0,
 ) -> float:
     """One consumer reads every input topic from the start, parsing each message; events/s.
+
+    ``workload``: what was published, or (messages, events) sent.
 
     The clock runs from the first fetch request to the last message, so it includes
     the fetches; the consumer's own start-up (metadata) is left out.
@@ -59,7 +61,9 @@ async def raw_consume(
     await consumer.start()
     try:
         consumer.assign([TopicPartition(t, p) for t in topics for p in range(partitions)])
-        want_messages, want_events = workload.message_count, workload.expected.events
+        want_messages, want_events = (
+            workload if isinstance(workload, tuple)
+            else (workload.message_count, workload.expected.events))
         messages = events = 0
         started = time.perf_counter()
         while messages < want_messages:

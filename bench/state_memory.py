@@ -10,8 +10,9 @@ import tracemalloc
 from collections.abc import Callable
 
 from streams.customers import CustomerBook
+from streams.forwards import Forwards
 from streams.orders import OrderRoute
-from streams.stages import CountStage
+from streams.stages import ClickStage, CountStage
 from streams.state import KpiState
 from streams.windows import TOTAL
 
@@ -35,9 +36,22 @@ def event_ids() -> object:
     stage = CountStage(KpiState(1440), {}, 86_400_000)
     per_message = 40
     for offset in range(N // per_message):
-        forwards = [["view", f"{offset:06d}{i:02d}-3f2a9c1e-tracker-event-id", NOW, "tiktok",
-                     [0] * 8] for i in range(per_message)]  # 40-character ids, no counts
+        forwards = Forwards()
+        for i in range(per_message):  # 40-character ids
+            forwards.add("v", f"{offset:06d}{i:02d}-3f2a9c1e-tracker-event-id", NOW, "tiktok")
         stage.handle("summer-sale", forwards, 0, offset, NOW)
+    return stage
+
+
+def clicks() -> object:
+    """The join stage remembering N clicks (20-character click ids), 40 per message."""
+    stage = ClickStage({}, {}, 7 * 86_400_000, 60_000)
+    per_message = 40
+    for offset in range(N // per_message):
+        for i in range(per_message):
+            stage.remember(f"ttclid-{offset:08d}{i:05d}", (NOW, "summer-sale", "tiktok"), 0,
+                           offset)
+        stage.end_message(0, offset)
     return stage
 
 
@@ -67,6 +81,7 @@ def campaign_channels(minutes: int) -> Callable[[], object]:
 
 def main() -> None:
     print(f"per remembered event id (dedup):  {measure(event_ids, N):7.0f} bytes")
+    print(f"per remembered click (attribution): {measure(clicks, N):5.0f} bytes")
     print(f"per remembered customer:          {measure(customers, N):7.0f} bytes")
     for minutes in (1, 60, 1440):
         per_cc = measure(campaign_channels(minutes), N // 100)

@@ -33,6 +33,9 @@ def test_freshness_smoke_run_completes_without_loss(tmp_path: Path) -> None:
     assert result["probes_sent"] > 0 and result["probes_seen"] == result["probes_sent"]
     assert set(result["latency_ms"]) == {"p50", "p90", "p99", "max"}
     assert result["events_sent"] > 0 and result["rss_samples"]
+    # The raw aiokafka figures of the same run, beside kpistream's.
+    assert set(result["raw_latency_ms"]) == {"p50", "p90", "p99", "max"}
+    assert result["raw_aiokafka_eps"] > 0
 
 
 def test_probe_count_reads_only_the_probe_series() -> None:
