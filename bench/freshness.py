@@ -282,9 +282,10 @@ def _parse(argv: Sequence[str] | None) -> Options:
     parser.add_argument("--rss-interval", type=float, default=None,
                         help="seconds between RSS samples (default 5; 1 with --smoke)")
     parser.add_argument("--dedup-window", default="2m",
-                        help="[kpi] dedup_window, attribution_window and customer_window for "
-                             'the run: how long ids, clicks and customers are remembered '
-                             '(default "2m"; product: 24h, 7d, 400d)')
+                        help="[kpi] dedup_window and attribution_window for the run: how long "
+                             'ids and clicks are remembered (default "2m"; product: 24h, 7d). '
+                             "Customers keep the product's 400 days: a shorter window would "
+                             "rightly count a returning customer as new again")
     parser.add_argument("--scrape-gap", type=float, default=0.1,
                         help="seconds between the poller's scrapes (default 0.1; 0: back to "
                              "back)")
@@ -335,7 +336,7 @@ def _run(result: FreshnessResult, options: Options, tmp: Path) -> None:
         config.write_text(config_toml(options.partitions, topics)
                           + "\n[kpi]\n" + "".join(
                               f'{name} = "{options.dedup_window}"\n' for name in
-                              ("dedup_window", "attribution_window", "customer_window")),
+                              ("dedup_window", "attribution_window")),
                           encoding="utf-8")
         create_topics(broker.bootstrap, topics.values(), options.partitions)
         port = free_port()

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gzip
 import os
 import statistics
 import sys
@@ -31,6 +32,8 @@ import tempfile
 import threading
 import time
 import traceback
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -68,6 +71,8 @@ class ScrapeLoadResult:
     samples: int = 0
     """Lines of KPI samples in the last answer."""
     answer_bytes: int = 0
+    """Of the last answer's text; scrapes ask for gzip, as Prometheus does."""
+    gzip_bytes: int = 0
     scrapes_at_full_load: int = 0
     scrape_ms_at_full_load: dict[str, float] = field(default_factory=dict)
     scrape_ms_all: dict[str, float] = field(default_factory=dict)
@@ -185,11 +190,11 @@ def _scrape_under_load(
             raise BenchError(f"{accepted - before:,} of {load.expected.events:,} counted "
                              "after 600 s")
         asked = time.perf_counter()
-        status, text = worker.get("/metrics", 30)
+        status, body = _scrape(worker.port)
         answered = time.perf_counter()
         cpu = cpu_seconds(worker.pid) or last_cpu
         if status == 200:
-            accepted = accepted_events(text)
+            accepted = accepted_events(gzip.decompress(body).decode("utf-8"))
             scrapes.append(_Scrape((answered - asked) * 1000,
                                    (cpu - last_cpu) / (answered - last_at), accepted))
         last_cpu, last_at = cpu, answered
@@ -199,8 +204,25 @@ def _scrape_under_load(
     return scrapes, last_at - started
 
 
+def _scrape(port: int) -> tuple[int, bytes]:
+    """One /metrics request as Prometheus makes it (gzip accepted): status, raw body.
+
+    Timed by the caller from the request to the last byte; unzipping comes after.
+    """
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics",
+                                     headers={"Accept-Encoding": "gzip"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            if response.headers.get("Content-Encoding") != "gzip":
+                raise BenchError("/metrics did not answer with gzip when asked to")
+            return int(response.status), response.read()
+    except urllib.error.URLError:
+        return 0, b""
+
+
 def _figures(result: ScrapeLoadResult, scrapes: list[_Scrape], text: str) -> None:
     result.answer_bytes = len(text.encode("utf-8"))
+    result.gzip_bytes = len(gzip.compress(text.encode("utf-8"), compresslevel=1))
     lines = [line for line in text.splitlines() if line.startswith("marketing_")]
     result.samples = len(lines)
     result.series = sum(1 for line in lines
@@ -251,6 +273,7 @@ def _report(r: ScrapeLoadResult) -> str:
         f"{'figure':<44}{'value':>12}",
         f"{'campaign-channels in /metrics':<44}{r.series:>12,}",
         f"{'KPI sample lines / answer bytes':<44}{f'{r.samples:,} / {r.answer_bytes:,}':>12}",
+        f"{'answer bytes gzipped (as scraped)':<44}{r.gzip_bytes:>12,}",
         f"{'scrapes at full load (worker >= 0.8 core)':<44}{r.scrapes_at_full_load:>12}",
         f"{'  scrape ms p50 / p99 / max':<44}"
         f"{ms(full, 'p50') + ' / ' + ms(full, 'p99') + ' / ' + ms(full, 'max'):>12}",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -67,6 +68,17 @@ def write_alert_rules(settings: Settings, output: str | None, runbook_url: str |
     return 0
 
 
+GC_THRESHOLDS = (50_000, 50, 100)
+"""Cyclic-garbage collection much rarer than Python's (700, 10, 10).
+
+A worker's state is hundreds of thousands of long-lived containers (buckets, id lists)
+and it allocates a dict per event it reads: with the defaults a full collection ran
+every 0.5-3 s under load, took 100-170 ms (for 300k objects) and found a few dozen
+objects, holding /metrics and every stage up. Reference counting frees almost
+everything; the collector is only needed for cycles, which are rare here.
+"""
+
+
 def run_worker(settings: Settings, loglevel: str = "info") -> int:
     """Run one worker until it is stopped."""
     import faust
@@ -75,6 +87,7 @@ def run_worker(settings: Settings, loglevel: str = "info") -> int:
     from streams.app import create_app
 
     disable_created_metrics()  # type: ignore[no-untyped-call]
+    gc.set_threshold(*GC_THRESHOLDS)
     kpi = create_app(settings)
     faust.Worker(kpi.faust_app, loglevel=loglevel).execute_from_commandline()
     return 0

@@ -65,9 +65,11 @@ class Ingestor:
         self._promo_codes = promo_codes
         self._clock_ms = clock_ms
 
-    def ingest(self, messages: Iterable[RawMessage]) -> IngestResult:
-        """Verdicts for every event of every message, grouped for sending."""
-        result = IngestResult()
+    def ingest(self, messages: Iterable[RawMessage],
+               into: IngestResult | None = None) -> IngestResult:
+        """Verdicts for every event of every message, grouped for sending (added to
+        ``into`` when given, so a large batch can be handled a piece at a time)."""
+        result = IngestResult() if into is None else into
         now_ms = self._clock_ms()
         forwards, clicks = result.forwards, result.clicks
         for message in messages:

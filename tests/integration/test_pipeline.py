@@ -205,3 +205,26 @@ def test_last_event_timestamp_tracks_newest_event_time(
     _, samples = loaded
     newest_view = value(samples, "kpistream_last_event_timestamp_seconds", type="view")
     assert newest_view is not None and abs(newest_view - time.time()) < 120
+
+
+def test_metrics_answers_gzip_when_asked_as_prometheus_does(
+    loaded: tuple[Deployment, Samples],
+) -> None:
+    import gzip
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    deployment, samples = loaded
+    worker = deployment.workers[0]
+    request = urllib.request.Request(worker.url("/metrics"),
+                                     headers={"Accept-Encoding": "gzip"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.headers["Content-Encoding"] == "gzip"
+        text = gzip.decompress(response.read()).decode("utf-8")
+    unzipped = {(s.name, frozenset(s.labels.items())): s.value
+                for family in text_string_to_metric_families(text) for s in family.samples}
+    kpis = {key: v for key, v in samples.items() if key[0].startswith("marketing_")}
+    assert kpis and {key: unzipped[key] for key in kpis} == kpis
+    with urllib.request.urlopen(worker.url("/metrics"), timeout=10) as plain:
+        assert plain.headers.get("Content-Encoding") is None
