@@ -47,7 +47,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from bench.check import accepted_events, check_kpis
 from bench.kafka import BenchError, raw_consume
 from bench.procstat import cpu_seconds, main_thread_cpu_s, rss_kib
-from bench.report import machine, say, write_json
+from bench.report import machine, percentile, percentiles, say, write_json
 from bench.throughput import config_toml
 from bench.worker import WorkerProcess
 from bench.workload import MIX, TOPIC_KEYS, Expected, make_event
@@ -578,7 +578,7 @@ def _figures(result: FreshnessResult, log: RunLog, options: Options) -> None:
     result.scrapes = len(durations)
     if durations:
         result.scrape_median_ms = statistics.median(durations)
-        result.scrape_p90_ms = _pct(durations, 0.9)
+        result.scrape_p90_ms = percentile(durations, 0.9)
     _backlog(result, log)
     before, after = log.cpu
     for name, used in before.items():
@@ -604,23 +604,23 @@ def _latencies(result: FreshnessResult, log: RunLog) -> None:
     if seen < result.probes_sent:
         result.problems.append(f"only {seen} of {result.probes_sent} probes were seen")
     if upper:
-        result.latency_ms = _summary(upper)
-        result.latency_lower_p50_ms = _pct(lower, 0.5)
+        result.latency_ms = percentiles(upper)
+        result.latency_lower_p50_ms = percentile(lower, 0.5)
         sent_at = [t - log.publish_started for t in log.probe_sent[:seen]]
         result.probe_latencies_ms = [(round(t, 2), round(ms, 1))
                                      for t, ms in zip(sent_at, upper, strict=True)]
         half = [ms for t, ms in zip(sent_at, upper, strict=True)
                 if t >= result.duration_s / 2]
-        result.latency_second_half_ms = _summary(half) if half else {}
+        result.latency_second_half_ms = percentiles(half) if half else {}
     acks = [(log.probe_acked[i + 1] - sent) * 1000 for i, sent in enumerate(log.probe_sent)
             if i + 1 in log.probe_acked]
     if acks:
-        result.ack_p50_ms = _pct(acks, 0.5)
+        result.ack_p50_ms = percentile(acks, 0.5)
         result.ack_max_ms = max(acks)
     raw = [(log.probe_raw_seen[i + 1] - sent) * 1000 for i, sent in enumerate(log.probe_sent)
            if i + 1 in log.probe_raw_seen]
     if raw:
-        result.raw_latency_ms = _summary(raw)
+        result.raw_latency_ms = percentiles(raw)
 
 
 def _timeline(log: RunLog) -> list[tuple[float, int, int]]:
@@ -663,15 +663,6 @@ def _memory(result: FreshnessResult, log: RunLog, options: Options) -> None:
         result.rss_slope_mib_per_min = slope * 60
 
 
-def _summary(values: Sequence[float]) -> dict[str, float]:
-    return {name: _pct(values, q)
-            for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0))}
-
-
-def _pct(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile: the smallest value with at least q of them at or below."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
 def _ratio(ours: float | None, raw: float | None) -> str:

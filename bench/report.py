@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["machine", "say", "write_json"]
+__all__ = ["machine", "percentile", "percentiles", "say", "write_json"]
 
 
 def say(message: str) -> None:
@@ -25,3 +27,15 @@ def machine(load: tuple[float, float, float]) -> dict[str, Any]:
 def write_json(path: Path, doc: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile: the smallest value with at least q of them at or below."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def percentiles(values: Sequence[float]) -> dict[str, float]:
+    """p50, p90, p99 and max of ``values`` (not empty)."""
+    return {name: percentile(values, q)
+            for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0))}

@@ -43,7 +43,7 @@ from typing import Final
 from bench.check import accepted_events, check_kpis
 from bench.kafka import BenchError, publish, raw_consume
 from bench.procstat import cpu_seconds
-from bench.report import machine, say, write_json
+from bench.report import machine, percentiles, say, write_json
 from bench.throughput import config_toml
 from bench.worker import WorkerProcess
 from bench.workload import TOPIC_KEYS, Workload, make_workload
@@ -236,15 +236,7 @@ def _figures(result: ScrapeLoadResult, scrapes: list[_Scrape], text: str) -> Non
 
 
 def _summary(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {}
-    ordered = sorted(values)
-
-    def pct(share: float) -> float:
-        return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
-
-    return {"p50": pct(0.5), "p90": pct(0.9), "p99": pct(0.99), "max": ordered[-1],
-            "n": float(len(ordered))}
+    return {**percentiles(values), "n": float(len(values))} if values else {}
 
 
 def _accepted(worker: WorkerProcess) -> int:
