@@ -67,9 +67,9 @@ ID_BYTES: Final = 156
 """Worker memory per remembered event id (README, ``python -m bench.state_memory``)."""
 _TICK_S: Final = 0.005
 _LOAD_LINGER_MS: Final = 50
-"""The steady load's default linger: busy trackers batch, as any busy Kafka producer does. Tansu
-keeps each record batch as an object and its fetches cost more the more objects it
-holds, so a record batch per event or two slows the local broker down over a run (at
+"""The steady load's default linger: busy trackers batch, as any busy Kafka producer
+does. Tansu appears to keep each record batch as an object, and its fetches cost more the
+more batches it holds, so a record batch per event or two slows the local broker down over a run (at
 5 ms, Tansu used a whole core after 7 minutes at 2,000 events/s). Probes go through a
 producer of their own that does not linger: their latency is not padded."""
 _READY_POLL_S: Final = 0.05
