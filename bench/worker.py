@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import os
 import signal
 import subprocess
@@ -34,20 +33,12 @@ class WorkerProcess:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def get(self, path: str, timeout_s: float = 10.0, gzipped: bool = False) -> tuple[int, str]:
-        """Status and body of a page; status 0 when nothing answers yet.
-
-        ``gzipped``: ask for a gzip answer, as Prometheus does (the body is unzipped).
-        """
+    def get(self, path: str, timeout_s: float = 10.0) -> tuple[int, str]:
+        """Status and body of a page; status 0 when nothing answers yet."""
         url = f"http://127.0.0.1:{self.port}{path}"
-        request = urllib.request.Request(
-            url, headers={"Accept-Encoding": "gzip"} if gzipped else {})
         try:
-            with urllib.request.urlopen(request, timeout=timeout_s) as response:
-                body = response.read()
-                if response.headers.get("Content-Encoding") == "gzip":
-                    body = gzip.decompress(body)
-                return int(response.status), body.decode("utf-8")
+            with urllib.request.urlopen(url, timeout=timeout_s) as response:
+                return int(response.status), response.read().decode("utf-8")
         except urllib.error.HTTPError as exc:
             return exc.code, ""
         except OSError:

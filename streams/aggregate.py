@@ -16,6 +16,7 @@ from itertools import compress
 from streams.counts import WIDTH
 from streams.durations import MINUTE_MS
 from streams.forwards import KIND_TYPES, RETRACTION, Forwards, add_event
+from streams.state import BucketKey
 
 __all__ = ["Folded", "fold"]
 
@@ -27,7 +28,7 @@ _MONEY_KINDS = frozenset("son")
 class Folded:
     """Summed counters per bucket, and what to report about the events."""
 
-    deltas: dict[tuple[str, str, int], list[int]] = field(default_factory=dict)
+    deltas: dict[BucketKey, list[int]] = field(default_factory=dict)
     accepted: Counter[str] = field(default_factory=Counter)
     duplicates: Counter[str] = field(default_factory=Counter)
     newest_ts_ms: dict[str, int] = field(default_factory=dict)
@@ -56,7 +57,7 @@ def fold(campaign: str, forwards: Forwards,
         kinds, ts_ms = list(compress(kinds, fresh)), list(compress(ts_ms, fresh))
         channels, amounts = list(compress(channels, fresh)), list(compress(amounts, fresh))
     minutes = [ts // MINUTE_MS for ts in ts_ms]
-    money: dict[tuple[str, str, int], int] = {}
+    money: dict[tuple[str, str, int], int] = {}  # (kind, channel, minute) -> amount
     if not _MONEY_KINDS.isdisjoint(kinds):
         for kind, channel, minute, amount in zip(kinds, channels, minutes, amounts,
                                                  strict=True):

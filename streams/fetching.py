@@ -11,8 +11,8 @@ batches it holds (it appears to keep one object per batch): with every consumer 
 So the input consumer, which fetches from every partition of the five input topics,
 waits ``INPUT_FETCH_WAIT_MS``; Faust's stream consumer (internal topics, and changelogs
 during recovery) keeps ``STREAM_FETCH_WAIT_MS``: at 100 ms, the 1 -> 2 -> 3 -> 1 worker
-scale test lost counts in 3 of 8 runs (a rebalance race inside Faust's consumer we have
-not pinned down), at 20 ms in none of 11.
+scale test lost counts in 3 of 8 runs (a rebalance race, in Faust's handling or in our
+end-offset correction, not pinned down), at 20 ms in none of 11.
 """
 
 from __future__ import annotations

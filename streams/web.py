@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 __all__ = ["GZIP_LEVEL", "register"]
 
 GZIP_LEVEL = 1
-"""Fastest compression: ~15 times smaller already, at a fraction of level 9's CPU."""
+"""Fastest compression: already ~10 times smaller (6.2 MB -> 625 KB for 1,000
+campaign-channels), at a fraction of level 9's CPU."""
 
 
 def register(kpi: KpiApp) -> None:
@@ -30,7 +31,7 @@ def register(kpi: KpiApp) -> None:
         body = exposition(kpi.registry)
         headers = {"Content-Type": CONTENT_TYPE_LATEST}
         if "gzip" in request.headers.get("Accept-Encoding", ""):
-            # As Prometheus asks: 1,000 campaign-channels are ~6 MB of text, ~20 times
+            # As Prometheus asks: 1,000 campaign-channels are ~6 MB of text, ~10 times
             # less gzipped; an answer that large otherwise leaves the event loop in
             # socket-buffer-sized pieces between the worker's other work.
             body = gzip.compress(body, compresslevel=GZIP_LEVEL)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import gzip
 import time
+import urllib.request
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.harness import Deployment, Samples, kpi_series, value, wait_until
 
@@ -210,11 +213,6 @@ def test_last_event_timestamp_tracks_newest_event_time(
 def test_metrics_answers_gzip_when_asked_as_prometheus_does(
     loaded: tuple[Deployment, Samples],
 ) -> None:
-    import gzip
-    import urllib.request
-
-    from prometheus_client.parser import text_string_to_metric_families
-
     deployment, samples = loaded
     worker = deployment.workers[0]
     request = urllib.request.Request(worker.url("/metrics"),
