@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
+from streams.wire import encode_value
+
 __all__ = ["ChangelogTable"]
 
 
@@ -55,8 +57,8 @@ class ChangelogTable(MutableMapping[Any, Any]):
         table = self.table
         app = table.app
         topic = table.changelog_topic.get_topic_name()
-        dumps_key, dumps_value = app.serializers.dumps_key, app.serializers.dumps_value
+        dumps_key = app.serializers.dumps_key
         for key, value in pending:
-            raw_value = None if value is None else dumps_value(None, value, serializer="json")
+            raw_value = None if value is None else encode_value(value)
             await app.producer.send(topic, dumps_key(None, key, serializer="json"), raw_value,
                                     partition, None, None)

@@ -175,7 +175,7 @@ def _event(doc: dict[str, Any], event_type: EventType, rules: ValidationRules,
     campaign_id = _campaign(doc, required=event_type != "order")
     channel = _channel(doc.get("channel"))
     if event_type == "view":
-        _text(doc, "user_id", required=False, max_len=128)
+        _text(doc, "user_id", required=False, max_len=None)  # SPEC: no limit but 64 KiB
         _optional_uint(doc, "watch_ms")
         completed = _optional_bool(doc, "completed") or False
         return Event("view", event_id, ts_ms, campaign_id, channel, completed=completed)
@@ -196,8 +196,8 @@ def _event(doc: dict[str, Any], event_type: EventType, rules: ValidationRules,
         revenue = _money(doc, "revenue", rules)
         return Event(
             "order", event_id, ts_ms, campaign_id, channel,
-            click_id=_text(doc, "click_id", required=False, max_len=128),
-            promo_code=_text(doc, "promo_code", required=False, max_len=128),
+            click_id=_any_text(doc, "click_id"),
+            promo_code=_any_text(doc, "promo_code"),
             customer_id=customer_id,
             new_customer=_optional_bool(doc, "new_customer"),
             value_micros=revenue,
@@ -206,17 +206,30 @@ def _event(doc: dict[str, Any], event_type: EventType, rules: ValidationRules,
     return Event("spend", event_id, ts_ms, campaign_id, channel, value_micros=amount)
 
 
-def _text(doc: dict[str, Any], name: str, *, required: bool, max_len: int) -> str | None:
+def _text(doc: dict[str, Any], name: str, *, required: bool,
+          max_len: int | None) -> str | None:
+    """A string field of 1 to ``max_len`` characters (None: no upper limit)."""
     value = doc.get(name)
+    span = "1 or more" if max_len is None else f"1-{max_len}"
     if value is None:
         if required:
-            raise _Invalid(f"missing required field '{name}' (a string of 1-{max_len} characters)")
+            raise _Invalid(f"missing required field '{name}' (a string of {span} characters)")
         return None
     if not isinstance(value, str):
-        raise _Invalid(f"field '{name}' must be a string of 1-{max_len} characters, "
+        raise _Invalid(f"field '{name}' must be a string of {span} characters, "
                        f"got {_json_type(value)}")
-    if not 1 <= len(value) <= max_len:
-        raise _Invalid(f"field '{name}' must be 1-{max_len} characters, got {len(value)}")
+    if not value or (max_len is not None and len(value) > max_len):
+        raise _Invalid(f"field '{name}' must be {span} characters, got {len(value)}")
+    return value
+
+
+def _any_text(doc: dict[str, Any], name: str) -> str | None:
+    """An optional string of any length; an empty one says nothing, like an absent one."""
+    value = doc.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise _Invalid(f"field '{name}' must be a string, got {_json_type(value)}")
     return value
 
 
@@ -463,7 +476,8 @@ def _fast_event(doc: object, event_type: str, latest_ms: int, check_size: bool) 
     if event_type == "view":
         kind = "view"
         user_id = get("user_id")
-        if user_id is not None and (type(user_id) is not str or not 0 < len(user_id) <= 128):
+        if user_id is not None and (type(user_id) is not str or not 0 < len(user_id) <= 1024):
+            # A longer user_id is valid, but may take the event past 64 KiB: precise path.
             return None
         watch_ms = get("watch_ms")
         if watch_ms is not None and (type(watch_ms) is not int or watch_ms < 0):

@@ -15,6 +15,7 @@ from typing import Final
 
 import orjson
 
+from streams.wire import exact_ints, json_safe_ints
 from streams.counts import (
     CLICKS,
     COMPLETED,
@@ -105,7 +106,7 @@ class Forwards:
 
     def to_wire(self) -> bytes:
         return orjson.dumps(["".join(self.kinds), self.ids, self.ts_ms, self.channels,
-                             self.amounts])
+                             json_safe_ints(self.amounts)])
 
     def wire_messages(self, max_bytes: int) -> Iterator[bytes]:
         """The events as few messages as possible, each at most ``max_bytes`` (unless one
@@ -134,4 +135,8 @@ class Forwards:
             raise MalformedForwards("columns of different lengths")
         if not set(kinds) <= KIND_TYPES.keys():
             raise MalformedForwards(f"unknown event kinds {set(kinds) - KIND_TYPES.keys()}")
-        return cls(list(kinds), ids, ts_ms, channels, amounts)
+        try:
+            exact = exact_ints(amounts)
+        except (TypeError, ValueError):
+            raise MalformedForwards("amounts that are not integers") from None
+        return cls(list(kinds), ids, ts_ms, channels, exact)

@@ -7,8 +7,9 @@ from typing import Any
 
 from streams.events import Event
 from streams.forwards import Forwards
+from streams.wire import exact_int, json_safe_ints
 
-__all__ = ["OrderRoute", "forward_retraction"]
+__all__ = ["OrderRoute", "counted_id", "forward_retraction"]
 
 
 @dataclass(slots=True)
@@ -32,18 +33,30 @@ class OrderRoute:
 
     def to_wire(self) -> list[Any]:
         return [self.event_id, self.ts_ms, self.customer_id, self.new_customer,
-                self.value_micros, self.campaign, self.channel, self.click_id]
+                json_safe_ints([self.value_micros])[0], self.campaign, self.channel,
+                self.click_id]
 
     @classmethod
     def from_wire(cls, fields: list[Any]) -> OrderRoute:
-        return cls(*fields)
+        event_id, ts_ms, customer_id, new_customer, value, campaign, channel, click_id = fields
+        return cls(event_id, ts_ms, customer_id, new_customer, exact_int(value), campaign,
+                   channel, click_id)
 
     def forward_to(self, forwards: Forwards, new_customer: bool) -> None:
         """Add the order, as counted in its campaign's state."""
-        forwards.add("n" if new_customer else "o", self.event_id, self.ts_ms, self.channel,
-                     self.value_micros)
+        forwards.add("n" if new_customer else "o", counted_id(self.customer_id, self.event_id),
+                     self.ts_ms, self.channel, self.value_micros)
 
 
-def forward_retraction(forwards: Forwards, channel: str, ts_ms: int, event_id: str) -> None:
+def counted_id(customer_id: str, event_id: str) -> str:
+    """The id the counting stage deduplicates an order by: its event id within its customer.
+
+    Length-prefixed, so no pair of customer and event ids can spell another pair's.
+    """
+    return f"{len(customer_id)}:{customer_id}:{event_id}"
+
+
+def forward_retraction(forwards: Forwards, customer_id: str, channel: str, ts_ms: int,
+                       event_id: str) -> None:
     """Take back the new customer an order was counted with, in the minute it was counted."""
-    forwards.add("r", event_id, ts_ms, channel)
+    forwards.add("r", counted_id(customer_id, event_id), ts_ms, channel)

@@ -73,8 +73,16 @@ _SUMMARY: Final[dict[EventType, str]] = {
 }
 
 
-def _text(meaning: str, max_len: int = 128) -> dict[str, Any]:
-    return {"type": "string", "minLength": 1, "maxLength": max_len, "description": meaning}
+def _text(meaning: str, max_len: int | None = 128) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string", "minLength": 1, "description": meaning}
+    if max_len is not None:
+        schema["maxLength"] = max_len
+    return schema
+
+
+def _any_text(meaning: str) -> dict[str, Any]:
+    return {"type": ["string", "null"], "description": meaning + " An empty string is the "
+            "same as leaving the field out."}
 
 
 def _optional(schema: dict[str, Any], extra_type: str = "null") -> dict[str, Any]:
@@ -130,7 +138,8 @@ def _common(event_type: EventType) -> dict[str, Any]:
 def _specific(event_type: EventType, currencies: Iterable[str] | None) -> dict[str, Any]:
     if event_type == "view":
         return {
-            "user_id": _optional(_text("The viewer, for reach (unique viewers).")),
+            "user_id": _optional(_text("The viewer, for reach (unique viewers); any length "
+                                       "within the event's 64 KiB.", max_len=None)),
             "completed": {"type": ["boolean", "null"], "description": "Watched to the end."},
             "watch_ms": {"type": ["integer", "null"], "minimum": 0,
                          "description": "Watch time in milliseconds."},
@@ -147,8 +156,8 @@ def _specific(event_type: EventType, currencies: Iterable[str] | None) -> dict[s
         fields = {
             "order_id": _text("The order."),
             "customer_id": _text("The customer; never exported as a label."),
-            "click_id": _optional(_text("Click id, to attribute the order to its click.")),
-            "promo_code": _optional(_text("Promo code, mapped to a campaign by the settings.")),
+            "click_id": _any_text("Click id, to attribute the order to its click."),
+            "promo_code": _any_text("Promo code, mapped to a campaign by the settings."),
             "new_customer": {"type": ["boolean", "null"],
                              "description": "First order of this customer; if absent the "
                                             "worker decides from the customers it has seen."},

@@ -284,7 +284,7 @@ class CustomerStage:
             if decision.retraction is not None:
                 campaign, channel, ts_ms, event_id = decision.retraction
                 forward_retraction(forwards.setdefault(campaign, Forwards()),
-                                   channel, ts_ms, event_id)
+                                   order.customer_id, channel, ts_ms, event_id)
         return forwards, duplicates
 
     def rebuild(self, owned: set[int], owns: Callable[[str], int | None]) -> None:

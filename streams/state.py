@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from streams.counts import WIDTH, add_into, zero
 from streams.settings import Window
 from streams.window_sums import RunningSums
+from streams.wire import exact_ints
 from streams.windows import TOTAL, oldest_kept_minute
 
 __all__ = ["BucketKey", "KpiRow", "KpiState"]
@@ -88,10 +89,10 @@ class KpiState:
         if minute != TOTAL:
             self._sums.changed((campaign, channel), minute, delta)
 
-    def load(self, key: BucketKey, counts: list[int]) -> None:
+    def load(self, key: BucketKey, counts: list[int | str]) -> None:
         """Put back one bucket read from the table (recovery)."""
         campaign, channel, minute = key
-        self._cells.setdefault((campaign, channel), {})[minute] = counts
+        self._cells.setdefault((campaign, channel), {})[minute] = exact_ints(counts)
         self._kept_from.pop((campaign, channel), None)
         if minute != TOTAL:
             self._sums.stale((campaign, channel))

@@ -136,6 +136,12 @@ GOOD = [
     ("order", edit("order", campaign_id=None, click_id=None, promo_code=None,
                    new_customer=None, channel=None)),
     ("order", edit("order", campaign_id="summer-sale", new_customer=False, promo_code="S10")),
+    # SPEC sets no length on these: user_id up to the event's 64 KiB, an order's
+    # click_id and promo_code any string (an empty one is as good as none).
+    ("view", edit("view", user_id="u" * 129)),
+    ("view", edit("view", user_id="u" * 60_000)),
+    ("order", edit("order", promo_code="", click_id="")),
+    ("order", edit("order", promo_code="P" * 300, click_id="k" * 300)),
     # limits, at the limit
     ("view", edit("view", event_id="e" * 128, campaign_id="c" * 128, channel="x" * 64,
                   user_id="u" * 128, watch_ms=0)),
@@ -183,7 +189,7 @@ BAD = [
         "", "c" * 65, "tik\x01tok", "tiktok\x7f", "tiktok\n", 3, True, ["tiktok"],
     )],
     # view fields
-    *[("view", edit("view", user_id=v)) for v in ("", "u" * 129, 9)],
+    *[("view", edit("view", user_id=v)) for v in ("", 9)],
     *[("view", edit("view", completed=v)) for v in ("yes", 1, 0)],
     *[("view", edit("view", watch_ms=v)) for v in (-1, 1.5, "5", True)],
     # engagement action
@@ -205,8 +211,8 @@ BAD = [
     )],
     ("order", edit("order", new_customer="no")),
     ("order", edit("order", new_customer=1)),
-    ("order", edit("order", promo_code="")),
     ("order", edit("order", promo_code=10)),
+    ("order", edit("order", click_id=[])),
     # spend
     *[("spend", edit("spend", amount=v)) for v in (DROP, -5, "-5", "5 USD")],
     ("spend", edit("spend", currency=DROP)),
