@@ -15,7 +15,6 @@ from typing import Final
 
 import orjson
 
-from streams.wire import exact_ints, json_safe_ints
 from streams.counts import (
     CLICKS,
     COMPLETED,
@@ -26,6 +25,7 @@ from streams.counts import (
     SPEND,
     VIEWS,
 )
+from streams.wire import exact_ints, json_safe_ints
 
 __all__ = ["KIND_TYPES", "RETRACTION", "Forwards", "MalformedForwards", "add_event"]
 

@@ -20,8 +20,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from streams.counts import WIDTH, add_into, zero
 from streams.settings import Window
 from streams.window_sums import RunningSums
-from streams.wire import exact_ints
 from streams.windows import TOTAL, oldest_kept_minute
+from streams.wire import exact_ints
 
 __all__ = ["BucketKey", "KpiRow", "KpiState"]
 

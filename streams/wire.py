@@ -23,7 +23,7 @@ _OPTIONS = orjson.OPT_NON_STR_KEYS
 
 def json_safe_ints(values: list[int]) -> list[Any]:
     """``values``, with any integer past 64 bits as its decimal string."""
-    if not values or (_LOW <= min(values) and max(values) <= _HIGH):
+    if not values or (min(values) >= _LOW and max(values) <= _HIGH):
         return values
     return [v if _LOW <= v <= _HIGH else str(v) for v in values]
 
