@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -13,8 +13,8 @@ __all__ = ["LAG_METRIC", "READY_METRIC", "HealthCollector", "Lag", "consumer_lag
 READY_METRIC = "kpistream_ready"
 LAG_METRIC = "kpistream_consumer_lag"
 
-Lag = Mapping[tuple[str, int], int]
-"""(topic, partition) -> messages behind."""
+Lag = Mapping[tuple[str, str], int]
+"""(consumer group, topic) -> messages behind, over the partitions this worker reads."""
 
 
 class HealthCollector(Collector):
@@ -37,22 +37,44 @@ class HealthCollector(Collector):
         yield ready
         lag = GaugeMetricFamily(
             LAG_METRIC,
-            "Messages in an assigned partition past the committed offset (highwater - committed).",
-            labels=["topic", "partition"],
+            "Messages not yet consumed in the partitions this worker reads, per consumer "
+            "group and topic (highwater - position); sum over workers for the group's lag.",
+            labels=["group", "topic"],
         )
         try:
             behind = dict(self._lag())
         except Exception:
             behind = {}
-        for (topic, partition), count in sorted(behind.items()):
-            lag.add_metric([topic, str(partition)], float(count))
+        for (group, topic), count in sorted(behind.items()):
+            lag.add_metric([group, topic], float(count))
         yield lag
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
         return iter(())
 
 
-def consumer_lag(app: Any) -> dict[tuple[str, int], int]:
+class InputLag(Protocol):
+    def lag(self) -> Mapping[str, int]: ...
+
+
+def consumer_lag(app: Any, group: str, input_consumer: InputLag | None = None,
+                 input_group: str | None = None) -> dict[tuple[str, str], int]:
+    """Lag of the worker's consumer groups: Faust's (``group``, the internal topics) and
+    the input consumer's (``input_group``, default ``<group>-ingest``)."""
+    lag: dict[tuple[str, str], int] = {}
+    for (topic, _), count in _faust_lag(app).items():
+        lag[(group, topic)] = lag.get((group, topic), 0) + count
+    if input_consumer is not None:
+        ingest = input_group or f"{group}-ingest"
+        try:
+            for topic, count in input_consumer.lag().items():
+                lag[(ingest, topic)] = count
+        except Exception:  # a scrape must answer
+            pass
+    return lag
+
+
+def _faust_lag(app: Any) -> dict[tuple[str, int], int]:
     """Highwater minus committed offset for each assigned, non-changelog partition of ``app``.
 
     Reads only what the faust consumer and its monitor keep in memory, so it never waits

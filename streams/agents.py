@@ -1,34 +1,40 @@
-"""Faust wiring, kept thin: each agent hands a message to a stage and sends the result."""
+"""Faust wiring, kept thin: each agent hands a message to a stage and sends the result.
+
+Every agent acks a message only once what its handling sent (internal messages,
+changelog records, dead letters) is delivered, in order (streams.delivery): a failed
+send is never committed past. An event a stage fails on is dead-lettered as an internal
+error and the rest of its message goes on (streams.failures).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Awaitable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from streams.app import wall_clock_ms
+from streams.failures import Failure, internal_reason
 from streams.fetching import shorten_fetch_wait
 from streams.forwards import Forwards, MalformedForwards
-from streams.ingest import IngestResult
 from streams.input_consumer import InputConsumer
 from streams.liveness import BrokerProbe
 from streams.orders import OrderRoute
+from streams.outgoing import Outgoing, counted, dead_letters, orders
 from streams.recovery import correct_highwaters
 
 if TYPE_CHECKING:
     from streams.app import KpiApp
 
-__all__ = ["MAX_ITEMS_PER_MESSAGE", "PROBE_INTERVAL_S", "TICK_INTERVAL_S", "register"]
+__all__ = ["PROBE_INTERVAL_S", "TICK_INTERVAL_S", "register"]
 
-MAX_ITEMS_PER_MESSAGE = 2_000
-"""Clicks or orders per internal message at most: keeps each well under 1 MiB."""
-MAX_COUNTED_BYTES = 512 * 1024
-"""Largest kpi-events message: half of Kafka's default 1 MiB message size limit."""
 TICK_INTERVAL_S = 1.0
 """How often every click-join partition gets a tick to release orders done waiting."""
 PROBE_INTERVAL_S = 2.0
 """How often the broker is asked for metadata to tell /ready whether it answers."""
+
+_log = logging.getLogger(__name__)
 
 
 def register(kpi: KpiApp) -> None:
@@ -36,91 +42,100 @@ def register(kpi: KpiApp) -> None:
     app = kpi.faust_app
     topics = kpi.topics
 
-    async def send_counted(campaign: str, forwards: Forwards) -> None:
-        key, partition = campaign.encode("utf-8"), kpi.partition(campaign)
-        for wire in forwards.wire_messages(MAX_COUNTED_BYTES):
-            await topics["kpi_events"].send(key=key, value=wire, partition=partition)
+    async def send(record: Outgoing) -> Awaitable[Any]:
+        """Hand one record to the producer; returns its delivery (a future)."""
+        fut: Awaitable[Any] = await topics[record.topic].send(
+            key=record.key, value=record.value, partition=record.partition)
+        return fut
 
-    async def send_grouped(topic: str, items: Iterable[tuple[str, Any]]) -> None:
-        by_partition: dict[int, list[Any]] = {}
-        for key, item in items:
-            by_partition.setdefault(kpi.partition(key), []).append(item)
-        for partition, batch in by_partition.items():
-            for start in range(0, len(batch), MAX_ITEMS_PER_MESSAGE):
-                chunk = batch[start:start + MAX_ITEMS_PER_MESSAGE]
-                await topics[topic].send(value=orjson.dumps(chunk), partition=partition)
-
-    async def send_orders(orders: Iterable[OrderRoute]) -> None:
-        await send_grouped("customer_orders", ((o.customer_id, o.to_wire()) for o in orders))
-
-    async def send_changes(partition: int, *tables: Any) -> None:
-        """The table changes the message just handled made, to their changelogs."""
+    async def send_all(records: Iterable[Outgoing], partition: int,
+                       *tables: Any) -> list[Awaitable[Any]]:
+        """Table changes of the message just handled, then its records; their deliveries."""
+        deliveries: list[Awaitable[Any]] = []
         for table in tables:
-            await table.send(partition)
+            deliveries += await table.send(partition)
+        for record in records:
+            deliveries.append(await send(record))
+        return deliveries
 
-    async def send_ingested(result: IngestResult) -> None:
-        for record in result.dead_letters:
-            await topics["deadletter"].send(value=record)
-        for event_type, count in result.invalid.items():
-            kpi.count(event_type, "invalid", count)
-        # Clicks first, so an order of the same batch finds its click remembered.
-        await send_grouped("click_join", [
-            *((click_id, ["c", click_id, *click]) for click_id, click in result.clicks),
-            *((o.click_id or "", ["o", *o.to_wire()]) for o in result.to_join),
-        ])
-        await send_orders(result.to_customers)
-        for campaign, forwards in result.forwards.items():
-            await send_counted(campaign, forwards)
+    def failed(stage: str, message: Any, failures: list[Failure]) -> list[Outgoing]:
+        """Count, log (once per event, no values) and dead-letter what a stage failed on."""
+        for failure in failures:
+            _log.error("kpistream %s: internal error on an event at %s[%d] offset %d "
+                       "(index %s): %s", stage, message.topic, message.partition,
+                       message.offset, failure.index, failure.reason)
+            kpi.count(failure.type, "invalid", 1)
+        return dead_letters(failures, message.topic, message.partition, message.offset)
 
     kpi.input = InputConsumer(
         kpi.bootstrap, f"{kpi.settings.app_id}-ingest", list(kpi.settings.event_topics),
-        kpi.ingestor, send_ingested, app.producer.flush,
+        kpi.ingestor, send, kpi.partition,
+        lambda event_type, count: kpi.count(event_type, "invalid", count),
     )
     app.started_with_app.append(kpi.input)
 
+    join_acks, customer_acks, count_acks = (kpi.stage_acks(name)
+                                            for name in ("join", "customers", "count"))
+
     @app.agent(topics["click_join"], name="join")
     async def join(stream: Any) -> None:
+        stream = stream.noack()
         async for event in stream.events():
-            partition, offset = event.message.partition, event.message.offset
-            now_ms = wall_clock_ms()
-            released = kpi.clicks.tick(partition, now_ms, offset)
-            for item in orjson.loads(event.value):
-                if item[0] == "c":
-                    released += kpi.clicks.remember(item[1], (item[2], item[3], item[4]),
-                                                    partition, offset)
-                else:
-                    joined = kpi.clicks.join(OrderRoute.from_wire(item[1:]), partition, now_ms)
-                    if joined is not None:
-                        released.append(joined)
-            kpi.clicks.end_message(partition, offset)
-            await send_changes(partition, kpi.clicks.clicks_table, kpi.clicks.waiting_table)
-            await send_orders(released)
+            await join_acks.wait_if_stopped()
+            message = event.message
+            try:
+                items = orjson.loads(event.value)
+            except orjson.JSONDecodeError:
+                items, bad = [], [Failure("unknown", "internal error: the click join got a "
+                                          "message that is not JSON", _preview(event.value))]
+            else:
+                bad = []
+            released, failures = kpi.clicks.handle_message(
+                items, message.partition, message.offset, wall_clock_ms())
+            records = [*failed("join", message, [*bad, *failures]),
+                       *orders(released, kpi.partition)]
+            deliveries = await send_all(records, message.partition, kpi.clicks.clicks_table,
+                                        kpi.clicks.waiting_table)
+            join_acks.track(_acker(stream, event), deliveries)
 
     @app.agent(topics["customer_orders"], name="customers")
     async def customers(stream: Any) -> None:
+        stream = stream.noack()
         async for event in stream.events():
-            orders = [OrderRoute.from_wire(wire) for wire in orjson.loads(event.value)]
+            await customer_acks.wait_if_stopped()
             message = event.message
+            failures: list[Failure] = []
+            routes = _orders(event.value, failures)
             forwards, duplicates = kpi.customers.handle(
-                orders, message.partition, message.offset, wall_clock_ms())
-            await send_changes(message.partition, kpi.customers.table)
+                routes, message.partition, message.offset, wall_clock_ms(), failures)
             if duplicates:
                 kpi.count("order", "duplicate", duplicates)
+            records = failed("customers", message, failures)
             for campaign, campaign_forwards in forwards.items():
-                await send_counted(campaign, campaign_forwards)
+                records += counted(campaign, campaign_forwards, kpi.partition)
+            deliveries = await send_all(records, message.partition, kpi.customers.table)
+            customer_acks.track(_acker(stream, event), deliveries)
 
     @app.agent(topics["kpi_events"], name="count")
     async def count(stream: Any) -> None:
+        stream = stream.noack()
         async for event in stream.events():
+            await count_acks.wait_if_stopped()
             message = event.message
             try:
                 forwards = Forwards.from_wire(event.value)
-            except MalformedForwards as exc:  # not ours: skip it rather than stop counting
-                kpi.faust_app.log.error("skipped kpi-events offset %s: %s", message.offset, exc)
+                campaign = event.key.decode("utf-8")
+            except (MalformedForwards, AttributeError, UnicodeDecodeError) as exc:
+                records = failed("count", message, [Failure(
+                    "unknown", internal_reason("the counting stage", exc),
+                    _preview(event.value))])
+                count_acks.track(_acker(stream, event), await send_all(records, 0))
                 continue
-            folded = kpi.counts.handle(event.key.decode("utf-8"), forwards,
-                                       message.partition, message.offset, wall_clock_ms())
-            await send_changes(message.partition, kpi.counts.table)
+            folded = kpi.counts.handle(campaign, forwards, message.partition,
+                                       message.offset, wall_clock_ms())
+            records = failed("count", message, folded.failures)
+            deliveries = await send_all(records, message.partition, kpi.counts.table)
+            count_acks.track(_acker(stream, event), deliveries)
             for event_type, accepted in folded.accepted.items():
                 kpi.count(event_type, "accepted", accepted)
             for event_type, duplicates in folded.duplicates.items():
@@ -150,3 +165,32 @@ def register(kpi: KpiApp) -> None:
     # Recovery ends for all tables at once: one callback rebuilds every stage.
     kpi_table: Any = kpi.counts.table
     kpi_table.table.on_recover(rebuild)
+
+
+def _acker(stream: Any, event: Any) -> Any:
+    async def ack() -> None:
+        await stream.ack(event)
+
+    return ack
+
+
+def _orders(raw: bytes, failures: list[Failure]) -> list[OrderRoute]:
+    """The orders of a customer-orders message; one that cannot be read is a failure."""
+    try:
+        wires = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        failures.append(Failure("order", "internal error: the customer stage got a message "
+                                "that is not JSON", _preview(raw)))
+        return []
+    routes = []
+    for index, wire in enumerate(wires):
+        try:
+            routes.append(OrderRoute.from_wire(wire))
+        except Exception as exc:
+            failures.append(Failure("order", internal_reason("the customer stage", exc),
+                                    orjson.dumps(wire).decode("utf-8"), index))
+    return routes
+
+
+def _preview(raw: bytes | None) -> str:
+    return (raw or b"").decode("utf-8", errors="replace")[:1024]

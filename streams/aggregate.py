@@ -15,6 +15,7 @@ from itertools import compress
 
 from streams.counts import WIDTH
 from streams.durations import MINUTE_MS
+from streams.failures import Failure
 from streams.forwards import KIND_TYPES, RETRACTION, Forwards, add_event
 from streams.state import BucketKey
 
@@ -32,6 +33,8 @@ class Folded:
     accepted: Counter[str] = field(default_factory=Counter)
     duplicates: Counter[str] = field(default_factory=Counter)
     newest_ts_ms: dict[str, int] = field(default_factory=dict)
+    failures: list[Failure] = field(default_factory=list)
+    """Events left out because counting them raised (dead-lettered as internal errors)."""
 
 
 def fold(campaign: str, forwards: Forwards,

@@ -26,6 +26,7 @@ from metrics.health import HealthCollector, consumer_lag
 from metrics.names import OUTCOMES, TYPE_LABELS
 from metrics.targets import TargetCollector
 from streams.changelog import ChangelogTable
+from streams.delivery import InOrderAcks
 from streams.events import ValidationRules
 from streams.ingest import Ingestor
 from streams.input_consumer import InputConsumer
@@ -68,6 +69,11 @@ class KpiApp:
     probe: BrokerProbe | None = None
     input: InputConsumer | None = None
     newest_event_ms: dict[str, int] = field(default_factory=dict)
+    acks: dict[str, InOrderAcks] = field(default_factory=dict)
+    """Per stateful stage, its messages waiting for their sends before they are acked."""
+
+    def stage_acks(self, stage: str) -> InOrderAcks:
+        return self.acks.setdefault(stage, InOrderAcks(stage))
 
     def partition(self, key: str) -> int:
         return partition_for(key, self.settings.partitions)
@@ -123,15 +129,23 @@ class KpiApp:
                 self.last_event_seconds.labels(event_type).set(ts_ms / 1000)
 
     def is_ready(self) -> bool:
-        """Tables recovered, both consumer groups joined, and the broker answering."""
+        """Tables recovered, both consumer groups joined, the broker answering, every
+        stage consuming and delivering."""
+        return not self.not_ready_because()
+
+    def not_ready_because(self) -> list[str]:
+        """Why /ready answers 503 now (empty: it answers 200)."""
         app = self.faust_app
         recovery = app.tables.recovery  # type: ignore[attr-defined]
-        broker_ok = self.probe is None or self.probe.reachable
-        input_ok = self.input is None or self.input.assigned
-        return bool(
-            recovery.completed.is_set() and not app.rebalancing and not app.in_recovery
-            and broker_ok and input_ok
-        )
+        reasons = []
+        if not recovery.completed.is_set() or app.rebalancing or app.in_recovery:
+            reasons.append("recovering tables or rebalancing")
+        if self.probe is not None and not self.probe.reachable:
+            reasons.append("the broker does not answer")
+        if self.input is not None and (problem := self.input.problem()) is not None:
+            reasons.append(problem)
+        reasons += [acks.failure for acks in self.acks.values() if acks.failure is not None]
+        return reasons
 
     @property
     def bootstrap(self) -> str:
@@ -229,7 +243,8 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     )
     registry.register(KpiCollector(kpi.rows, settings.reporting_currency))
     registry.register(TargetCollector(settings.targets, kpi.owned_campaigns))
-    registry.register(HealthCollector(kpi.is_ready, lambda: consumer_lag(app)))
+    registry.register(HealthCollector(
+        kpi.is_ready, lambda: consumer_lag(app, kpi.settings.app_id, kpi.input)))
     agents.register(kpi)
     web.register(kpi)
     return kpi

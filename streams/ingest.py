@@ -19,6 +19,7 @@ import orjson
 from streams.attribution import UNATTRIBUTED, attribute
 from streams.clicks import Click
 from streams.events import Event, EventType, Rejection, ValidationRules, parse_message
+from streams.failures import internal_reason
 from streams.forwards import Forwards
 from streams.orders import OrderRoute
 
@@ -74,26 +75,39 @@ class Ingestor:
         forwards, clicks = result.forwards, result.clicks
         for message in messages:
             event_type = self._topic_types[message.topic]
-            for verdict in _verdicts(message.value, event_type, self._rules, now_ms):
-                if type(verdict) is Event and verdict.type != "order":
-                    # Inline: this runs once per view, engagement, click and spend.
-                    campaign = verdict.campaign_id
-                    assert campaign is not None
-                    campaign_forwards = forwards.get(campaign)
-                    if campaign_forwards is None:
-                        campaign_forwards = forwards[campaign] = Forwards()
-                    campaign_forwards.add(
-                        "V" if verdict.completed else _KINDS[verdict.type], verdict.event_id,
-                        verdict.ts_ms, verdict.channel, verdict.value_micros)
-                    if verdict.click_id is not None:
-                        clicks.append((verdict.click_id,
-                                       (verdict.ts_ms, campaign, verdict.channel)))
-                elif isinstance(verdict, Rejection):
-                    result.invalid[verdict.type] += 1
-                    result.dead_letters.append(dead_letter(verdict, message))
-                else:
-                    self._route_order(verdict, result)
+            verdicts = _verdicts(message.value, event_type, self._rules, now_ms)
+            for index, verdict in enumerate(verdicts):
+                try:
+                    if type(verdict) is Event and verdict.type != "order":
+                        # Inline: this runs once per view, engagement, click and spend.
+                        campaign = verdict.campaign_id
+                        assert campaign is not None
+                        campaign_forwards = forwards.get(campaign)
+                        if campaign_forwards is None:
+                            campaign_forwards = forwards[campaign] = Forwards()
+                        campaign_forwards.add(
+                            "V" if verdict.completed else _KINDS[verdict.type],
+                            verdict.event_id, verdict.ts_ms, verdict.channel,
+                            verdict.value_micros)
+                        if verdict.click_id is not None:
+                            clicks.append((verdict.click_id,
+                                           (verdict.ts_ms, campaign, verdict.channel)))
+                    elif isinstance(verdict, Rejection):
+                        result.invalid[verdict.type] += 1
+                        result.dead_letters.append(dead_letter(verdict, message))
+                    else:
+                        self._route_order(verdict, result)
+                except Exception as exc:  # one event never stops the stage (SPEC 4)
+                    failed = Rejection(event_type, internal_reason("the input stage", exc),
+                                       _preview(message.value),
+                                       index if len(verdicts) > 1 else None)
+                    result.invalid[event_type] += 1
+                    result.dead_letters.append(dead_letter(failed, message))
         return result
+
+    def event_type(self, topic: str) -> EventType:
+        """The type of the events of an input topic."""
+        return self._topic_types[topic]
 
     def _route_order(self, order: Event, result: IngestResult) -> None:
         campaign, channel = attribute(order, self._promo_codes)
@@ -113,8 +127,12 @@ def _verdicts(raw: bytes, event_type: EventType, rules: ValidationRules,
     try:
         return parse_message(raw, event_type, rules, now_ms)
     except Exception as exc:  # no input may stop the worker
-        text = raw.decode("utf-8", errors="replace")[:1024]
-        return [Rejection(event_type, f"event could not be validated ({exc!r})", text)]
+        return [Rejection(event_type, internal_reason("validation", exc), _preview(raw))]
+
+
+def _preview(raw: bytes) -> str:
+    """A message's text for a dead letter about all of it: its first KiB."""
+    return raw.decode("utf-8", errors="replace")[:1024]
 
 
 def dead_letter(rejection: Rejection, message: RawMessage) -> bytes:

@@ -3,9 +3,14 @@
 The input stage keeps no state, so it does not need Faust's per-message stream machinery
 (about 100 microseconds a message): a plain aiokafka consumer in its own consumer group
 (``<app id>-ingest``) hands whole fetches to the Ingestor, the results are sent on
-through Faust's producer, and offsets are committed only after that producer is flushed.
-A batch read again after a crash is sent again; the stateful stages drop what they
-already have, so nothing is lost and nothing counts twice.
+through Faust's producer, and offsets are committed only after the broker acknowledged
+every record the round sent. A round whose sends fail is not committed: the consumer goes
+back to the committed offsets and tries the round again (readiness says why meanwhile).
+A batch read again after a crash or a failed send is sent again; the stateful stages drop
+what they already have, so nothing is lost and nothing counts twice.
+
+No exception from one round stops the loop: an event that fails is dead-lettered
+(streams.outgoing), and anything else fails the round, which is then retried.
 """
 
 from __future__ import annotations
@@ -19,12 +24,17 @@ from mode import Service
 
 from streams.fetching import INPUT_FETCH_WAIT_MS
 from streams.ingest import Ingestor, IngestResult, RawMessage
+from streams.outgoing import Outgoing, ingested, ingested_carefully
 
-__all__ = ["MAX_BATCH", "InputConsumer"]
+__all__ = ["MAX_BATCH", "MAX_ROUND_BYTES", "InputConsumer"]
 
 MAX_BATCH = 20_000
 """Most messages handed to the Ingestor at once: at full load, fewer and larger
 internal messages mean fewer changelog writes (one per changed bucket per message)."""
+MAX_ROUND_BYTES = 64 * 1024 * 1024
+"""Most input bytes in one round: with 1 MiB batch messages, 20,000 of them would be 20 GB."""
+RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0)
+"""Waits before retrying a round whose sends failed, growing while they keep failing."""
 _WAIT_MS = 20
 """Longest wait for a fetch to fill."""
 PIECE_BYTES = 256 * 1024
@@ -52,21 +62,53 @@ class InputConsumer(Service):
         group_id: str,
         topics: list[str],
         ingestor: Ingestor,
-        send: Callable[[IngestResult], Awaitable[None]],
-        flush: Callable[[], Awaitable[None]],
+        send: Callable[[Outgoing], Awaitable[Awaitable[Any]]],
+        partition_of: Callable[[str], int],
+        count_invalid: Callable[[str, int], None],
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self._topics = topics
         self._ingestor = ingestor
         self._send = send
-        self._flush = flush
+        self._partition_of = partition_of
+        self._count_invalid = count_invalid
         self._bootstrap = bootstrap
         self._group_id = group_id
         self._consumer: AIOKafkaConsumer | None = None
         self.batches = 0
         self.assigned = False
         """Whether the group has given this consumer its partitions (none is an answer too)."""
+        self.failing: str | None = None
+        """Why the last round could not be delivered (None once one is)."""
+        self._task: asyncio.Task[Any] | None = None
+        self._positions: dict[Any, int] = {}
+        """Partition -> offset after the last message fetched from it."""
+
+    def problem(self) -> str | None:
+        """Why input is not flowing now, for readiness; None when it is."""
+        if self._task is not None and self._task.done():
+            return "the input consumer has stopped"
+        if not self.assigned:
+            return "the input consumer has not joined its group"
+        return self.failing
+
+    def lag(self) -> dict[str, int]:
+        """Messages behind per input topic: highwater minus position, from memory."""
+        consumer = self._consumer
+        behind: dict[str, int] = {}
+        if consumer is None:
+            return behind
+        try:
+            for tp in consumer.assignment():
+                highwater = consumer.highwater(tp)
+                position = self._positions.get(tp)
+                if highwater is None or position is None:
+                    continue
+                behind[tp.topic] = behind.get(tp.topic, 0) + max(0, highwater - position)
+        except Exception:  # assignment changing under a rebalance: no figure this time
+            return {}
+        return behind
 
     async def on_start(self) -> None:
         self._consumer = AIOKafkaConsumer(
@@ -91,6 +133,8 @@ class InputConsumer(Service):
     async def _consume(self) -> None:
         consumer = self._consumer
         assert consumer is not None
+        self._task = asyncio.current_task()
+        failures = 0
         while not self.should_stop:
             fetched = await self._fetch(consumer, _WAIT_MS, MAX_BATCH)
             if fetched is None:  # broker trouble: the consumer reconnects by itself
@@ -102,17 +146,66 @@ class InputConsumer(Service):
                 self.log.info("first input fetched: %d messages",
                               sum(len(records) for records in fetched.values()))
             await self._gather(consumer, fetched)
-            result = IngestResult()
-            for piece in _pieces(fetched, PIECE_BYTES):
-                self._ingestor.ingest(piece, result)
-                await asyncio.sleep(0)  # let a scrape or a heartbeat in between pieces
-            await self._send(result)
-            await self._flush()
+            for tp, records in fetched.items():
+                self._positions[tp] = records[-1].offset + 1
+            try:
+                delivered = await self._round(fetched)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # never let one round stop the input
+                self.log.exception("input round failed: %s", type(exc).__name__)
+                delivered = False
+                self.failing = f"an input round failed ({type(exc).__name__})"
+            if not delivered:
+                failures += 1
+                await self._rewind(consumer)
+                await self.sleep(RETRY_S[min(failures, len(RETRY_S)) - 1])
+                continue
+            failures = 0
+            self.failing = None
             try:
                 await consumer.commit()
             except Exception as exc:  # a rebalance; the batch may be read again
                 self.log.warning("commit of input offsets failed: %r", exc)
             self.batches += 1
+
+    async def _round(self, fetched: dict[Any, list[Any]]) -> bool:
+        """Validate, route and send one round; True once every send is acknowledged."""
+        result = IngestResult()
+        for piece in _pieces(fetched, PIECE_BYTES):
+            self._ingestor.ingest(piece, result)
+            await asyncio.sleep(0)  # let a scrape or a heartbeat in between pieces
+        try:
+            outgoing, invalid = ingested(result, self._partition_of), result.invalid
+        except Exception as exc:
+            self.log.error("encoding an input round failed (%s): dead-lettering the events "
+                           "that fail, one at a time", type(exc).__name__)
+            outgoing, invalid = ingested_carefully(
+                self._ingestor, [m for piece in _pieces(fetched, PIECE_BYTES) for m in piece],
+                self._partition_of)
+        deliveries = [await self._send(record) for record in outgoing]
+        outcomes = await asyncio.gather(*deliveries, return_exceptions=True)
+        errors = [o for o in outcomes if isinstance(o, BaseException)]
+        if errors:
+            self.failing = (f"{len(errors)} of {len(outcomes)} input sends failed "
+                            f"({type(errors[0]).__name__}); retrying the round")
+            self.log.error("kpistream input: %s", self.failing)
+            return False
+        for event_type, count in invalid.items():
+            self._count_invalid(event_type, count)
+        return True
+
+    async def _rewind(self, consumer: AIOKafkaConsumer) -> None:
+        """Back to the committed offsets, to read a round that was not delivered again."""
+        try:
+            await consumer.seek_to_committed()
+        except Exception as exc:  # a rebalance seeks to committed offsets by itself
+            self.log.warning("seeking input back to committed offsets failed: %r", exc)
+
+    def forget(self, partitions: Any) -> None:
+        """Drop what is known of partitions this consumer no longer reads."""
+        for tp in partitions:
+            self._positions.pop(tp, None)
 
     async def _fetch(self, consumer: AIOKafkaConsumer, timeout_ms: int,
                      max_records: int) -> dict[Any, list[Any]] | None:
@@ -132,13 +225,16 @@ class InputConsumer(Service):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + ROUND_MS / 1000
         count = sum(len(records) for records in fetched.values())
-        while count < MAX_BATCH and (left := deadline - loop.time()) > 0:
+        size = sum(len(m.value or b"") for records in fetched.values() for m in records)
+        while (count < MAX_BATCH and size < MAX_ROUND_BYTES
+               and (left := deadline - loop.time()) > 0):
             more = await self._fetch(consumer, int(left * 1000) + 1, MAX_BATCH - count)
             if more is None:  # handle what we have; the next fetch retries
                 return
             for tp, records in more.items():
                 fetched.setdefault(tp, []).extend(records)
                 count += len(records)
+                size += sum(len(m.value or b"") for m in records)
 
 
 def _pieces(fetched: dict[Any, list[Any]], max_bytes: int) -> Iterator[list[RawMessage]]:
@@ -165,6 +261,7 @@ class _Assignment(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka 
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         self._consumer.assigned = False
+        self._consumer.forget(revoked)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         self._consumer.assigned = True

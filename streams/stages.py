@@ -15,20 +15,18 @@ from typing import Any
 from streams.aggregate import Folded, fold
 from streams.clicks import Click, ClickBook, Waiting
 from streams.customers import CustomerBook
-from streams.forwards import Forwards
+from streams.failures import Failure, internal_reason
+from streams.forwards import KIND_TYPES, Forwards
 from streams.orders import OrderRoute, forward_retraction
 from streams.state import KpiState
 from streams.windows import minute_of
+from streams.wire import dumps
 
 __all__ = ["ClickStage", "CountStage", "CustomerStage", "Partitioner"]
 
 Table = MutableMapping[Any, Any]
 Partitioner = Callable[[str], int]
 
-
-_COUNTED_HERE = -1
-"""Stands for the offset of the message being counted while it is: a second sighting of
-an id inside one message is a duplicate, not a replay (offsets are never negative)."""
 
 IDS = "#ids"
 """First element of an id record's key; campaign ids cannot start with "#"."""
@@ -61,6 +59,83 @@ class _MessageIds:
         return gone
 
 
+def _first_time(keys: list[str], recorded_at: dict[str, int],
+                offset: int) -> tuple[list[bool], bool]:
+    """Whether each id is new here, and whether all are (checked in C, the common case).
+
+    An id recorded by the message at ``offset`` itself is a replay after a crash: new. A
+    repeat inside the message, or an id another message recorded, is a duplicate.
+    """
+    if len(set(keys)) == len(keys) and recorded_at.keys().isdisjoint(keys):
+        return [True] * len(keys), True
+    here: set[str] = set()
+    fresh = []
+    for key in keys:
+        recorded = recorded_at.get(key)
+        new = key not in here and (recorded is None or recorded == offset)
+        if new:
+            here.add(key)
+        fresh.append(new)
+    return fresh, False
+
+
+def _fold_each(campaign: str, forwards: Forwards, recorded_at: dict[str, int],
+               offset: int) -> tuple[Folded, list[str]]:
+    """``fold``, an event at a time: the sum of those that fold (and their new ids), with
+    those that raise in ``failures``."""
+    merged = Folded()
+    new_ids: list[str] = []
+    failures = merged.failures
+    here: set[str] = set()
+    for index, event in enumerate(forwards):
+        kind, event_id, ts_ms, channel, amount = event
+        asked: list[tuple[str, bool]] = []
+
+        def first_time(keys: list[str], asked: list[tuple[str, bool]] = asked) -> list[bool]:
+            (key,) = keys
+            recorded = recorded_at.get(key)
+            new = key not in here and (recorded is None or recorded == offset)
+            asked.append((key, new))
+            return [new]
+
+        try:
+            one = fold(campaign, Forwards([kind], [event_id], [ts_ms], [channel], [amount]),
+                       first_time)
+        except Exception as exc:
+            failures.append(Failure(KIND_TYPES.get(kind, "unknown"),
+                                    internal_reason("the counting stage", exc),
+                                    _event_text(campaign, event), index))
+            continue
+        for key, new in asked:
+            if new:
+                here.add(key)
+                if key not in recorded_at:
+                    new_ids.append(key)
+        _merge(merged, one)
+    return merged, new_ids
+
+
+def _merge(into: Folded, one: Folded) -> None:
+    for key, delta in one.deltas.items():
+        acc = into.deltas.get(key)
+        if acc is None:
+            into.deltas[key] = list(delta)
+        else:
+            for i, value in enumerate(delta):
+                acc[i] += value
+    into.accepted.update(one.accepted)
+    into.duplicates.update(one.duplicates)
+    for event_type, ts in one.newest_ts_ms.items():
+        if ts > into.newest_ts_ms.get(event_type, -1):
+            into.newest_ts_ms[event_type] = ts
+
+
+def _event_text(campaign: str, event: tuple[str, str, int, str, int]) -> str:
+    kind, event_id, ts_ms, channel, amount = event
+    return dumps({"campaign": campaign, "kind": kind, "id": event_id, "ts": ts_ms,
+                  "channel": channel, "amount": amount}).decode("utf-8")
+
+
 @dataclass
 class CountStage:
     """Counted events of the campaigns of one partition: dedup, then buckets.
@@ -79,34 +154,31 @@ class CountStage:
 
     def handle(self, campaign: str, forwards: Forwards, partition: int,
                offset: int, now_ms: int) -> Folded:
+        """Count one kpi-events message; an event that fails to fold is left out, in
+        ``Folded.failures``.
+
+        The message is folded whole (the fast way); should that raise, it is folded again
+        an event at a time, so only the events that raise are left out.
+        """
         ids = self.ids.setdefault(partition, _MessageIds())
         for gone in ids.expire(now_ms):
             self.table.pop((IDS, partition, gone), None)
         recorded_at = ids.recorded_at
-        new_ids: list[str] = []
-        replayed: list[str] = []
+        seen: list[tuple[list[str], list[bool], bool]] = []
 
         def first_time(keys: list[str]) -> list[bool]:
-            if len(set(keys)) == len(keys) and recorded_at.keys().isdisjoint(keys):
-                new_ids.extend(keys)  # the common case, checked in C: every id is new
-                return [True] * len(keys)
-            return [one_first_time(key) for key in keys]
+            fresh, all_new = _first_time(keys, recorded_at, offset)
+            seen.append((keys, fresh, all_new))
+            return fresh
 
-        def one_first_time(key: str) -> bool:
-            recorded = recorded_at.get(key)
-            if recorded is None:
-                recorded_at[key] = _COUNTED_HERE
-                new_ids.append(key)
-                return True
-            if recorded == offset:  # recorded by this very message: a replay
-                recorded_at[key] = _COUNTED_HERE
-                replayed.append(key)
-                return True
-            return False  # another message's, or a repeat within this one
-
-        folded = fold(campaign, forwards, first_time)
-        for id_key in replayed:
-            recorded_at[id_key] = offset
+        try:
+            folded = fold(campaign, forwards, first_time)
+            keys, fresh, all_new = seen[0]
+            new_ids = keys if all_new else [
+                key for key, new in zip(keys, fresh, strict=True)
+                if new and key not in recorded_at]
+        except Exception:
+            folded, new_ids = _fold_each(campaign, forwards, recorded_at, offset)
         if new_ids:
             expires = now_ms + self.dedup_window_ms
             ids.add(offset, expires, new_ids)
@@ -167,6 +239,31 @@ class ClickStage:
         if book is None:
             book = self.books[partition] = ClickBook(self.window_ms, self.grace_ms)
         return book
+
+    def handle_message(self, items: list[Any], partition: int, offset: int,
+                       now_ms: int) -> tuple[list[OrderRoute], list[Failure]]:
+        """One click-join message: clicks (``["c", click_id, ts, campaign, channel]``) to
+        remember and orders (``["o", *order wire]``) to join, after this partition's tick.
+
+        Returns the orders to send on, and the items that raised (the rest go on).
+        """
+        released = self.tick(partition, now_ms, offset)
+        failures: list[Failure] = []
+        for index, item in enumerate(items):
+            try:
+                if item[0] == "c":
+                    released += self.remember(item[1], (item[2], item[3], item[4]),
+                                              partition, offset)
+                else:
+                    joined = self.join(OrderRoute.from_wire(item[1:]), partition, now_ms)
+                    if joined is not None:
+                        released.append(joined)
+            except Exception as exc:
+                event_type = "click" if item and item[0] == "c" else "order"
+                failures.append(Failure(event_type, internal_reason("the click join", exc),
+                                        dumps(item).decode("utf-8"), index))
+        self.end_message(partition, offset)
+        return released, failures
 
     def remember(self, click_id: str, click: Click, partition: int,
                  offset: int) -> list[OrderRoute]:
@@ -264,28 +361,44 @@ class CustomerStage:
         return book
 
     def handle(
-        self, orders: Iterable[OrderRoute], partition: int, offset: int, now_ms: int
+        self, orders: Iterable[OrderRoute], partition: int, offset: int, now_ms: int,
+        failures: list[Failure] | None = None,
     ) -> tuple[dict[str, Forwards], int]:
-        """Forwards per campaign (orders and retractions) and how many were duplicates."""
+        """Forwards per campaign (orders and retractions) and how many were duplicates.
+
+        An order that raises goes to ``failures`` (when given) and the rest go on.
+        """
         book = self._book(partition)
         for customer in book.expire(now_ms):
             self.table.pop(customer, None)
         forwards: dict[str, Forwards] = {}
         duplicates = 0
-        for order in orders:
-            decision = book.decide(order, partition, offset, now_ms)
-            if decision.kind == "duplicate":
-                duplicates += 1
-                continue
-            if decision.kind == "counted":
-                self.table[order.customer_id] = book.records[order.customer_id]
-            assert order.campaign is not None
-            order.forward_to(forwards.setdefault(order.campaign, Forwards()), decision.is_new)
-            if decision.retraction is not None:
-                campaign, channel, ts_ms, event_id = decision.retraction
-                forward_retraction(forwards.setdefault(campaign, Forwards()),
-                                   order.customer_id, channel, ts_ms, event_id)
+        for index, order in enumerate(orders):
+            try:
+                duplicates += self._handle_one(book, order, partition, offset, now_ms,
+                                               forwards)
+            except Exception as exc:
+                if failures is None:
+                    raise
+                failures.append(Failure("order", internal_reason("the customer stage", exc),
+                                        dumps(order.to_wire()).decode("utf-8"), index))
         return forwards, duplicates
+
+    def _handle_one(self, book: CustomerBook, order: OrderRoute, partition: int,
+                    offset: int, now_ms: int, forwards: dict[str, Forwards]) -> int:
+        """Decide one order into ``forwards``; 1 if it was a duplicate, else 0."""
+        decision = book.decide(order, partition, offset, now_ms)
+        if decision.kind == "duplicate":
+            return 1
+        if decision.kind == "counted":
+            self.table[order.customer_id] = book.records[order.customer_id]
+        assert order.campaign is not None
+        order.forward_to(forwards.setdefault(order.campaign, Forwards()), decision.is_new)
+        if decision.retraction is not None:
+            campaign, channel, ts_ms, event_id = decision.retraction
+            forward_retraction(forwards.setdefault(campaign, Forwards()),
+                               order.customer_id, channel, ts_ms, event_id)
+        return 0
 
     def rebuild(self, owned: set[int], owns: Callable[[str], int | None]) -> None:
         self.books.clear()

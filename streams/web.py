@@ -44,9 +44,10 @@ def register(kpi: KpiApp) -> None:
 
     @app.page("/ready")
     async def ready(web: Any, request: Any) -> Any:
-        if kpi.is_ready():
+        reasons = kpi.not_ready_because()
+        if not reasons:
             return web.text("ready\n")
-        return web.text("not ready: recovering tables or rebalancing\n", status=503)
+        return web.text("not ready: " + "; ".join(reasons) + "\n", status=503)
 
     # With this deployment's [fx] currencies, so 'currency' is checked as the worker does.
     schemas: dict[str, bytes] = {t: schema_json(t, kpi.settings.fx) for t in EVENT_TYPES}

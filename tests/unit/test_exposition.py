@@ -55,7 +55,7 @@ def registries(rows: list[KpiRow], currency: str) -> tuple[CollectorRegistry, Co
         registry.register(events)
         registry.register(kpis)
         registry.register(last)
-        registry.register(HealthCollector(lambda: True, lambda: {("t\\", 3): 7}))
+        registry.register(HealthCollector(lambda: True, lambda: {("g\\", "t\\"): 7}))
         made.append(registry)
     return made[0], made[1]
 
