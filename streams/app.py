@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import faust
-from aiokafka.partitioner import murmur2
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from metrics.collector import KpiCollector
@@ -31,18 +30,13 @@ from streams.events import ValidationRules
 from streams.ingest import Ingestor
 from streams.input_consumer import InputConsumer
 from streams.liveness import BrokerProbe
+from streams.partitions import partition_for
 from streams.settings import Settings
 from streams.stages import ClickStage, CountStage, CustomerStage
 from streams.state import KpiRow, KpiState
 from streams.windows import minute_of
 
 __all__ = ["KpiApp", "create_app", "partition_for", "wall_clock_ms"]
-
-
-def partition_for(key: str, partitions: int) -> int:
-    """The partition of a routing key (Kafka's default murmur2 partitioner)."""
-    hashed: int = murmur2(key.encode("utf-8"))
-    return (hashed & 0x7FFFFFFF) % partitions
 
 
 def wall_clock_ms() -> int:

@@ -96,8 +96,9 @@ class ClickBook:
         return True
 
     def expire(self, now_ms: int) -> list[str]:
-        """Forget clicks older than the attribution window by the wall clock."""
-        gone = self._expiry.expire(now_ms - self.window_ms)
+        """Forget clicks older than the attribution window by the wall clock (a click
+        exactly the window old can still claim an order, as ``_claim`` allows)."""
+        gone = self._expiry.expire(now_ms - self.window_ms - 1)
         for click_id in gone:
             self.clicks.pop(click_id, None)
         return gone

@@ -299,7 +299,7 @@ class ClickStage:
         book = self._book(partition)
         book.expire(now_ms)
         records = self._record_expiry.get(partition, [])
-        while records and records[0][0] <= now_ms:
+        while records and records[0][0] < now_ms:  # a click exactly window old still counts
             _, gone = heapq.heappop(records)
             self.clicks_table.pop((partition, gone), None)
         released, touched = book.due(now_ms, offset)

@@ -1,23 +1,27 @@
-"""The stages wired as the agents wire them, with dicts for tables and lists for topics.
+"""The stages wired as the agents wire them, with dicts for tables and a queue for topics.
 
-Lets the unit tests run whole data sets through validation, click join, customer
-history, dedup and counting without a broker, under a clock the test controls.
+Every record travels in its wire form (streams.outgoing encodes it, the stage decodes
+it as its agent does), through the same stage methods the agents call, so the unit and
+property tests drive the code the worker runs, without a broker, under a clock the test
+controls. Records are delivered in the order they were sent.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
 import orjson
 
-from streams.app import partition_for
 from streams.events import EventType, ValidationRules
+from streams.failures import Failure
 from streams.forwards import Forwards
 from streams.ingest import Ingestor, RawMessage
 from streams.orders import OrderRoute
+from streams.outgoing import Outgoing, counted, dead_letters, ingested, orders
+from streams.partitions import partition_for
 from streams.settings import Window
 from streams.stages import ClickStage, CountStage, CustomerStage
 from streams.state import KpiState
@@ -35,12 +39,13 @@ class FlowModel:
     """One worker owning every partition, driven message by message."""
 
     def __init__(self, now_ms: int, partitions: int = 4, grace_ms: int = 60_000,
-                 promo_codes: dict[str, str] | None = None) -> None:
+                 promo_codes: dict[str, str] | None = None,
+                 rates: dict[str, Decimal] | None = None) -> None:
         self.now_ms = now_ms
         self.partitions = partitions
-        self.ingestor = Ingestor(TOPICS, ValidationRules({"USD": Decimal(1),
-                                                          "EUR": Decimal("1.08")}),
-                                 promo_codes or {}, lambda: self.now_ms)
+        self.ingestor = Ingestor(TOPICS, ValidationRules(
+            rates or {"USD": Decimal(1), "EUR": Decimal("1.08")}),
+            promo_codes or {}, lambda: self.now_ms)
         self.counts = CountStage(KpiState(1440), {}, DAY_MS)
         self.clicks = ClickStage({}, {}, 7 * DAY_MS, grace_ms)
         self.customers = CustomerStage({}, 400 * DAY_MS, DAY_MS)
@@ -54,50 +59,60 @@ class FlowModel:
     def publish(self, topic: str, value: Any) -> None:
         """One input message (an event, a batch list, or raw bytes) through every stage."""
         raw = value if isinstance(value, bytes) else orjson.dumps(value)
-        result = self.ingestor.ingest([RawMessage(topic, 0, 0, raw)])
-        self.dead_letters += [orjson.loads(d) for d in result.dead_letters]
+        self.offset += 1
+        result = self.ingestor.ingest([RawMessage(topic, 0, self.offset, raw)])
         for event_type, n in result.invalid.items():
             self.outcomes[(event_type, "invalid")] += n
-        released: list[OrderRoute] = []
-        self.offset += 1
-        for click_id, click in result.clicks:
-            released += self.clicks.remember(click_id, click, self.part(click_id), self.offset)
-            self.clicks.end_message(self.part(click_id), self.offset)
-        for order in result.to_join:
-            joined = self.clicks.join(order, self.part(order.click_id or ""), self.now_ms)
-            if joined is not None:
-                released.append(joined)
-        self._customers([*result.to_customers, *released])
-        for campaign, forwards in result.forwards.items():
-            self._count(campaign, forwards)
+        self._deliver(ingested(result, self.part))
 
     def tick(self, advance_ms: int = 0) -> None:
         """Let time pass and tick every click-join partition, as the timer does."""
         self.now_ms += advance_ms
-        for partition in range(self.partitions):
-            self.offset += 1
-            self._customers(self.clicks.tick(partition, self.now_ms, self.offset))
+        self._deliver(Outgoing("click_join", b"[]", p) for p in range(self.partitions))
 
-    def _customers(self, orders: Iterable[OrderRoute]) -> None:
-        by_partition: dict[int, list[OrderRoute]] = {}
-        for order in orders:
-            by_partition.setdefault(self.part(order.customer_id), []).append(order)
-        for partition, batch in by_partition.items():
+    def _deliver(self, records: Iterable[Outgoing]) -> None:
+        queue = deque(records)
+        while queue:
+            record = queue.popleft()
             self.offset += 1
-            forwards, duplicates = self.customers.handle(batch, partition, self.offset,
-                                                         self.now_ms)
+            queue.extend(self._handle(record, self.offset))
+
+    def _handle(self, record: Outgoing, offset: int) -> list[Outgoing]:
+        """What the agent of ``record.topic`` does with one message (see streams.agents)."""
+        partition = record.partition if record.partition is not None else 0
+        now_ms = self.now_ms
+        if record.topic == "deadletter":
+            self.dead_letters.append(orjson.loads(record.value))
+            return []
+        if record.topic == "click_join":
+            released, failures = self.clicks.handle_message(
+                orjson.loads(record.value), partition, offset, now_ms)
+            return [*self._failed(record, offset, failures), *orders(released, self.part)]
+        if record.topic == "customer_orders":
+            failures: list[Failure] = []
+            routes = [OrderRoute.from_wire(w) for w in orjson.loads(record.value)]
+            forwards, duplicates = self.customers.handle(routes, partition, offset, now_ms,
+                                                         failures)
             self.outcomes[("order", "duplicate")] += duplicates
+            out = self._failed(record, offset, failures)
             for campaign, campaign_forwards in forwards.items():
-                self._count(campaign, campaign_forwards)
-
-    def _count(self, campaign: str, forwards: Forwards) -> None:
-        self.offset += 1
-        folded = self.counts.handle(campaign, Forwards.from_wire(forwards.to_wire()),
-                                    self.part(campaign), self.offset, self.now_ms)
+                out += counted(campaign, campaign_forwards, self.part)
+            return out
+        assert record.topic == "kpi_events" and record.key is not None
+        folded = self.counts.handle(record.key.decode("utf-8"),
+                                    Forwards.from_wire(record.value), partition, offset,
+                                    now_ms)
         for event_type, n in folded.accepted.items():
             self.outcomes[(event_type, "accepted")] += n
         for event_type, n in folded.duplicates.items():
             self.outcomes[(event_type, "duplicate")] += n
+        return self._failed(record, offset, folded.failures)
+
+    def _failed(self, record: Outgoing, offset: int,
+                failures: list[Failure]) -> list[Outgoing]:
+        for failure in failures:
+            self.outcomes[(failure.type, "invalid")] += 1
+        return dead_letters(failures, record.topic, record.partition or 0, offset)
 
     def rows(self) -> dict[tuple[str, str, str], list[int]]:
         """(campaign, channel, window) -> counters, as the collector would read them."""

@@ -306,8 +306,11 @@ def test_click_records_rebuild_the_same_clicks_and_go_with_their_newest_click() 
     not_owned.rebuild({0}, lambda key: None)
     assert not not_owned.books and not not_owned.clicks_table
 
-    # Message 11's only click leaves the window first; message 10's when k2 does.
+    # Message 11's only click leaves the window first; message 10's when k2 does. A click
+    # exactly the window old can still claim an order: it goes a millisecond later.
     live.tick(3, NOW - MIN + DAY_MS, offset=12)
+    assert set(table) == {(3, 10), (3, 11)}
+    live.tick(3, NOW - MIN + DAY_MS + 1, offset=12)
     assert set(table) == {(3, 10)}
-    live.tick(3, NOW + MIN + DAY_MS, offset=13)
+    live.tick(3, NOW + MIN + DAY_MS + 1, offset=13)
     assert not table and not live.books[3].clicks
