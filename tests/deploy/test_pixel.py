@@ -133,6 +133,8 @@ class Site:
     worker: Worker
     collector: Collector
     page_origin: str
+    other_origin: str
+    """A site not in cors_origins."""
     pages: dict[str, str]
     driver: webdriver.Chrome
     tmp: Path
@@ -187,10 +189,11 @@ def site(deploy_module: Callable[..., Deployment],
     tmp = tmp_path_factory.mktemp("pixel")
     deployment = deploy_module()
     worker = deployment.start_worker()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Pages)
     _Pages.pages = {"/next": "<!doctype html><title>next</title><p>next page</p>"}
-    page_origin = f"http://127.0.0.1:{server.server_address[1]}"
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    servers = [ThreadingHTTPServer(("127.0.0.1", 0), _Pages) for _ in range(2)]
+    page_origin, other_origin = (f"http://127.0.0.1:{s.server_address[1]}" for s in servers)
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
     port = free_port()
     log = tmp / "collector.log"
     env = {**deployment.env(free_port()), "KPISTREAM_COLLECTOR_PORT": str(port),
@@ -207,13 +210,14 @@ def site(deploy_module: Callable[..., Deployment],
                    "the collector to be ready")
         assert process.poll() is None, log.read_text()
         driver = _chromium(tmp)
-        yield Site(worker, collector, page_origin, _Pages.pages, driver, tmp)
+        yield Site(worker, collector, page_origin, other_origin, _Pages.pages, driver, tmp)
     finally:
         if driver is not None:
             driver.quit()
         stop_process(process)
-        server.shutdown()
-        server.server_close()
+        for server in servers:
+            server.shutdown()
+            server.server_close()
 
 
 def kpi(worker: Worker, metric: str, campaign: str) -> float | None:
@@ -279,3 +283,32 @@ def test_a_wrong_token_is_refused_and_the_page_goes_on(site: Site) -> None:
     assert [a["params"]["response"]["status"] for a in answers] == [401]
     assert site.accepted("view") == accepted_before
     assert kpi(site.worker, "marketing_views", campaign) is None
+
+
+def test_a_site_not_in_cors_origins_is_refused_by_the_browser(site: Site) -> None:
+    """The collector names no other origin in its preflight answer: Chromium sends nothing."""
+    campaign = f"px-other-{uuid.uuid4().hex[:8]}"
+    taken_before = site.posts(202)
+    path = site.page("landing-other-site", TOKEN)
+    endpoint = f"{site.collector.url}/v1/events"
+    site.network()
+    site.driver.get(f"{site.other_origin}{path}?utm_campaign={campaign}&utm_source=tiktok")
+    seen: list[dict[str, Any]] = []
+
+    def refused() -> list[dict[str, Any]]:
+        seen.extend(site.network())
+        ids = {e["params"]["requestId"] for e in seen
+               if e["method"] == "Network.requestWillBeSent"
+               and e["params"]["request"]["url"] == endpoint}
+        return [e["params"] for e in seen if e["method"] == "Network.loadingFailed"
+                and e["params"]["requestId"] in ids]
+
+    wait_until(lambda: bool(refused()), 30, "Chromium to refuse the request by CORS")
+    (failed,) = refused()
+    assert failed["corsErrorStatus"]["corsError"] == "PreflightMissingAllowOriginHeader"
+    assert sorted(e["params"]["request"]["method"] for e in seen
+                  if e["method"] == "Network.requestWillBeSent"
+                  and e["params"]["request"]["url"] == endpoint) == ["OPTIONS", "POST"]
+    assert site.driver.execute_script("return document.body.dataset.after;") == "ran"
+    assert site.page_errors() == []
+    assert site.posts(202) == taken_before
