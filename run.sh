@@ -26,6 +26,9 @@ setup_debian() {
     local missing=()
     command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
     command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
+    # The browser pixel test (tests/deploy/test_pixel.py): headless Chromium and its driver.
+    [ -x /usr/bin/chromium ] || missing+=(chromium)
+    [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
     if [ ${#missing[@]} -gt 0 ]; then
         local sudo=""
         [ "$(id -u)" -eq 0 ] || sudo="sudo"
