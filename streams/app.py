@@ -24,6 +24,7 @@ from metrics.collector import KpiCollector
 from metrics.health import HealthCollector, consumer_lag
 from metrics.names import OUTCOMES, TYPE_LABELS
 from metrics.targets import TargetCollector
+from streams.campaigns import CampaignChannels
 from streams.changelog import ChangelogTable
 from streams.delivery import InOrderAcks
 from streams.events import ValidationRules
@@ -97,7 +98,8 @@ class KpiApp:
     def rebuild(self) -> None:
         """Reload every stage from the recovered tables, dropping partitions we lost."""
         owned = self.owned_partitions()
-        self.counts.rebuild(owned, lambda campaign: self.partition(campaign) in owned)
+        self.counts.rebuild(owned, lambda campaign: self.partition(campaign) in owned,
+                            wall_clock_ms())
         stages: tuple[tuple[str, ClickStage | CustomerStage], ...] = (
             ("click_join", self.clicks), ("customer_orders", self.customers))
         for topic, stage in stages:
@@ -220,8 +222,12 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         settings=settings,
         faust_app=app,
         topics=topics,
-        counts=CountStage(KpiState(settings.retention_minutes), table("kpi"),
-                          settings.dedup_window_ms),
+        counts=CountStage(
+            KpiState(settings.retention_minutes), table("kpi"), settings.dedup_window_ms,
+            CampaignChannels(-(-settings.max_campaign_channels // settings.partitions),
+                             settings.campaign_retention_ms),
+            lambda campaign: partition_for(campaign, settings.partitions),
+            settings.max_campaign_channels),
         clicks=ClickStage(table("clicks"), table("waiting-orders"),
                           settings.attribution_window_ms, settings.click_grace_ms),
         customers=CustomerStage(table("customers"), settings.customer_window_ms,

@@ -91,6 +91,12 @@ class Settings:
     read independently) before it counts as unattributed."""
     customer_window_ms: int = 400 * 24 * 60 * MINUTE_MS
     """[kpi] customer_window: how long a customer is remembered to tell new from returning."""
+    max_campaign_channels: int = 10_000
+    """[kpi] max_campaign_channels: live campaign-channels per deployment at most (SPEC 4);
+    events that would start one more are dead-lettered."""
+    campaign_retention_ms: int = 30 * 24 * 60 * MINUTE_MS
+    """[kpi] campaign_retention: a campaign-channel with no event for this long leaves the
+    state and /metrics."""
     fx: Mapping[str, Decimal] = field(default_factory=lambda: {"USD": Decimal(1)})
     """[fx]: units of the reporting currency per unit; the reporting currency is always 1."""
     promo_codes: Mapping[str, str] = field(default_factory=dict)
@@ -158,6 +164,9 @@ def settings_from(doc: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
         customer_window_ms=_duration(
             kpi.get("customer_window", "400d"), "[kpi] customer_window"
         ),
+        max_campaign_channels=_positive_int(kpi.get("max_campaign_channels", 10_000),
+                                            "[kpi] max_campaign_channels"),
+        campaign_retention_ms=_retention(kpi.get("campaign_retention", "30d"), windows),
         fx=_fx(_table(doc, "fx"), reporting),
         promo_codes=_promo_codes(_table(doc, "promo_codes")),
         topics=_topics(_table(doc, "topics")),
@@ -207,6 +216,23 @@ def _duration(value: object, setting: str) -> int:
         return parse_duration_ms(value)  # type: ignore[arg-type]
     except ValueError as exc:
         raise SettingsError(setting, str(exc)) from None
+
+
+def _positive_int(value: object, setting: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SettingsError(setting, f"{value!r} is not a whole number of at least 1")
+    return value
+
+
+def _retention(value: object, windows: tuple[Window, ...]) -> int:
+    setting = "[kpi] campaign_retention"
+    ms = _duration(value, setting)
+    longest = max(w.minutes for w in windows) * MINUTE_MS
+    if ms < longest:
+        raise SettingsError(setting, f"{value!r} is shorter than the longest window "
+                            f"({longest // MINUTE_MS} minutes): a campaign-channel would "
+                            "leave while its events still count in a window")
+    return ms
 
 
 def _windows(value: object) -> tuple[Window, ...]:

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.aggregate import Folded, fold
+from streams.campaigns import CampaignChannels, limit_reason
 from streams.clicks import Click, ClickBook, Waiting
 from streams.customers import CustomerBook
+from streams.durations import MINUTE_MS
 from streams.failures import Failure, internal_reason
 from streams.forwards import KIND_TYPES, Forwards
 from streams.orders import OrderRoute, forward_retraction
@@ -150,6 +152,12 @@ class CountStage:
     state: KpiState
     table: Table
     dedup_window_ms: int
+    campaigns: CampaignChannels | None = None
+    """Live campaign-channels, for the cap and for retiring silent ones (None: neither)."""
+    partition_of: Callable[[str], int] | None = None
+    """A campaign's partition (for rebuilding ``campaigns``)."""
+    max_campaign_channels: int = 0
+    """The deployment's cap, for the reason of a refused event."""
     ids: dict[int, _MessageIds] = field(default_factory=dict)
 
     def handle(self, campaign: str, forwards: Forwards, partition: int,
@@ -163,6 +171,10 @@ class CountStage:
         ids = self.ids.setdefault(partition, _MessageIds())
         for gone in ids.expire(now_ms):
             self.table.pop((IDS, partition, gone), None)
+        refused: list[Failure] = []
+        if self.campaigns is not None:
+            self._retire(partition, now_ms)
+            forwards, refused = self._admit(campaign, forwards, partition)
         recorded_at = ids.recorded_at
         seen: list[tuple[list[str], list[bool], bool]] = []
 
@@ -189,12 +201,45 @@ class CountStage:
                 self.table.pop(key, None)
             else:
                 self.table[key] = counts
+        if self.campaigns is not None:
+            self.campaigns.seen(partition, {(c, ch) for c, ch, _ in folded.deltas}, now_ms)
+        folded.failures += refused
         return folded
 
-    def rebuild(self, owned: set[int], owns_campaign: Callable[[str], bool]) -> None:
+    def _retire(self, partition: int, now_ms: int) -> None:
+        """Campaign-channels silent for the retention leave the state, with tombstones."""
+        assert self.campaigns is not None
+        for campaign, channel in self.campaigns.retire(partition, now_ms):
+            for key in self.state.drop(campaign, channel):
+                self.table.pop(key, None)
+
+    def _admit(self, campaign: str, forwards: Forwards,
+               partition: int) -> tuple[Forwards, list[Failure]]:
+        """The events that may count, and refusals for those that would start a
+        campaign-channel past the cap."""
+        assert self.campaigns is not None
+        channels = list(dict.fromkeys(forwards.channels))
+        admitted = self.campaigns.admit(partition, campaign, channels)
+        if len(admitted) == len(channels):
+            return forwards, []
+        reason = limit_reason(self.max_campaign_channels, self.campaigns.per_partition)
+        kept = Forwards()
+        refused = []
+        for index, event in enumerate(forwards):
+            if event[3] in admitted:
+                kept.add(*event)
+            else:
+                refused.append(Failure(KIND_TYPES.get(event[0], "unknown"), reason,
+                                       _event_text(campaign, event), index))
+        return kept, refused
+
+    def rebuild(self, owned: set[int], owns_campaign: Callable[[str], bool],
+                now_ms: int = 0) -> None:
         """Reload from the recovered table, dropping what other workers own now."""
         self.state.clear()
         self.ids = {}
+        if self.campaigns is not None:
+            self.campaigns.clear()
         data = getattr(self.table, "data", self.table)
         for key in list(data):
             value = data[key]
@@ -208,6 +253,11 @@ class CountStage:
                 self.state.load(tuple(key), value)
                 continue
             del data[key]
+        if self.campaigns is not None and self.partition_of is not None:
+            for campaign, channel in self.state.cells():
+                newest = self.state.newest_minute(campaign, channel)
+                seen = now_ms if newest is None else min(now_ms, newest * MINUTE_MS)
+                self.campaigns.load(self.partition_of(campaign), (campaign, channel), seen)
 
 
 @dataclass

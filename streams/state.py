@@ -97,6 +97,22 @@ class KpiState:
         if minute != TOTAL:
             self._sums.stale((campaign, channel))
 
+    def drop(self, campaign: str, channel: str) -> list[BucketKey]:
+        """Forget a campaign-channel and all its buckets; returns their keys."""
+        cell = self._cells.pop((campaign, channel), {})
+        self._sums.forget((campaign, channel))
+        self._kept_from.pop((campaign, channel), None)
+        return [(campaign, channel, minute) for minute in cell]
+
+    def cells(self) -> list[tuple[str, str]]:
+        """Every (campaign, channel) held."""
+        return list(self._cells)
+
+    def newest_minute(self, campaign: str, channel: str) -> int | None:
+        """The newest minute bucket of a campaign-channel (None: only its total)."""
+        minutes = [m for m in self._cells.get((campaign, channel), {}) if m != TOTAL]
+        return max(minutes) if minutes else None
+
     def clear(self) -> None:
         """Forget everything (before a rebuild from the table)."""
         self._cells.clear()

@@ -71,6 +71,11 @@ class RunningSums:
         if self._lengths:
             self._stale.add(cell)
 
+    def forget(self, cell: Cell) -> None:
+        """``cell`` is gone with all its buckets."""
+        self._sums.pop(cell, None)
+        self._stale.discard(cell)
+
     def clear(self) -> None:
         """Every cell is gone (the lengths and the minute are kept)."""
         self._sums.clear()

@@ -88,3 +88,58 @@ def test_ready_reports_a_stopped_input_consumer(broker: LocalBroker) -> None:
 
 async def _never_sends(record: object) -> asyncio.Future[None]:
     raise AssertionError("nothing to send")
+
+
+def _rss_mib(pid: int) -> float:
+    for line in open(f"/proc/{pid}/status", encoding="ascii"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_a_flood_of_campaign_names_is_capped_in_memory_and_series(
+    deploy: Callable[..., Deployment],
+) -> None:
+    cap = 200
+    deployment = deploy(partitions=4, extra_toml=f"[kpi]\nmax_campaign_channels = {cap}\n")
+    worker = deployment.start_worker()
+    now = int(time.time() * 1000)
+    deployment.publish([("views", {"event_id": f"real-{i}", "ts": now, "campaign_id": "real",
+                                   "channel": "tiktok"}, None) for i in range(10)])
+    wait_until(lambda: value(worker.samples(), "marketing_views", campaign="real",
+                             channel="tiktok", window="total") == 10, 60, "the real campaign")
+    flood = 20_000
+
+    def send_flood(round_: int) -> None:
+        batches = [[{"event_id": f"f-{i}", "ts": now, "campaign_id": f"flood{round_}-{i}",
+                     "channel": "web"} for i in range(start, start + 1000)]
+                   for start in range(0, flood, 1000)]
+        deployment.publish([("views", batch, None) for batch in batches])
+        deployment.publish([("views", {"event_id": f"real-{round_}-{i}", "ts": now,
+                                       "campaign_id": "real", "channel": "tiktok"}, None)
+                            for i in range(10)])
+
+    def settled(round_: int) -> bool:
+        samples = worker.samples()
+        accepted = value(samples, "kpistream_events_total", type="view", outcome="accepted")
+        invalid = value(samples, "kpistream_events_total", type="view", outcome="invalid")
+        return (accepted or 0) + (invalid or 0) == round_ * (flood + 10) + 10
+
+    # Memory is bounded by the cap, not by the flood: a second flood of as many new
+    # names as the first leaves RSS where the first did.
+    rss = []
+    for round_ in (1, 2):
+        send_flood(round_)
+        wait_until(lambda r=round_: settled(r), 120, f"flood {round_} counted or refused")
+        rss.append(_rss_mib(worker.process.pid))
+    samples = worker.samples()
+    campaigns = {dict(labels)["campaign"] for (name, labels) in samples
+                 if name == "marketing_views"}
+    assert len(campaigns) <= cap
+    assert value(samples, "marketing_views", campaign="real", channel="tiktok",
+                 window="total") == 30
+    refused = value(samples, "kpistream_events_total", type="view", outcome="invalid")
+    assert refused is not None and refused == 2 * flood - (len(campaigns) - 1)
+    letters = deployment.read_topic("deadletter", 1)
+    assert "max_campaign_channels is 200" in letters[0]["reason"]
+    assert rss[1] - rss[0] < 25, rss

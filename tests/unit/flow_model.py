@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from streams.campaigns import CampaignChannels
 from streams.events import EventType, ValidationRules
 from streams.failures import Failure
 from streams.forwards import Forwards
@@ -40,13 +41,18 @@ class FlowModel:
 
     def __init__(self, now_ms: int, partitions: int = 4, grace_ms: int = 60_000,
                  promo_codes: dict[str, str] | None = None,
-                 rates: dict[str, Decimal] | None = None) -> None:
+                 rates: dict[str, Decimal] | None = None,
+                 max_campaign_channels: int | None = None,
+                 campaign_retention_ms: int = 30 * DAY_MS) -> None:
         self.now_ms = now_ms
         self.partitions = partitions
         self.ingestor = Ingestor(TOPICS, ValidationRules(
             rates or {"USD": Decimal(1), "EUR": Decimal("1.08")}),
             promo_codes or {}, lambda: self.now_ms)
-        self.counts = CountStage(KpiState(1440), {}, DAY_MS)
+        campaigns = None if max_campaign_channels is None else CampaignChannels(
+            -(-max_campaign_channels // partitions), campaign_retention_ms)
+        self.counts = CountStage(KpiState(1440), {}, DAY_MS, campaigns, self.part,
+                                 max_campaign_channels or 0)
         self.clicks = ClickStage({}, {}, 7 * DAY_MS, grace_ms)
         self.customers = CustomerStage({}, 400 * DAY_MS, DAY_MS)
         self.offset = 0

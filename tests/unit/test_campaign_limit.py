@@ -1,0 +1,58 @@
+"""A flood of new campaign names is capped and silent campaign-channels retire (SPEC 4)."""
+
+from __future__ import annotations
+
+from streams.counts import VIEWS, WIDTH
+from tests.unit.flow_model import DAY_MS, FlowModel
+
+NOW = 1_795_430_000_000
+MIN = 60_000
+
+
+def view(i: int, campaign: str, ts: int = NOW, channel: str = "web") -> dict[str, object]:
+    return {"event_id": f"v-{i}", "ts": ts, "campaign_id": campaign, "channel": channel}
+
+
+def live_cells(model: FlowModel) -> set[tuple[str, str]]:
+    return {(c, ch) for c, ch, w in model.rows() if w == "total"}
+
+
+def test_a_flood_of_new_campaigns_stops_at_the_cap_and_known_ones_keep_counting() -> None:
+    model = FlowModel(NOW, partitions=4, max_campaign_channels=8)
+    model.publish("views", view(0, "real"))
+    model.publish("views", [view(i, f"flood-{i}") for i in range(1, 500)])
+    model.publish("views", view(500, "real"))
+    cells = live_cells(model)
+    assert ("real", "web") in cells
+    assert len(cells) <= 8
+    for partition in range(4):  # each partition holds at most its share, 2
+        assert sum(model.part(c) == partition for c, _ in cells) <= 2
+    refused = [d for d in model.dead_letters if d["reason"].startswith("too many")]
+    assert len(refused) == 500 - len(cells)
+    assert "[kpi] max_campaign_channels is 8" in refused[0]["reason"]
+    assert model.outcomes[("view", "invalid")] == len(refused)
+    assert model.rows()[("real", "web", "total")][VIEWS] == 2
+
+
+def test_a_new_channel_of_a_known_campaign_counts_against_the_cap_too() -> None:
+    model = FlowModel(NOW, partitions=1, max_campaign_channels=2)
+    model.publish("views", [view(1, "a", channel="web"), view(2, "a", channel="tv"),
+                            view(3, "a", channel="radio"), view(4, "a", channel="web")])
+    assert live_cells(model) == {("a", "tv"), ("a", "web")}  # first come: radio refused
+    assert model.rows()[("a", "web", "total")][VIEWS] == 2
+    (refused,) = model.dead_letters
+    assert refused["index"] == 2 and refused["type"] == "view"
+
+
+def test_silent_campaign_channels_retire_and_make_room() -> None:
+    model = FlowModel(NOW, partitions=1, max_campaign_channels=1,
+                      campaign_retention_ms=2 * DAY_MS)
+    model.publish("views", view(1, "old"))
+    model.publish("views", view(2, "new"))
+    assert live_cells(model) == {("old", "web")}
+    model.now_ms += 2 * DAY_MS + MIN  # silent past the retention
+    model.publish("views", view(3, "new", ts=model.now_ms))
+    assert live_cells(model) == {("new", "web")}
+    assert model.rows()[("new", "web", "total")][VIEWS] == 1
+    assert not [key for key in model.counts.table if key[0] == "old"]  # tombstoned
+    assert model.rows().get(("old", "web", "total"), [0] * WIDTH)[VIEWS] == 0
