@@ -22,13 +22,16 @@ from streams.settings import Window
 from streams.window_sums import RunningSums
 from streams.windows import TOTAL, oldest_kept_minute
 
-__all__ = ["BucketKey", "KpiRow", "KpiState"]
+__all__ = ["BucketKey", "KpiRow", "KpiState", "MinuteRange"]
 
 BucketKey = tuple[str, str, int]
 """(campaign, channel, minute); minute is ``TOTAL`` for the running total."""
 
 KpiRow = tuple[str, str, str, list[int]]
 """(campaign, channel, window label, summed counters)."""
+
+MinuteRange = tuple[int, int] | None
+"""[first, end) minutes for ``campaign_sums``; None: the running total."""
 
 
 class KpiState:
@@ -119,3 +122,23 @@ class KpiState:
             for label, i in zip(labels, index, strict=True):
                 yield campaign, channel, label, zero() if sums is None else list(sums[i])
             yield campaign, channel, "total", list(cell.get(TOTAL, zero())[:WIDTH])
+
+    def campaign_sums(self, ranges: Mapping[str, MinuteRange]) -> dict[str, list[int]]:
+        """Counters of each campaign over all its channels, in its range of minutes.
+
+        Read-only, for budget pacing (spend since local midnight): only buckets still
+        kept count, so a range reaching past the retention window is summed short.
+        """
+        sums = {campaign: zero() for campaign in ranges}
+        for (campaign, _), cell in self._cells.items():
+            if campaign not in ranges:
+                continue
+            span, acc = ranges[campaign], sums[campaign]
+            if span is None:
+                add_into(acc, cell.get(TOTAL, zero()))
+                continue
+            first, end = span
+            for minute, counts in cell.items():
+                if first <= minute < end:  # TOTAL (-1) is never inside a range
+                    add_into(acc, counts)
+        return sums
