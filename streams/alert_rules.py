@@ -10,28 +10,40 @@ Pure: settings in, YAML text out. Three groups:
   overrides already resolved) with its least denominator, so one rule per KPI and bound
   joins ``on (campaign, window)``; a KPI+bound is split only where campaigns differ in
   ``for`` or severity, which Prometheus fixes per rule.
+  ``KpiDropped`` for drop targets: the KPI's change against the same time a day or a
+  week before (``campaign_window:marketing_<kpi>:change_1d`` / ``change_1w``, recorded
+  beside the sums and re-derived from them) below minus the allowed drop.
+- ``kpistream-budgets`` (with ``[[budgets]]``): BudgetOverspending, BudgetUnderspending,
+  BudgetExhausted, from the worker's ``marketing_budget*`` gauges.
 - ``kpistream-service``: TrackerQuiet, DeadLetterRateHigh, WorkerDown, WorkerNotReady,
   ConsumerLagGrowing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 import yaml
 
 from metrics.names import RATIOS
+from streams.budgets import Budget
 from streams.events import EventType
 from streams.settings import Settings
-from streams.targets import DEFAULT_CAMPAIGN, KPIS, Bound, Severity, Target
+from streams.targets import DEFAULT_CAMPAIGN, KPIS, Bound, Severity, Target, Versus
 
 __all__ = [
+    "CHANGES",
     "DEAD_LETTER_SHARE",
     "DEFAULT_RUNBOOK",
+    "EXHAUSTED_FOR",
     "LAG_MESSAGES",
+    "OVERSPEND_MIN_SPEND_SHARE",
+    "OVERSPEND_PACING",
     "QUIET_AFTER_S",
     "RATIOS",
+    "UNDERSPEND_AFTER",
+    "UNDERSPEND_PACING",
     "WORKER_JOB",
     "alert_rules",
     "rule_groups",
@@ -82,12 +94,19 @@ def alert_rules(settings: Settings, runbook_url: str = DEFAULT_RUNBOOK) -> str:
 
 def rule_groups(settings: Settings, runbook_url: str = DEFAULT_RUNBOOK) -> list[dict[str, Any]]:
     """The rule groups, as the data Prometheus reads."""
-    return [
-        {"name": "kpistream-recording", "rules": _recording_rules()},
+    bounds = [t for t in settings.targets if t.bound != "drop"]
+    drops = [t for t in settings.targets if t.bound == "drop"]
+    groups = [
+        {"name": "kpistream-recording", "rules": _recording_rules() + _comparison_rules()},
         {"name": "kpistream-kpi-targets",
-         "rules": _target_alerts(settings.targets, settings.reporting_currency, runbook_url)},
-        {"name": "kpistream-service", "rules": _service_alerts(runbook_url)},
+         "rules": _target_alerts(bounds, settings.reporting_currency, runbook_url)
+         + _drop_alerts(drops, runbook_url)},
     ]
+    if settings.budgets:
+        groups.append({"name": "kpistream-budgets", "rules": _budget_alerts(
+            settings.budgets, settings.reporting_currency, runbook_url)})
+    groups.append({"name": "kpistream-service", "rules": _service_alerts(runbook_url)})
+    return groups
 
 
 def _sum(metric: str, by: str) -> str:
@@ -254,6 +273,199 @@ def _service_alerts(runbook_url: str) -> list[dict[str, Any]]:
               "one."),
     ]
     return rules
+
+
+CHANGES: Final[Mapping[Versus, str]] = {"1d": "change_1d", "1w": "change_1w"}
+"""Comparison with the past -> suffix of its recording rule."""
+
+
+def _past_sum(metric: str, by: str, offset: str) -> str:
+    return f"sum by ({by}) (marketing_{metric} offset {offset})"
+
+
+def _past_ratio(kpi: str, by: str, offset: str) -> str:
+    numerator, denominator = RATIOS[kpi]
+    top = " - ".join(_past_sum(m, by, offset) for m in numerator)
+    if len(numerator) > 1:
+        top = f"({top})"
+    return f"{top}\n/\n({_past_sum(denominator, by, offset)} > 0)"
+
+
+def _comparison_rules() -> list[dict[str, Any]]:
+    """Each ratio KPI per campaign against the same time a day and a week before: now /
+    then - 1, both re-derived from sums; absent while the past value is 0 or missing."""
+    by = "campaign, window"
+    return [
+        {"record": f"campaign_window:marketing_{kpi}:{suffix}",
+         "expr": f"(\n{_ratio_expr(kpi, by)}\n)\n/\n(\n{_past_ratio(kpi, by, versus)}\n"
+                 f"  > 0\n)\n- 1"}
+        for versus, suffix in CHANGES.items() for kpi in RATIOS
+    ]
+
+
+def _policies(entries: Sequence[Target], key: Callable[[Target], Any]
+              ) -> list[tuple[Any, str, list[Target]]]:
+    """Targets of one KPI split by ``key`` (what one rule must fix), with the campaign
+    matcher of each part: the default's part excludes the campaigns that differ."""
+    groups: dict[Any, list[Target]] = {}
+    for target in entries:
+        groups.setdefault(key(target), []).append(target)
+    parts = []
+    for policy, members in groups.items():
+        matcher = ""
+        if len(groups) > 1:
+            if any(t.campaign == DEFAULT_CAMPAIGN for t in members):
+                others = [t.campaign for t in entries
+                          if t not in members and t.campaign != DEFAULT_CAMPAIGN]
+                matcher = f', campaign!~"{_campaign_regex(others)}"' if others else ""
+            else:
+                matcher = f', campaign=~"{_campaign_regex([t.campaign for t in members])}"'
+        parts.append((policy, matcher, members))
+    return parts
+
+
+def _drop_alerts(targets: Sequence[Target], runbook_url: str) -> list[dict[str, Any]]:
+    by_kpi: dict[str, list[Target]] = {}
+    for target in targets:
+        by_kpi.setdefault(target.kpi, []).append(target)
+    rules = []
+    for kpi, entries in by_kpi.items():
+        parts = _policies(entries, lambda t: (t.versus, t.for_ms, t.severity))
+        for (versus, for_ms, severity), matcher, _ in parts:
+            rule = _drop_alert(kpi, versus, for_ms, severity, matcher, runbook_url)
+            if len(parts) > 1:
+                rule["labels"]["breach_for"] = rule["for"]
+                rule["labels"]["versus"] = versus
+            rules.append(rule)
+    return rules
+
+
+def _drop_alert(kpi: str, versus: Versus, for_ms: int, severity: Severity, matcher: str,
+                runbook_url: str) -> dict[str, Any]:
+    name = "KpiDropped"
+    select = f'{{kpi="{kpi}", bound="drop"{matcher}}}'
+    guard = KPIS[kpi].guard
+    floor = (f"max by (campaign, window) "
+             f"(marketing_kpi_target_min_denominator{select})")
+    expr = (f"campaign_window:marketing_{kpi}:{CHANGES[versus]}\n"
+            f"  < on (campaign, window)\n"
+            f"-max by (campaign, window) (marketing_kpi_target{select})\n"
+            f"and on (campaign, window)\n(\n  campaign_window:marketing_{guard}:sum\n"
+            f"    >= on (campaign, window)\n  {floor}\n)\n"
+            f"and on (campaign, window)\n(\n  {_past_sum(str(guard), 'campaign, window', versus)}"
+            f"\n    >= on (campaign, window)\n  {floor}\n)")
+    title = _TITLES[kpi]
+    then = {"1d": "a day", "1w": "a week"}[versus]
+    allowed = (
+        '{{ with printf "max(marketing_kpi_target{campaign=\'%s\', kpi=\'' + kpi
+        + "', bound='drop', window='%s'})\" $labels.campaign $labels.window | query }}"
+        "{{ . | first | value | humanizePercentage }}{{ end }}"
+    )
+    return {
+        "alert": name,
+        "expr": expr,
+        "for": _duration(for_ms),
+        "labels": {"severity": severity, "kpi": kpi, "bound": "drop",
+                   "inputs": ",".join(KPIS[kpi].inputs)},
+        "annotations": {
+            "summary": (f"Campaign {{{{ $labels.campaign }}}}: {title} over "
+                        f"{{{{ $labels.window }}}} is {{{{ $value | humanizePercentage }}}} "
+                        f"against the same time {then} ago, a drop of more than {allowed}"),
+            "description": (f"{title} (marketing_{kpi}) of campaign {{{{ $labels.campaign }}}}, "
+                            f"summed over all channels and workers, has been more than the "
+                            f"target's drop below its value {then} before for "
+                            f"{_duration(for_ms)}. Judged only once the window holds at least "
+                            f"the target's min_denominator of {_TITLES[str(guard)]}, now and "
+                            f"{then} before."),
+            "runbook_url": f"{runbook_url}#{name.lower()}",
+        },
+    }
+
+
+OVERSPEND_PACING: Final = 1.5
+"""BudgetOverspending: spend runs 50 % ahead of the budget's share for the time elapsed..."""
+OVERSPEND_MIN_SPEND_SHARE: Final = 0.05
+"""...once 5 % of the budget is spent (a burst just after midnight is no trend yet)."""
+UNDERSPEND_PACING: Final = 0.5
+"""BudgetUnderspending: spend is below half the budget's share for the time elapsed..."""
+UNDERSPEND_AFTER: Final = 0.25
+"""...once a quarter of the period has gone by."""
+EXHAUSTED_FOR: Final = "1m"
+
+
+def _budget_alerts(budgets: Sequence[Budget], currency: str,
+                   runbook_url: str) -> list[dict[str, Any]]:
+    """One rule per alert and policy (``for``, severity); every budget names its campaign.
+    Underspending is a ticket whatever the budget's severity: nothing is being lost yet."""
+    rules: list[dict[str, Any]] = []
+    for kind in ("BudgetOverspending", "BudgetUnderspending"):
+        policies: dict[tuple[int, Severity], set[str]] = {}
+        for budget in budgets:
+            severity = budget.severity if kind == "BudgetOverspending" else "ticket"
+            policies.setdefault((budget.for_ms, severity), set()).add(budget.campaign)
+        for (for_ms, severity), campaigns in policies.items():
+            rule = _budget_alert(kind, f'campaign=~"{_campaign_regex(sorted(campaigns))}"',
+                                 _duration(for_ms), severity, currency, runbook_url)
+            if len(policies) > 1:
+                rule["labels"]["breach_for"] = rule["for"]
+            rules.append(rule)
+    rules.append(_budget_alert("BudgetExhausted", "", EXHAUSTED_FOR, "page", currency,
+                               runbook_url))
+    return rules
+
+
+def _budget_alert(kind: str, matcher: str, for_: str, severity: Severity, currency: str,
+                  runbook_url: str) -> dict[str, Any]:
+    def gauge(name: str) -> str:
+        selector = f"{{{matcher}}}" if matcher else ""
+        return f"max by (campaign, period) ({name}{selector})"
+
+    def shown(name: str, show: str) -> str:
+        return ('{{ with printf "max(' + name + '{campaign=\'%s\', period=\'%s\'})" '
+                "$labels.campaign $labels.period | query }}{{ . | first | value | " + show
+                + " }}{{ end }}")
+
+    spent = shown("marketing_budget_spend", 'printf "%.2f"')
+    budget = shown("marketing_budget", 'printf "%.2f"')
+    elapsed = shown("marketing_budget_elapsed_ratio", "humanizePercentage")
+    figures = (f"{spent} of {budget} {currency} spent with {elapsed} of the period gone")
+    pacing = gauge("marketing_budget_pacing_ratio")
+    if kind == "BudgetOverspending":
+        expr = (f"{pacing} > {OVERSPEND_PACING}\nand on (campaign, period)\n"
+                f"{gauge('marketing_budget_spend')}\n  >= on (campaign, period)\n"
+                f"{OVERSPEND_MIN_SPEND_SHARE} * {gauge('marketing_budget')}")
+        summary = (f"Campaign {{{{ $labels.campaign }}}} is spending its {{{{ $labels.period }}}}"
+                   f" budget too fast: pacing {{{{ $value | printf \"%.2f\" }}}}, {figures}")
+        description = (f"Spend so far in the period is more than {OVERSPEND_PACING:g} times the "
+                       "budget's share for the time elapsed (and at least "
+                       f"{OVERSPEND_MIN_SPEND_SHARE:.0%} of the budget): at this pace the "
+                       "budget runs out before the period ends. Lower bids or pause ad sets.")
+    elif kind == "BudgetUnderspending":
+        expr = (f"{pacing} < {UNDERSPEND_PACING}\nand on (campaign, period)\n"
+                f"{gauge('marketing_budget_elapsed_ratio')} >= {UNDERSPEND_AFTER} < 1")
+        summary = (f"Campaign {{{{ $labels.campaign }}}} is underspending its "
+                   f"{{{{ $labels.period }}}} budget: pacing {{{{ $value | printf \"%.2f\" }}}}, "
+                   f"{figures}")
+        description = (f"Spend so far is below {UNDERSPEND_PACING:.0%} of the budget's share for "
+                       f"the time elapsed, {UNDERSPEND_AFTER:.0%} or more of the period in (and "
+                       "before its end): ads "
+                       "are not delivering (paused, rejected, bids too low) or spend events are "
+                       "not arriving.")
+    else:
+        expr = (f"{gauge('marketing_budget_spend')}\n  >= on (campaign, period)\n"
+                f"{gauge('marketing_budget')}")
+        summary = (f"Campaign {{{{ $labels.campaign }}}} has spent its {{{{ $labels.period }}}} "
+                   f"budget: {{{{ $value | printf \"%.2f\" }}}} of {budget} {currency}")
+        description = ("Spend so far in the period has reached the budget: everything from "
+                       "now on is over budget. Pause the campaign or raise its budget.")
+    return {
+        "alert": kind,
+        "expr": expr,
+        "for": for_,
+        "labels": {"severity": severity, "inputs": "spend"},
+        "annotations": {"summary": summary, "description": description,
+                        "runbook_url": f"{runbook_url}#{kind.lower()}"},
+    }
 
 
 def _duration(ms: int) -> str:
