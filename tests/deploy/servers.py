@@ -107,9 +107,11 @@ class Prometheus(_Process):
                      "--rules.alert.resend-delay=1s"])
         return self
 
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        """The result vector of an instant query (raises on a PromQL error)."""
-        url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    def query(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
+        """The result vector of an instant query, now or ``at`` (epoch seconds; raises on
+        a PromQL error)."""
+        params = {"query": expr} if at is None else {"query": expr, "time": f"{at:.3f}"}
+        url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode(params)
         try:
             answer = http_json(url)
         except urllib.error.HTTPError as exc:
