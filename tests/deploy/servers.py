@@ -82,8 +82,12 @@ class Prometheus(_Process):
     name = "prometheus"
 
     def __init__(self, tmp: Path, targets: Sequence[str], rules: Sequence[Path] = (),
-                 alertmanager: str | None = None) -> None:
+                 alertmanager: str | None = None, storage: Path | None = None,
+                 retention: str | None = None) -> None:
         super().__init__(tmp)
+        self.storage = storage
+        """A TSDB directory to start from (blocks written beforehand), else a new one."""
+        self.retention = retention
         self.config: dict[str, Any] = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(r) for r in rules],
@@ -99,10 +103,14 @@ class Prometheus(_Process):
     def __enter__(self) -> Prometheus:
         config = self.tmp / f"prometheus-{self.port}.yml"
         config.write_text(yaml.safe_dump(self.config), encoding="utf-8")
-        storage = self.tmp / f"prometheus-data-{self.port}"
-        storage.mkdir()
+        storage = self.storage
+        if storage is None:
+            storage = self.tmp / f"prometheus-data-{self.port}"
+            storage.mkdir()
+        retention = [] if self.retention is None else [
+            f"--storage.tsdb.retention.time={self.retention}"]
         self._start([tool("prometheus"), f"--config.file={config}",
-                     f"--storage.tsdb.path={storage}",
+                     f"--storage.tsdb.path={storage}", *retention,
                      f"--web.listen-address=127.0.0.1:{self.port}",
                      "--rules.alert.resend-delay=1s"])
         return self
