@@ -7,7 +7,7 @@ budget is served by exactly one worker.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from fractions import Fraction
 from typing import Protocol
 
@@ -15,7 +15,6 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from metrics.kpis import MICROS
-from streams.budgets import Budget
 from streams.counts import SPEND
 from streams.pacing import elapsed_share, pacing, period_bounds
 from streams.settings import Settings
@@ -41,7 +40,7 @@ ELAPSED_METRIC = "marketing_budget_elapsed_ratio"
 class SpendSource(Protocol):
     """The KPI state's read-only sums (streams.state.KpiState)."""
 
-    def campaign_sums(self, ranges: Mapping[str, MinuteRange]) -> dict[str, list[int]]: ...
+    def campaign_sums(self, ranges: Mapping[str, MinuteRange], field: int) -> dict[str, int]: ...
 
 
 class Ownership(Protocol):
@@ -57,7 +56,7 @@ class BudgetCollector(Collector):
 
     def __init__(self, settings: Settings, state: SpendSource, owner: Ownership,
                  clock_ms: Callable[[], int]) -> None:
-        self._budgets: Sequence[Budget] = settings.budgets
+        self._budgets = settings.budgets
         self._currency = settings.reporting_currency
         self._state = state
         self._owner = owner
@@ -78,17 +77,27 @@ class BudgetCollector(Collector):
             owned = self._owner.owned_partitions()
             mine = [b for b in self._budgets if self._owner.partition(b.campaign) in owned]
             now_ms = self._clock()
+            periods = {(b.campaign, b.period): period_bounds(b, now_ms) for b in mine}
+            # Lifetime budgets count the campaign's whole spend (its total): buckets are
+            # kept only for the longest window, so spend before the start cannot be told
+            # apart. One pass over the state per period kind, not one per budget.
+            spent = {
+                "day": self._state.campaign_sums(
+                    {b.campaign: _minutes(*periods[(b.campaign, b.period)])
+                     for b in mine if b.period == "day"}, SPEND),
+                "lifetime": self._state.campaign_sums(
+                    {b.campaign: None for b in mine if b.period == "lifetime"}, SPEND),
+            }
             for b in mine:
-                start_ms, end_ms = period_bounds(b, now_ms)
-                share = elapsed_share(start_ms, end_ms, now_ms)
-                spent = self._spent(b, start_ms, end_ms)
+                share = elapsed_share(*periods[(b.campaign, b.period)], now_ms)
                 amount = Fraction(b.amount)
                 budget.add_metric([b.campaign, b.period, self._currency], float(amount))
                 elapsed.add_metric([b.campaign, b.period], float(share))
                 if share == 0:
                     continue  # before a lifetime budget's start: nothing to pace yet
-                spend.add_metric([b.campaign, b.period, self._currency], float(spent))
-                paced = pacing(spent, amount, share).ratio
+                so_far = Fraction(spent[b.period][b.campaign], MICROS)
+                spend.add_metric([b.campaign, b.period, self._currency], float(so_far))
+                paced = pacing(so_far, amount, share).ratio
                 if paced is not None:
                     ratio.add_metric([b.campaign, b.period], paced)
         yield budget
@@ -96,14 +105,10 @@ class BudgetCollector(Collector):
         yield elapsed
         yield ratio
 
-    def _spent(self, b: Budget, start_ms: int, end_ms: int) -> Fraction:
-        # Lifetime budgets count the campaign's whole spend (its total): buckets are kept
-        # only for the longest window, so spend before the start cannot be told apart.
-        span: MinuteRange = None
-        if b.period == "day":
-            span = (minute_of(start_ms), minute_of(end_ms - 1) + 1)
-        micros = self._state.campaign_sums({b.campaign: span})[b.campaign][SPEND]
-        return Fraction(micros, MICROS)
-
     def describe(self) -> Iterator[GaugeMetricFamily]:
         return iter(())
+
+
+def _minutes(start_ms: int, end_ms: int) -> MinuteRange:
+    """The minute buckets of [start, end)."""
+    return (minute_of(start_ms), minute_of(end_ms - 1) + 1)

@@ -123,22 +123,23 @@ class KpiState:
                 yield campaign, channel, label, zero() if sums is None else list(sums[i])
             yield campaign, channel, "total", list(cell.get(TOTAL, zero())[:WIDTH])
 
-    def campaign_sums(self, ranges: Mapping[str, MinuteRange]) -> dict[str, list[int]]:
-        """Counters of each campaign over all its channels, in its range of minutes.
+    def campaign_sums(self, ranges: Mapping[str, MinuteRange], field: int) -> dict[str, int]:
+        """One counter (``streams.counts`` index) of each campaign over all its channels,
+        in its range of minutes.
 
         Read-only, for budget pacing (spend since local midnight): only buckets still
         kept count, so a range reaching past the retention window is summed short.
         """
-        sums = {campaign: zero() for campaign in ranges}
+        sums = dict.fromkeys(ranges, 0)
         for (campaign, _), cell in self._cells.items():
             if campaign not in ranges:
                 continue
-            span, acc = ranges[campaign], sums[campaign]
+            span = ranges[campaign]
             if span is None:
-                add_into(acc, cell.get(TOTAL, zero()))
+                total = cell.get(TOTAL)
+                sums[campaign] += 0 if total is None else total[field]
                 continue
             first, end = span
-            for minute, counts in cell.items():
-                if first <= minute < end:  # TOTAL (-1) is never inside a range
-                    add_into(acc, counts)
+            # TOTAL (-1) is never inside a range
+            sums[campaign] += sum([c[field] for m, c in cell.items() if first <= m < end])
         return sums

@@ -158,11 +158,12 @@ def test_campaign_sums_add_channels_within_the_minute_range_and_leave_state_alon
                  ("a", "meta", now): _spend(300), ("b", "tiktok", now): _spend(4000)},
                 now, offset=1)
     before = list(state.rows(now, (), lambda c: True))
-    sums = state.campaign_sums({"a": (now - 5, now + 1), "b": None, "c": (0, now + 1)})
-    assert {c: s[SPEND] for c, s in sums.items()} == {"a": 320, "b": 4000, "c": 0}
-    assert state.campaign_sums({"a": None})["a"][SPEND] == 321
-    assert state.campaign_sums({"a": (now - 10, now)})["a"][SPEND] == 21  # end exclusive
-    assert state.campaign_sums({}) == {}
+    sums = state.campaign_sums({"a": (now - 5, now + 1), "b": None, "c": (0, now + 1)}, SPEND)
+    assert sums == {"a": 320, "b": 4000, "c": 0}
+    assert state.campaign_sums({"a": None}, SPEND) == {"a": 321}
+    assert state.campaign_sums({"a": (now - 10, now)}, SPEND) == {"a": 21}  # end exclusive
+    assert state.campaign_sums({"a": None}, 0) == {"a": 0}  # views: none
+    assert state.campaign_sums({}, SPEND) == {}
     assert list(state.rows(now, (), lambda c: True)) == before
 
 
