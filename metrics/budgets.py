@@ -83,7 +83,7 @@ class BudgetCollector(Collector):
             # apart. One pass over the state per period kind, not one per budget.
             spent = {
                 "day": self._state.campaign_sums(
-                    {b.campaign: _minutes(*periods[(b.campaign, b.period)])
+                    {b.campaign: _minutes(*periods[(b.campaign, b.period)], now_ms)
                      for b in mine if b.period == "day"}, SPEND),
                 "lifetime": self._state.campaign_sums(
                     {b.campaign: None for b in mine if b.period == "lifetime"}, SPEND),
@@ -109,6 +109,7 @@ class BudgetCollector(Collector):
         return iter(())
 
 
-def _minutes(start_ms: int, end_ms: int) -> MinuteRange:
-    """The minute buckets of [start, end)."""
-    return (minute_of(start_ms), minute_of(end_ms - 1) + 1)
+def _minutes(start_ms: int, end_ms: int, now_ms: int) -> MinuteRange:
+    """The minute buckets of [start, end) that can hold events by now (validation lets an
+    event be at most five minutes ahead)."""
+    return (minute_of(start_ms), min(minute_of(end_ms - 1), minute_of(now_ms) + 5) + 1)

@@ -140,6 +140,9 @@ class KpiState:
                 sums[campaign] += 0 if total is None else total[field]
                 continue
             first, end = span
-            # TOTAL (-1) is never inside a range
-            sums[campaign] += sum([c[field] for m, c in cell.items() if first <= m < end])
+            if end - first < len(cell):  # early in a day: look up its minutes only
+                found = map(cell.get, range(first, end))
+                sums[campaign] += sum([c[field] for c in found if c is not None])
+            else:  # TOTAL (-1) is never inside a range
+                sums[campaign] += sum([c[field] for m, c in cell.items() if first <= m < end])
         return sums
