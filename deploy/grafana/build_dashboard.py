@@ -56,7 +56,7 @@ ROWS: list[tuple[str, list[tuple[str, str, str]]]] = [
     ]),
 ]
 
-# The KPIs drawn beside last week and set side by side in the table: (title, KPI, unit).
+# The KPIs set side by side in the table: (title, KPI, unit).
 COMPARED: list[tuple[str, str, str]] = [
     ("ROI", "roi_ratio", PERCENT),
     ("ROAS", "roas_ratio", MULTIPLE),
@@ -65,6 +65,10 @@ COMPARED: list[tuple[str, str, str]] = [
     ("CAC", "cac", MONEY),
 ]
 LAST_WEEK = "1w"
+# Every ratio KPI beside last week: the table's five first, then the rest in ROWS order.
+BESIDE_LAST_WEEK: list[tuple[str, str, str]] = [*COMPARED, *(
+    (title.split(" (")[0], kpi, unit) for _, panels in ROWS for title, kpi, unit in panels
+    if kpi in RATIOS and kpi not in {k for _, k, _ in COMPARED})]
 
 HEALTH: list[tuple[str, str, str, str]] = [
     ("Events read per second", "short",
@@ -230,7 +234,7 @@ def dashboard() -> dict[str, Any]:
         y += ((len(kpis) + 2) // 3) * 8
     panels.append(_row(next(next_id), "Compared with last week", y))
     y += 1
-    for i, (panel_title, kpi, unit) in enumerate(COMPARED):
+    for i, (panel_title, kpi, unit) in enumerate(BESIDE_LAST_WEEK):
         panels.append(_panel(
             next(next_id), f"{panel_title}: now and last week", unit,
             [_query("A", kpi_expr(kpi), "{{campaign}}"),
@@ -238,7 +242,7 @@ def dashboard() -> dict[str, Any]:
             (i % 3) * 8, y + (i // 3) * 8,
             f"marketing_{kpi} per campaign over the selected channels; dashed: the same "
             "time a week before. Alerts on drops: [[targets]] drop (deploy/README.md)."))
-    y += ((len(COMPARED) + 2) // 3) * 8
+    y += ((len(BESIDE_LAST_WEEK) + 2) // 3) * 8
     panels.append(_table(next(next_id), y))
     y += 8
     panels.append(_row(next(next_id), "Budgets", y))
