@@ -20,6 +20,7 @@ from typing import Any
 import faust
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from metrics.budgets import BudgetCollector
 from metrics.collector import KpiCollector
 from metrics.health import HealthCollector, consumer_lag
 from metrics.names import OUTCOMES, TYPE_LABELS
@@ -243,6 +244,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     )
     registry.register(KpiCollector(kpi.rows, settings.reporting_currency))
     registry.register(TargetCollector(settings.targets, kpi.owned_campaigns))
+    registry.register(BudgetCollector(settings, kpi.counts.state, kpi, wall_clock_ms))
     registry.register(HealthCollector(
         kpi.is_ready, lambda: consumer_lag(app, kpi.settings.app_id, kpi.input)))
     agents.register(kpi)

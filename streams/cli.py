@@ -1,4 +1,5 @@
-"""The ``kpistream`` command: worker, demo, alert-rules, validate, publish, collector."""
+"""The ``kpistream`` command: worker, demo, alert-rules, validate, publish, collector,
+simulate, suggest-targets."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from streams import collector, publish, simulate, validate
+from streams import collector, publish, simulate, suggest_targets, validate
 from streams.errors import SettingsError
 from streams.settings import Settings, load_settings
 
@@ -33,7 +34,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     rules.add_argument("--output", default=None, help="file to write (default: stdout)")
     rules.add_argument("--runbook-url", default=None,
                        help="base of the alerts' runbook_url annotations")
-    for tool in (validate, publish, collector, simulate):  # each sets args.run(settings, args)
+    # each sets args.run(settings, args)
+    for tool in (validate, publish, collector, simulate, suggest_targets):
         tool.add_parser(commands)
     args = parser.parse_args(argv)
     try:

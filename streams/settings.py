@@ -11,6 +11,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from streams.budgets import Budget, parse_budgets
 from streams.durations import MINUTE_MS, parse_duration_ms
 from streams.errors import SettingsError
 from streams.events import EventType
@@ -23,6 +24,8 @@ _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _CAMPAIGN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _MAX_WINDOW_MS = 90 * 24 * 60 * MINUTE_MS
+_LONGEST_DAY_MINUTES = 25 * 60
+"""A local day when clocks go back: daily budgets sum spend from local midnight."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +109,8 @@ class Settings:
     """[collector]: the HTTP collector (``kpistream collector``)."""
     targets: tuple[Target, ...] = ()
     """[[targets]]: KPI minimums and maximums to alert on (see streams.targets)."""
+    budgets: tuple[Budget, ...] = ()
+    """[[budgets]]: spend budgets per campaign, for pacing (see streams.budgets)."""
 
     @property
     def event_topics(self) -> dict[str, EventType]:
@@ -121,8 +126,12 @@ class Settings:
 
     @property
     def retention_minutes(self) -> int:
-        """Minute buckets older than the longest window are expired."""
-        return max(w.minutes for w in self.windows)
+        """Minute buckets older than the longest window are expired; with a daily budget,
+        not before a local day (up to 25 hours) is over, for its spend since midnight."""
+        longest = max(w.minutes for w in self.windows)
+        if any(b.period == "day" for b in self.budgets):
+            return max(longest, _LONGEST_DAY_MINUTES)
+        return longest
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -172,7 +181,13 @@ def settings_from(doc: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
         topics=_topics(_table(doc, "topics")),
         collector=_collector(_table(doc, "collector"), env),
         targets=parse_targets(doc.get("targets", []), [w.label for w in windows]),
+        budgets=_budgets(doc),
     )
+
+
+def _budgets(doc: Mapping[str, Any]) -> tuple[Budget, ...]:
+    """[[budgets]] (streams.budgets checks every entry)."""
+    return parse_budgets(doc.get("budgets", []))
 
 
 def _table(doc: Mapping[str, Any], name: str) -> Mapping[str, Any]:

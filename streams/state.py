@@ -23,13 +23,16 @@ from streams.window_sums import RunningSums
 from streams.windows import TOTAL, oldest_kept_minute
 from streams.wire import exact_ints
 
-__all__ = ["BucketKey", "KpiRow", "KpiState"]
+__all__ = ["BucketKey", "KpiRow", "KpiState", "MinuteRange"]
 
 BucketKey = tuple[str, str, int]
 """(campaign, channel, minute); minute is ``TOTAL`` for the running total."""
 
 KpiRow = tuple[str, str, str, list[int]]
 """(campaign, channel, window label, summed counters)."""
+
+MinuteRange = tuple[int, int] | None
+"""[first, end) minutes for ``campaign_sums``; None: the running total."""
 
 
 class KpiState:
@@ -136,3 +139,27 @@ class KpiState:
             for label, i in zip(labels, index, strict=True):
                 yield campaign, channel, label, zero() if sums is None else list(sums[i])
             yield campaign, channel, "total", list(cell.get(TOTAL, zero())[:WIDTH])
+
+    def campaign_sums(self, ranges: Mapping[str, MinuteRange], field: int) -> dict[str, int]:
+        """One counter (``streams.counts`` index) of each campaign over all its channels,
+        in its range of minutes.
+
+        Read-only, for budget pacing (spend since local midnight): only buckets still
+        kept count, so a range reaching past the retention window is summed short.
+        """
+        sums = dict.fromkeys(ranges, 0)
+        for (campaign, _), cell in self._cells.items():
+            if campaign not in ranges:
+                continue
+            span = ranges[campaign]
+            if span is None:
+                total = cell.get(TOTAL)
+                sums[campaign] += 0 if total is None else total[field]
+                continue
+            first, end = span
+            if end - first < len(cell):  # early in a day: look up its minutes only
+                found = map(cell.get, range(first, end))
+                sums[campaign] += sum([c[field] for c in found if c is not None])
+            else:  # TOTAL (-1) is never inside a range
+                sums[campaign] += sum([c[field] for m, c in cell.items() if first <= m < end])
+        return sums

@@ -11,15 +11,26 @@ maximum for one KPI of one campaign, or of every campaign (``campaign`` omitted 
     for = "15m"              # breached this long before the alert fires
     severity = "page"        # or "ticket"
     min_denominator = 100    # no alert below 100 of spend (see KPIS for each KPI)
+
+or a relative drop against the same time a day or a week before (ratio and money KPIs
+with a denominator, not CAC, whose rise is the bad news)::
+
+    [[targets]]
+    kpi = "roas_ratio"
+    drop = 0.3               # alert when 30 % below the same time last week
+    versus = "1w"            # or "1d"
+    window = "1h"
+    for = "30m"
+    min_denominator = 100    # in the window now and in the window compared with
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any, Final, Literal, get_args
+from typing import Any, Final, Literal, cast, get_args
 
 from streams.durations import parse_duration_ms
 from streams.errors import SettingsError
@@ -32,18 +43,20 @@ __all__ = [
     "Kpi",
     "Severity",
     "Target",
+    "Versus",
     "parse_targets",
     "resolve_targets",
 ]
 
-Bound = Literal["min", "max"]
+Bound = Literal["min", "max", "drop"]
+Versus = Literal["1d", "1w"]
 Severity = Literal["page", "ticket"]
 KpiKind = Literal["count", "money", "ratio"]
 
 DEFAULT_CAMPAIGN: Final = "*"
 _CAMPAIGN: Final = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _KEYS: Final = ("kpi", "campaign", "min", "max", "window", "for", "severity",
-                "min_denominator")
+                "min_denominator", "drop", "versus")
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +111,8 @@ class Target:
     """Least amount of ``KPIS[kpi].guard`` in the window for the target to be judged."""
     entry: int
     """1-based position among the ``[[targets]]`` entries, for messages."""
+    versus: Versus = "1w"
+    """Drop targets: the value is compared with the KPI this long before."""
 
     @property
     def guard(self) -> str | None:
@@ -154,11 +169,12 @@ def _entry(number: int, entry: Mapping[str, Any], windows: Sequence[str]) -> lis
             f"{campaign!r} is not a campaign id (1-128 characters of A-Za-z0-9._:-) or '*'",
         )
     bounds: dict[Bound, Decimal] = {}
-    for bound in get_args(Bound):
+    for bound in ("min", "max"):
         if bound in entry:
             bounds[bound] = _limit(entry[bound], kpi_name, kpi, setting(bound))
+    versus = _drop(entry, kpi_name, kpi, bounds, setting)
     if not bounds:
-        raise SettingsError(setting("min"), "give min, max or both")
+        raise SettingsError(setting("min"), "give min, max, drop or a mix")
     if "min" in bounds and "max" in bounds and bounds["min"] >= bounds["max"]:
         raise SettingsError(
             setting("max"), f"max {bounds['max']} must be above min {bounds['min']}"
@@ -185,9 +201,30 @@ def _entry(number: int, entry: Mapping[str, Any], windows: Sequence[str]) -> lis
         )
     return [
         Target(kpi_name, campaign, bound, limit, window, for_ms, severity, min_denominator,
-               number)
+               number, versus)
         for bound, limit in bounds.items()
     ]
+
+
+def _drop(entry: Mapping[str, Any], kpi_name: str, kpi: Kpi, bounds: dict[Bound, Decimal],
+          setting: Callable[[str], str]) -> Versus:
+    """Reads ``drop`` into ``bounds``; returns ``versus`` (refused without a drop)."""
+    versus = entry.get("versus", "1w")
+    if "drop" not in entry:
+        if "versus" in entry:
+            raise SettingsError(setting("versus"), "only a drop target compares with the past")
+        return "1w"
+    if kpi.guard is None or kpi_name == "cac":
+        raise SettingsError(setting("drop"), f"{kpi_name} cannot have a drop target; ratio "
+                            "and money KPIs with a denominator can, except cac")
+    drop = _number(entry["drop"], setting("drop"))
+    if not 0 < drop < 1:
+        raise SettingsError(setting("drop"), f"must be a fraction above 0 and below 1 (0.3 "
+                            f"is 30 % below the past), got {drop}")
+    if versus not in get_args(Versus):
+        raise SettingsError(setting("versus"), f"{versus!r} is not one of 1d, 1w")
+    bounds["drop"] = drop
+    return cast(Versus, versus)
 
 
 def _number(value: object, setting: str) -> Decimal:

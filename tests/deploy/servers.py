@@ -82,8 +82,12 @@ class Prometheus(_Process):
     name = "prometheus"
 
     def __init__(self, tmp: Path, targets: Sequence[str], rules: Sequence[Path] = (),
-                 alertmanager: str | None = None) -> None:
+                 alertmanager: str | None = None, storage: Path | None = None,
+                 retention: str | None = None) -> None:
         super().__init__(tmp)
+        self.storage = storage
+        """A TSDB directory to start from (blocks written beforehand), else a new one."""
+        self.retention = retention
         self.config: dict[str, Any] = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(r) for r in rules],
@@ -99,17 +103,23 @@ class Prometheus(_Process):
     def __enter__(self) -> Prometheus:
         config = self.tmp / f"prometheus-{self.port}.yml"
         config.write_text(yaml.safe_dump(self.config), encoding="utf-8")
-        storage = self.tmp / f"prometheus-data-{self.port}"
-        storage.mkdir()
+        storage = self.storage
+        if storage is None:
+            storage = self.tmp / f"prometheus-data-{self.port}"
+            storage.mkdir()
+        retention = [] if self.retention is None else [
+            f"--storage.tsdb.retention.time={self.retention}"]
         self._start([tool("prometheus"), f"--config.file={config}",
-                     f"--storage.tsdb.path={storage}",
+                     f"--storage.tsdb.path={storage}", *retention,
                      f"--web.listen-address=127.0.0.1:{self.port}",
                      "--rules.alert.resend-delay=1s"])
         return self
 
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        """The result vector of an instant query (raises on a PromQL error)."""
-        url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    def query(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
+        """The result vector of an instant query, now or ``at`` (epoch seconds; raises on
+        a PromQL error)."""
+        params = {"query": expr} if at is None else {"query": expr, "time": f"{at:.3f}"}
+        url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode(params)
         try:
             answer = http_json(url)
         except urllib.error.HTTPError as exc:

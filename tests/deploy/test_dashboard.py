@@ -22,7 +22,7 @@ from tests.integration.harness import Deployment, Worker, value, wait_until
 DASHBOARD_FILE = DEPLOY / "grafana" / "dashboards" / "kpistream.json"
 DASHBOARD: dict[str, Any] = json.loads(DASHBOARD_FILE.read_text(encoding="utf-8"))
 PANELS = [p for p in DASHBOARD["panels"] if p["type"] != "row"]
-KPI_PANELS = [p for p in PANELS if "marketing_" in p["targets"][0]["expr"]]
+KPI_PANELS = [p for p in PANELS if "marketing_kpi_target{" in p["targets"][-1]["expr"]]
 CAMPAIGN, OTHER, CHANNEL, WINDOW = "dash-camp", "dash-other", "tiktok", "5m"
 
 
@@ -54,7 +54,7 @@ def test_builder_derives_ratios_like_the_recording_rules() -> None:
 def test_rows_variables_and_datasource() -> None:
     rows = [p["title"] for p in DASHBOARD["panels"] if p["type"] == "row"]
     assert rows == ["Reach and engagement", "Clicks and conversion", "Revenue", "ROAS, ROI",
-                    "CAC and AOV", "Service health"]
+                    "CAC and AOV", "Compared with last week", "Budgets", "Service health"]
     variables = {v["name"]: v for v in DASHBOARD["templating"]["list"]}
     assert set(variables) == {"campaign", "channel", "window"}
     assert variables["campaign"]["multi"] and variables["channel"]["multi"]
@@ -75,7 +75,51 @@ def test_every_kpi_has_a_panel_with_its_target_and_the_selection() -> None:
         for variable in ("$campaign", "$channel", "$window"):
             assert variable in kpi_query, (panel["title"], variable)
         assert "marketing_kpi_target{" in target_query and "$window" in target_query
+        assert 'bound=~"min|max"' in target_query  # a drop target is no level to draw
         assert "avg" not in kpi_query  # ratios are re-derived from sums, never averaged
+
+
+COMPARED = {"roi_ratio": "ROI", "roas_ratio": "ROAS", "click_through_ratio": "CTR",
+            "conversion_ratio": "Conversion rate", "cac": "CAC"}
+
+
+def test_the_main_kpis_are_drawn_beside_last_week_and_side_by_side() -> None:
+    builder = _builder()
+    compared = [p for p in PANELS if p["title"].endswith(": now and last week")]
+    assert [p["title"].removesuffix(": now and last week") for p in compared][:5] == list(
+        COMPARED.values())
+    drawn = []
+    for panel in compared:
+        now, then = (q["expr"] for q in panel["targets"])
+        (kpi,) = [k for k in RULE_RATIOS if builder.kpi_expr(k) == now]
+        drawn.append(kpi)
+        # the same expression, every selector shifted by a week
+        assert then == now.replace('window="$window"}', 'window="$window"} offset 1w')
+        assert panel["targets"][1]["legendFormat"] == "{{campaign}} last week"
+    assert drawn[:5] == list(COMPARED) and sorted(drawn) == sorted(RULE_RATIOS)
+    (table,) = [p for p in PANELS if p["type"] == "table"]
+    assert [q["expr"] for q in table["targets"]] == [builder.kpi_expr(k) for k in COMPARED]
+    assert all(q["instant"] and q["format"] == "table" for q in table["targets"])
+    renamed = table["transformations"][1]["options"]["renameByName"]
+    assert list(renamed.values()) == ["Campaign", *COMPARED.values()]
+    units = {o["matcher"]["options"]: o["properties"][0]["value"]
+             for o in table["fieldConfig"]["overrides"]}
+    assert units == {"ROI": "percentunit", "ROAS": "suffix:\u00d7", "CTR": "percentunit",
+                     "Conversion rate": "percentunit", "CAC": "currencyUSD"}
+
+
+def test_budget_panels_draw_spend_against_the_budget_line() -> None:
+    spend = next(p for p in PANELS if p["title"] == "Spend against the budget")
+    exprs = [q["expr"] for q in spend["targets"]]
+    assert exprs[0] == 'max by (campaign, period) (marketing_budget_spend{campaign=~"$campaign"})'
+    assert exprs[2] == 'max by (campaign, period) (marketing_budget{campaign=~"$campaign"})'
+    assert "marketing_budget_elapsed_ratio" in exprs[1]
+    assert [q["legendFormat"].split()[-1] for q in spend["targets"]] == [
+        "spent", "pace", "budget"]
+    dashed = spend["fieldConfig"]["defaults"], spend["fieldConfig"]["overrides"][0]
+    assert re.fullmatch(dashed[1]["matcher"]["options"], "summer-sale day budget")
+    assert re.fullmatch(dashed[1]["matcher"]["options"], "summer-sale day on pace")
+    assert not re.fullmatch(dashed[1]["matcher"]["options"], "summer-sale day spent")
 
 
 def test_units_fit_the_kpis() -> None:
@@ -89,8 +133,14 @@ def test_units_fit_the_kpis() -> None:
             assert unit.startswith("currency"), kpi
         else:
             assert unit == "short", kpi
-    health = {p["title"]: p["fieldConfig"]["defaults"]["unit"] for p in PANELS
+    health = {p["title"]: p["fieldConfig"]["defaults"].get("unit") for p in PANELS
               if p not in KPI_PANELS}
+    assert health["Spend against the budget"] == "currencyUSD"
+    for title, kpi in COMPARED.items():
+        panel = next(p for p in KPI_PANELS if _kpi_of(p) == title)
+        assert health[f"{kpi}: now and last week"] == panel["fieldConfig"]["defaults"]["unit"]
+    assert health["Repeat purchase rate: now and last week"] == "percentunit"
+    assert health["AOV: now and last week"] == "currencyUSD"
     assert health["Dead-letter share of input"] == "percentunit"
     assert health["Age of the newest event (event time)"] == "s"
 
@@ -116,6 +166,11 @@ _TARGETS = "\n".join(
 SETTINGS = f"""
 [kpi]
 windows = ["{WINDOW}", "1h"]
+
+[[budgets]]
+campaign = "{CAMPAIGN}"
+amount = 100
+timezone = "UTC"
 
 {_TARGETS}
 [[targets]]
@@ -208,7 +263,9 @@ def test_every_panel_query_returns_data(scraped: tuple[Worker, Prometheus]) -> N
 
     def answered() -> bool:
         for name, expr in list(empty.items()):
-            if prom.query(expr):
+            # "Last week" is asked a week from now, so it reads what was scraped today.
+            at = time.time() + 7 * 86_400 if "offset 1w" in expr else None
+            if prom.query(expr, at):
                 del empty[name]
         return not empty
 

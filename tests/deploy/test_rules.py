@@ -107,3 +107,15 @@ def test_rules_split_by_campaign_are_valid_promql(tmp_path: Path) -> None:
     assert 'campaign!~"b-2|spring\\\\.sale:v2"' in out.read_text(encoding="utf-8")
     result = _run(tool("promtool"), "check", "rules", str(out))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_alert_has_a_runbook_section_in_deploy_readme() -> None:
+    rules = yaml.safe_load(RULES.read_text(encoding="utf-8"))
+    anchors = {r["annotations"]["runbook_url"].split("#")[1]
+               for g in rules["groups"] for r in g["rules"] if "alert" in r}
+    headings = {line.removeprefix("### ").strip().lower()
+                for line in (DEPLOY / "README.md").read_text(encoding="utf-8").splitlines()
+                if line.startswith("### ")}
+    assert {"kpidropped", "budgetoverspending", "budgetunderspending",
+            "budgetexhausted"} <= anchors
+    assert anchors <= headings, f"no runbook for {sorted(anchors - headings)}"

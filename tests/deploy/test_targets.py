@@ -358,3 +358,103 @@ def test_cli_writes_the_rule_file_and_refuses_bad_targets(
     config.write_text(SPLIT.replace('severity = "ticket"', 'severity = "sms"'), encoding="utf-8")
     assert cli.main(["alert-rules"]) == 2
     assert "setting [[targets]] 2 severity" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("toml", "setting"), [
+    # a count has no denominator to judge a drop by; CAC rising is the bad news
+    ('[[targets]]\nkpi = "views"\ndrop = 0.3\nwindow = "1h"', "[[targets]] 1 drop"),
+    ('[[targets]]\nkpi = "cac"\ndrop = 0.3\nwindow = "1h"', "[[targets]] 1 drop"),
+    # a fraction strictly between 0 and 1
+    ('[[targets]]\nkpi = "roas_ratio"\ndrop = 30\nwindow = "1h"', "[[targets]] 1 drop"),
+    ('[[targets]]\nkpi = "roas_ratio"\ndrop = 0\nwindow = "1h"', "[[targets]] 1 drop"),
+    ('[[targets]]\nkpi = "roas_ratio"\ndrop = 0.3\nversus = "1m"\nwindow = "1h"',
+     "[[targets]] 1 versus"),
+    ('[[targets]]\nkpi = "roas_ratio"\nmin = 1\nversus = "1d"\nwindow = "1h"',
+     "[[targets]] 1 versus"),
+])
+def test_a_bad_drop_target_fails_naming_the_setting(toml: str, setting: str) -> None:
+    with pytest.raises(SettingsError) as error:
+        targets_of(toml)
+    assert error.value.setting == setting
+
+
+DROPS = """
+[[targets]]
+kpi = "roas_ratio"
+drop = 0.3
+min = 1
+window = "1h"
+min_denominator = 100
+
+[[targets]]
+kpi = "roas_ratio"
+campaign = "launch"
+drop = 0.5
+versus = "1d"
+window = "1h"
+for = "30m"
+"""
+
+
+def test_drop_targets_get_their_own_alert_split_by_what_they_compare_with() -> None:
+    targets = targets_of(DROPS)
+    assert [(t.campaign, t.bound, t.value, t.versus) for t in targets] == [
+        ("*", "min", Decimal(1), "1w"), ("*", "drop", Decimal("0.3"), "1w"),
+        ("launch", "drop", Decimal("0.5"), "1d")]
+    alerts = _alerts(DROPS)
+    assert [a["alert"] for a in alerts] == ["KpiBelowTarget", "KpiDropped", "KpiDropped"]
+    default, launch = alerts[1:]
+    assert default["expr"].startswith("campaign_window:marketing_roas_ratio:change_1w\n")
+    assert 'campaign!~"launch"' in default["expr"]
+    assert "marketing_spend offset 1w" in default["expr"]
+    assert launch["expr"].startswith("campaign_window:marketing_roas_ratio:change_1d\n")
+    assert 'campaign=~"launch"' in launch["expr"]
+    assert (launch["for"], launch["labels"]["versus"], launch["labels"]["breach_for"]) == (
+        "30m", "1d", "30m")
+    # the min target's rule knows nothing of drops
+    assert 'bound="drop"' not in alerts[0]["expr"]
+    recorded = {r["record"] for g in rule_groups(Settings()) for r in g["rules"]
+                if "record" in r}
+    assert {f"campaign_window:marketing_{k}:{c}" for k in RATIOS
+            for c in ("change_1d", "change_1w")} <= recorded
+
+
+BUDGETS = """
+[[budgets]]
+campaign = "summer.sale"
+amount = 500
+timezone = "Asia/Jakarta"
+
+[[budgets]]
+campaign = "launch"
+amount = 100
+
+[[budgets]]
+campaign = "bf"
+period = "lifetime"
+amount = 20000
+start = 2026-11-27
+end = 2026-12-07
+for = "1h"
+severity = "ticket"
+"""
+
+
+def test_budget_alerts_one_rule_per_policy_with_campaign_figures_and_runbook() -> None:
+    settings = settings_from(tomllib.loads(BUDGETS), {})
+    groups = {g["name"]: g["rules"] for g in rule_groups(settings)}
+    assert list(groups) == ["kpistream-recording", "kpistream-kpi-targets",
+                            "kpistream-budgets", "kpistream-service"]
+    rules = groups["kpistream-budgets"]
+    assert [(r["alert"], r["for"], r["labels"]["severity"]) for r in rules] == [
+        ("BudgetOverspending", "30m", "page"), ("BudgetOverspending", "1h", "ticket"),
+        ("BudgetUnderspending", "30m", "ticket"), ("BudgetUnderspending", "1h", "ticket"),
+        ("BudgetExhausted", "1m", "page")]
+    assert 'campaign=~"launch|summer\\\\.sale"' in rules[0]["expr"]
+    assert 'campaign=~"bf"' in rules[1]["expr"]
+    for rule in rules:
+        summary = rule["annotations"]["summary"]
+        assert "{{ $labels.campaign }}" in summary and "{{ $value" in summary
+        assert "USD" in summary and "marketing_budget{" in summary
+        assert rule["annotations"]["runbook_url"].endswith("#" + rule["alert"].lower())
+    assert "kpistream-budgets" not in {g["name"] for g in rule_groups(Settings())}
