@@ -290,12 +290,12 @@ def _service_alerts(runbook_url: str) -> list[dict[str, Any]]:
               "GET /ready answers 503: its tables are still recovering or the consumer "
               "group keeps rebalancing, so its campaigns' KPIs are stale or missing."),
         alert("ConsumerLagGrowing",
-              "sum by (topic) (max by (topic, partition) (kpistream_consumer_lag))"
+              "sum by (group, topic) (kpistream_consumer_lag)"
               f" > {LAG_MESSAGES}\nand\n"
-              "sum by (topic) (delta(kpistream_consumer_lag[10m])) > 0",
+              "sum by (group, topic) (delta(kpistream_consumer_lag[10m])) > 0",
               "10m", "ticket",
-              "Consumer lag on {{ $labels.topic }} is {{ $value | humanize }} messages "
-              "and growing",
+              "Consumer lag of {{ $labels.group }} on {{ $labels.topic }} is "
+              "{{ $value | humanize }} messages and growing",
               "The workers read {{ $labels.topic }} slower than it is written: KPIs run "
               "behind. Start another worker (up to the partition count) or look for a stuck "
               "one."),

@@ -83,7 +83,7 @@ HEALTH: list[tuple[str, str, str, str]] = [
     ("Workers up and ready", "short",
      'sum(up{job="kpistream"})', "up"),
     ("Consumer lag (messages)", "short",
-     "sum by (topic) (kpistream_consumer_lag)", "{{topic}}"),
+     "sum by (group, topic) (kpistream_consumer_lag)", "{{group}} {{topic}}"),
 ]
 HEALTH_EXTRA = {"Workers up and ready": ("sum(kpistream_ready)", "ready")}
 

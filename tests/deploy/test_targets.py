@@ -235,12 +235,21 @@ def test_consumer_lag_is_highwater_minus_committed_for_assigned_partitions() -> 
     )
     monitor = _Monitor({committed_tp: 100, _TP(("other", 0)): 1},
                        {committed_tp: 110, read_tp: 44, changelog_tp: 3})
-    assert consumer_lag(_App(consumer, monitor)) == {
-        ("in", 0): 20,  # committed offset = next offset to read
-        ("in", 1): 5,  # never committed since the rebalance: last read offset + 1
-        # in-2: highwater unknown until the first fetch; in-3: nothing read or committed;
-        # in-4: revoked between assignment() and highwater(); changelogs are not consumed
-    }
+    # in-0: 20 (committed offset = next offset to read); in-1: 5 (never committed since
+    # the rebalance: last read offset + 1); in-2: highwater unknown until the first fetch;
+    # in-3: nothing read or committed; in-4: revoked between assignment() and
+    # highwater(); changelogs are not consumed. Summed per group and topic:
+    assert consumer_lag(_App(consumer, monitor), "kpi") == {("kpi", "in"): 25}
+
+
+def test_consumer_lag_covers_the_input_group() -> None:
+    class Input:
+        def lag(self) -> dict[str, int]:
+            return {"marketing.views": 12, "marketing.orders": 0}
+
+    consumer = _Consumer([], {})
+    assert consumer_lag(_App(consumer, _Monitor({}, {})), "kpi", Input()) == {
+        ("kpi-ingest", "marketing.views"): 12, ("kpi-ingest", "marketing.orders"): 0}
 
 
 def test_consumer_lag_never_raises() -> None:
@@ -248,8 +257,8 @@ def test_consumer_lag_never_raises() -> None:
         def __getattr__(self, name: str) -> Any:
             raise RuntimeError("consumer thread not started")
 
-    assert consumer_lag(Broken()) == {}
-    assert consumer_lag(_App(Broken(), _Monitor({}, {}))) == {}
+    assert consumer_lag(Broken(), "kpi") == {}
+    assert consumer_lag(_App(Broken(), _Monitor({}, {})), "kpi", Broken()) == {}
 
 
 def test_health_collector_serves_ready_and_lag_and_survives_failing_sources() -> None:
@@ -257,7 +266,7 @@ def test_health_collector_serves_ready_and_lag_and_survives_failing_sources() ->
         raise RuntimeError("half started")
 
     for ready, lag, want_ready, want_lag in [
-        (lambda: True, lambda: {("in", 3): 7}, 1.0, 7.0),
+        (lambda: True, lambda: {("kpi", "in"): 7}, 1.0, 7.0),
         (lambda: False, lambda: {}, 0.0, None),
         (broken, broken, 0.0, None),
     ]:
@@ -265,7 +274,7 @@ def test_health_collector_serves_ready_and_lag_and_survives_failing_sources() ->
         registry.register(HealthCollector(ready, lag))
         assert registry.get_sample_value("kpistream_ready") == want_ready
         assert registry.get_sample_value(
-            "kpistream_consumer_lag", {"topic": "in", "partition": "3"}) == want_lag
+            "kpistream_consumer_lag", {"group": "kpi", "topic": "in"}) == want_lag
 
 
 SPLIT = """
