@@ -77,7 +77,8 @@ SEEDS = {
                                        "order_id": "A", "customer_id": "x",
                                        "revenue": "999999999999999.999999",
                                        "currency": "EUR"}])],
-    "wire": [orjson.dumps(["vs", ["a", "b"], [1, 2], ["web", "tv"], [0, "10000000000000000000000"]]),
+    "wire": [orjson.dumps(["vs", ["a", "b"], [1, 2], ["web", "tv"],
+                           [0, "10000000000000000000000"]]),
              orjson.dumps(["o", 1, "c", None, 5, "camp", "web", "k"])],
 }
 
