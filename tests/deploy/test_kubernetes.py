@@ -388,3 +388,33 @@ def test_vendored_crds_say_where_they_come_from() -> None:
         head = path.read_text(encoding="utf-8")[:600]
         source = r"release v?\d+\.\d+\.\d+[\s#]+\(git tag \S+, commit [0-9a-f]{40}\)"
         assert re.search(source, head), path.relative_to(REPO)
+
+
+def test_the_overlay_of_deploy_readme_renders_and_validates(tmp_path: Path) -> None:
+    """"What to change for a real cluster" shows an overlay: it works as written."""
+    text = (DEPLOY / "README.md").read_text(encoding="utf-8")
+    section = text.split("### What to change for a real cluster", 1)[1]
+    example = re.search(r"```yaml\n(.*?)```", section, flags=re.S)
+    assert example, "deploy/README.md: no yaml block under What to change"
+    ours = "../kpistream/deploy/kubernetes/overlays/prometheus-operator"
+    assert ours in example.group(1)
+    overlay = tmp_path / "my-overlay"
+    overlay.mkdir()
+    # kustomize takes a relative path to another kustomization: up to / and down again.
+    relative = Path(*[".."] * len(overlay.parts[1:])) / K8S.relative_to(K8S.anchor)
+    (overlay / "kustomization.yaml").write_text(
+        example.group(1).replace(ours, str(relative / "overlays" / "prometheus-operator")),
+        encoding="utf-8")
+    objects = _render(overlay)
+    settings = settings_of(objects, tmp_path)
+    workers = one(objects, "StatefulSet", "kpistream-worker")
+    assert workers["spec"]["replicas"] == 4 <= settings.partitions == 16
+    assert workers["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"] == "fast-ssd"
+    assert workers["spec"]["template"]["spec"]["containers"][0]["image"] == (
+        "registry.example/kpistream:0.1.0")
+    assert settings.broker == "kafka://kafka-0.kafka.svc:9093;kafka-1.kafka.svc:9093"
+    for o in objects:
+        if o["kind"] in CUSTOM:
+            assert crd_errors(o) == [], f"{o['kind']}/{o['metadata']['name']}"
+        else:
+            kubernetes_validate.validate(o, KUBERNETES_VERSIONS[-1], strict=True)
