@@ -6,6 +6,8 @@ workers expect, secrets by reference, probes and scrape jobs the alerts need."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
 import subprocess
 import sys
@@ -18,8 +20,10 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.alert_rules import WORKER_JOB
+from streams.broker import LocalBroker
 from streams.settings import Settings, load_settings
 from tests.deploy.servers import DEPLOY, REPO
 
@@ -252,23 +256,89 @@ def _topics_wanted(settings: Settings) -> set[str]:
     return {t.views, t.engagements, t.clicks, t.orders, t.spend, t.deadletter}
 
 
+def _run_as_in_the_pod(container: dict[str, Any], objects: list[dict[str, Any]], tmp: Path,
+                       **env: str) -> subprocess.Popen[str]:
+    """Start a container's command here: its mounted ConfigMaps as files, its env, the
+    kpistream image's ``python`` as this one (the image installs this repository)."""
+    mounts = {"/etc/kpistream/": tmp / "config", "/etc/kpistream-topics/": tmp / "topics"}
+    for prefix, files in (("kpistream-config", mounts["/etc/kpistream/"]),
+                          ("kpistream-topics", mounts["/etc/kpistream-topics/"])):
+        files.mkdir(exist_ok=True)
+        for name, text in configmap(objects, prefix)["data"].items():
+            (files / name).write_text(text, encoding="utf-8")
+
+    def local(arg: str) -> str:
+        for path, there in mounts.items():
+            if arg.startswith(path):
+                return str(there / arg[len(path):])
+        return sys.executable if arg == "python" else arg
+
+    values = dict(configmap(objects, "kpistream-env")["data"])
+    values.update({e["name"]: local(e["value"]) for e in container["env"] if "value" in e})
+    values.update(env)
+    keep = {k: v for k, v in os.environ.items() if not k.startswith("KPISTREAM_")}
+    return subprocess.Popen([local(a) for a in container["command"]],
+                            env={**keep, **values, "PYTHONPATH": str(REPO)},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _partition_counts(bootstrap: str, topics: set[str]) -> dict[str, int]:
+    async def read() -> dict[str, int]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            existing = set(await admin.list_topics()) & topics
+            described = await admin.describe_topics(sorted(existing)) if existing else []
+            return {d["topic"]: len(d["partitions"]) for d in described}
+        finally:
+            await admin.close()
+
+    return asyncio.run(read())
+
+
 def test_topics_job_creates_the_topics_the_workers_read(tmp_path: Path) -> None:
+    """The Job's and the init container's commands as rendered, against a real broker."""
     objects = rendered("prometheus-operator")
     settings = settings_of(objects, tmp_path)
-    topics = configmap(objects, "kpistream-topics")["data"]
-    assert set(topics["topics"].split()) == _topics_wanted(settings)
     job = one(objects, "Job", "kpistream-topics")
-    (c,) = job["spec"]["template"]["spec"]["containers"]
-    assert c["command"][-2:] == ["/etc/kpistream-topics/topics.sh", "create"]
-    # It reads the partition count from the same ConfigMap the workers do.
-    env_name = configmap(objects, "kpistream-env")["metadata"]["name"]
-    assert {"configMapRef": {"name": env_name}} in c["envFrom"]
+    (create,) = job["spec"]["template"]["spec"]["containers"]
     workers = one(objects, "StatefulSet", "kpistream-worker")
     (wait,) = workers["spec"]["template"]["spec"]["initContainers"]
-    assert wait["command"][-1] == "wait" and wait["envFrom"] == c["envFrom"]
-    checked = subprocess.run(["bash", "-n", "/dev/stdin"], input=topics["topics.sh"],
-                             capture_output=True, text=True, timeout=30)
-    assert checked.returncode == 0, checked.stderr
+    assert create["envFrom"] == wait["envFrom"] == workers["spec"]["template"]["spec"][
+        "containers"][0]["envFrom"]  # the workers' partition count and broker
+    with LocalBroker() as broker:
+        waiting = _run_as_in_the_pod(wait, objects, tmp_path, KPISTREAM_BROKER=broker.url)
+        try:
+            _create_and_check(create, waiting, objects, settings, broker, tmp_path)
+        finally:
+            if waiting.poll() is None:
+                waiting.kill()
+                waiting.wait()
+
+
+def _create_and_check(create: dict[str, Any], waiting: subprocess.Popen[str],
+                      objects: list[dict[str, Any]], settings: Settings,
+                      broker: LocalBroker, tmp_path: Path) -> None:
+    """The init container waits, the Job creates, again, then with another count."""
+    wanted = _topics_wanted(settings)
+    assert waiting.stdout is not None
+    first = waiting.stdout.readline()
+    assert first.startswith("topics: waiting for "), first
+    assert waiting.poll() is None
+    made = _run_as_in_the_pod(create, objects, tmp_path, KPISTREAM_BROKER=broker.url)
+    out, _ = made.communicate(timeout=60)
+    assert made.returncode == 0, out
+    assert _partition_counts(broker.bootstrap, wanted) == dict.fromkeys(wanted, 8)
+    assert waiting.wait(timeout=30) == 0  # it polls every 5 s
+    again = _run_as_in_the_pod(create, objects, tmp_path, KPISTREAM_BROKER=broker.url)
+    out, _ = again.communicate(timeout=60)
+    assert again.returncode == 0 and "(0 created)" in out, out
+    # A partition count changed after the topics exist: the Job fails, naming it.
+    other = _run_as_in_the_pod(create, objects, tmp_path, KPISTREAM_BROKER=broker.url,
+                               KPISTREAM_PARTITIONS="16")
+    out, _ = other.communicate(timeout=60)
+    assert other.returncode == 1
+    assert f"{settings.topics.views} has 8 partitions; the workers expect 16" in out
 
 
 def test_strimzi_topics_are_the_topics_the_workers_read(tmp_path: Path) -> None:
@@ -388,3 +458,33 @@ def test_vendored_crds_say_where_they_come_from() -> None:
         head = path.read_text(encoding="utf-8")[:600]
         source = r"release v?\d+\.\d+\.\d+[\s#]+\(git tag \S+, commit [0-9a-f]{40}\)"
         assert re.search(source, head), path.relative_to(REPO)
+
+
+def test_the_overlay_of_deploy_readme_renders_and_validates(tmp_path: Path) -> None:
+    """"What to change for a real cluster" shows an overlay: it works as written."""
+    text = (DEPLOY / "README.md").read_text(encoding="utf-8")
+    section = text.split("### What to change for a real cluster", 1)[1]
+    example = re.search(r"```yaml\n(.*?)```", section, flags=re.S)
+    assert example, "deploy/README.md: no yaml block under What to change"
+    ours = "../kpistream/deploy/kubernetes/overlays/prometheus-operator"
+    assert ours in example.group(1)
+    overlay = tmp_path / "my-overlay"
+    overlay.mkdir()
+    # kustomize takes a relative path to another kustomization: up to / and down again.
+    relative = Path(*[".."] * len(overlay.parts[1:])) / K8S.relative_to(K8S.anchor)
+    (overlay / "kustomization.yaml").write_text(
+        example.group(1).replace(ours, str(relative / "overlays" / "prometheus-operator")),
+        encoding="utf-8")
+    objects = _render(overlay)
+    settings = settings_of(objects, tmp_path)
+    workers = one(objects, "StatefulSet", "kpistream-worker")
+    assert workers["spec"]["replicas"] == 4 <= settings.partitions == 16
+    assert workers["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"] == "fast-ssd"
+    assert workers["spec"]["template"]["spec"]["containers"][0]["image"] == (
+        "registry.example/kpistream:0.1.0")
+    assert settings.broker == "kafka://kafka-0.kafka.svc:9093;kafka-1.kafka.svc:9093"
+    for o in objects:
+        if o["kind"] in CUSTOM:
+            assert crd_errors(o) == [], f"{o['kind']}/{o['metadata']['name']}"
+        else:
+            kubernetes_validate.validate(o, KUBERNETES_VERSIONS[-1], strict=True)
