@@ -208,9 +208,17 @@ class SlowLink:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._loop.call_soon_threadsafe(self._server.close)
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
+        self._loop.close()
+
+    async def _shutdown(self) -> None:
+        self._server.close()
+        relays = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in relays:
+            task.cancel()
+        await asyncio.gather(*relays, return_exceptions=True)
 
     async def _serve(self) -> asyncio.Server:
         return await asyncio.start_server(self._relay, "127.0.0.1", self.port)
@@ -230,7 +238,7 @@ class SlowLink:
             except (ConnectionError, OSError):
                 pass
             finally:
-                dst.close()
+                dst.close()  # ends the other direction too
 
         await asyncio.gather(pump(client_r, server_w, False), pump(server_r, client_w, True))
 
