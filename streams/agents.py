@@ -8,13 +8,11 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from streams.app import wall_clock_ms
-from streams.fetching import shorten_fetch_wait
 from streams.forwards import Forwards, MalformedForwards
 from streams.ingest import IngestResult
 from streams.input_consumer import InputConsumer
 from streams.liveness import BrokerProbe
 from streams.orders import OrderRoute
-from streams.recovery import correct_highwaters
 
 if TYPE_CHECKING:
     from streams.app import KpiApp
@@ -140,9 +138,6 @@ def register(kpi: KpiApp) -> None:
         await kpi.probe.check()
 
     app.timer(interval=PROBE_INTERVAL_S)(probe_broker)
-
-    correct_highwaters(app.consumer, kpi.bootstrap)
-    shorten_fetch_wait(app.consumer)
 
     async def rebuild() -> None:
         kpi.rebuild()

@@ -33,6 +33,7 @@ from streams.liveness import BrokerProbe
 from streams.settings import Settings
 from streams.stages import ClickStage, CountStage, CustomerStage
 from streams.state import KpiRow, KpiState
+from streams.stream_consumer import stream_consumer_urls
 from streams.windows import minute_of
 
 __all__ = ["KpiApp", "create_app", "partition_for", "wall_clock_ms"]
@@ -159,6 +160,8 @@ def _faust_app(settings: Settings) -> FaustApp:
     return FaustApp(
         settings.app_id,
         broker=settings.broker,
+        # Faust's own Kafka transport, but its consumer's fetch wait and end offsets ours.
+        broker_consumer=stream_consumer_urls(settings.broker),
         store="memory://",
         datadir=str(settings.data_dir),
         autodiscover=False,
