@@ -18,14 +18,13 @@ reports as ``tansu_cluster`` unless started with another ``--cluster-id``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
-__all__ = ["TANSU_CLUSTER_ID_PREFIX", "correct_highwaters", "end_offsets_need_correction",
-           "true_end_offsets"]
+__all__ = ["TANSU_CLUSTER_ID_PREFIX", "end_offsets_need_correction", "true_end_offsets"]
 
 TANSU_CLUSTER_ID_PREFIX = "tansu"
 ANSWER_TIMEOUT_S = 30.0
@@ -77,14 +76,3 @@ async def true_end_offsets(bootstrap: str, reported: Mapping[TP, int],
     finally:
         await consumer.stop()
     return ends
-
-
-
-def correct_highwaters(consumer: Any, bootstrap: str) -> None:
-    """Make a Faust consumer's ``highwaters`` answer with true end offsets."""
-    reported: Callable[..., Awaitable[Mapping[Any, int]]] = consumer.highwaters
-
-    async def highwaters(*partitions: Any) -> Mapping[Any, int]:
-        return await true_end_offsets(bootstrap, await reported(*partitions))
-
-    consumer.highwaters = highwaters

@@ -9,7 +9,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streams.broker import create_topics, stop_process
-from streams.recovery import true_end_offsets
+from streams.recovery import end_offsets_need_correction, true_end_offsets
 from tests.integration.harness import SlowLink, tansu_behind_slow_link
 
 TOPIC = "changelog-like"
@@ -82,3 +82,9 @@ def test_true_end_offsets_are_the_last_record_plus_one_even_when_the_broker_is_s
     finally:
         slow_link.delay_s = 0.0
     assert ends == TRUE_ENDS
+
+
+def test_tansu_is_told_by_its_cluster_id(slow_link: SlowLink) -> None:
+    """The correction runs on Tansu (and, by the same check, not on Apache Kafka, whose
+    cluster ids are random)."""
+    assert asyncio.run(end_offsets_need_correction(link_bootstrap(slow_link))) is True
