@@ -20,4 +20,4 @@ from typing import Final
 __all__ = ["INPUT_FETCH_WAIT_MS", "STREAM_FETCH_WAIT_MS"]
 
 INPUT_FETCH_WAIT_MS: Final = 100
-STREAM_FETCH_WAIT_MS: Final = 20
+STREAM_FETCH_WAIT_MS: Final = 100
