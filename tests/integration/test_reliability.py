@@ -82,59 +82,115 @@ def test_sigkill_mid_stream_and_restart_loses_and_doubles_nothing(
     assert totals == expected
 
 
-def _views_by_worker(workers: list[Worker]) -> tuple[float, int]:
-    """Sum of total views over workers, and how many campaigns two workers both serve."""
+SCALE_CHUNKS = 6
+SCALE_CAMPAIGNS = 24
+VIEWS_PER_CHUNK = 4_000
+CLICKS_PER_CHUNK = 400
+ORDERS_PER_CHUNK = 200
+CUSTOMERS = 500
+SCALE_METRICS = ("marketing_views", "marketing_clicks", "marketing_orders",
+                 "marketing_new_customers", "marketing_revenue")
+
+
+def _scale_chunk(k: int, now: int) -> list[tuple[str, Any, bytes | None]]:
+    """Views, clicks and orders of one step: half the orders name a campaign, half claim
+    a click of the same step by its click id (so both the join and the customer stage
+    hold state while the workers change)."""
+    messages: list[tuple[str, Any, bytes | None]] = []
+    for i in range(k * VIEWS_PER_CHUNK, (k + 1) * VIEWS_PER_CHUNK):
+        messages.append(("views", {"event_id": f"v{i}", "ts": now,
+                                   "campaign_id": f"c{i % SCALE_CAMPAIGNS}"}, None))
+    for j in range(CLICKS_PER_CHUNK):
+        messages.append(("clicks", {"event_id": f"k{k}-{j}", "ts": now,
+                                    "campaign_id": f"c{j % SCALE_CAMPAIGNS}",
+                                    "channel": "tiktok", "click_id": f"ck{k}-{j}"}, None))
+    for j in range(ORDERS_PER_CHUNK):
+        n = k * ORDERS_PER_CHUNK + j
+        order: dict[str, Any] = {"event_id": f"o{n}", "ts": now + n, "order_id": f"A{n}",
+                                 "customer_id": f"u{n % CUSTOMERS}", "revenue": "2.50",
+                                 "currency": "USD"}
+        if j % 2:
+            order["click_id"] = f"ck{k}-{j}"
+        else:
+            order |= {"campaign_id": f"c{j % SCALE_CAMPAIGNS}", "channel": "tiktok"}
+        messages.append(("orders", order, str(n).encode()))
+    return messages
+
+
+def _scale_expected(steps: int) -> dict[str, float]:
+    """Totals over every campaign after ``steps`` chunks."""
+    orders = steps * ORDERS_PER_CHUNK
+    return {"marketing_views": steps * VIEWS_PER_CHUNK,
+            "marketing_clicks": steps * CLICKS_PER_CHUNK,
+            "marketing_orders": orders,
+            "marketing_new_customers": min(orders, CUSTOMERS),
+            "marketing_revenue": orders * 2.5}
+
+
+def _totals_by_worker(workers: list[Worker]) -> tuple[dict[str, float], int]:
+    """Totals over every campaign and worker, and how many campaigns two workers serve."""
     owners: dict[str, set[int]] = {}
-    views = 0.0
+    totals = dict.fromkeys(SCALE_METRICS, 0.0)
     for worker in workers:
         for (name, labels), v in worker.samples().items():
             tags = dict(labels)
-            if name == "marketing_views" and tags.get("window") == "total":
-                views += v
+            if name in totals and tags.get("window") == "total":
+                totals[name] += v
                 owners.setdefault(tags["campaign"], set()).add(worker.port)
-    return views, sum(1 for ports in owners.values() if len(ports) > 1)
+    return totals, sum(1 for ports in owners.values() if len(ports) > 1)
+
+
+def scale_report(expected: dict[str, float], counted: dict[str, float]) -> str:
+    """The line bench.scale_loop reads: views, clicks and orders sent and counted, how many
+    are missing and how many counted twice (summed over the three)."""
+    events = ("marketing_views", "marketing_clicks", "marketing_orders")
+    sent = sum(expected.get(m, 0.0) for m in events)
+    got = sum(counted.get(m, 0.0) for m in events)
+    lost = sum(max(0.0, expected.get(m, 0.0) - counted.get(m, 0.0)) for m in events)
+    double = sum(max(0.0, counted.get(m, 0.0) - expected.get(m, 0.0)) for m in events)
+    return f"SCALE sent={sent:.0f} counted={got:.0f} lost={lost:.0f} double={double:.0f}"
 
 
 def test_scale_one_two_three_one_workers_while_publishing(
     deploy: Callable[..., Deployment],
 ) -> None:
+    """Views, clicks and orders in flight while workers join and leave: every total exact
+    after each step (nothing lost, nothing counted twice)."""
     deployment = deploy(partitions=6)
     now = int(time.time() * 1000)
-    events = [("views", {"event_id": f"v{i}", "ts": now, "campaign_id": f"c{i % 24}"}, None)
-              for i in range(24_000)]
-    chunks = [events[i:i + 4_000] for i in range(0, len(events), 4_000)]
-    sent = 0
     workers = [deployment.start_worker()]
-    for step in range(len(chunks)):
-        deployment.publish(chunks[step])
-        sent += len(chunks[step])
-        if step in (0, 1):  # grow to two, then three workers
+    seen: dict[str, float] = {}
+    expected: dict[str, float] = {}
+    try:
+        for step in range(SCALE_CHUNKS):
+            deployment.publish(_scale_chunk(step, now))
+            if step in (0, 1):  # grow to two, then three workers
+                started = time.monotonic()
+                workers.append(deployment.start_worker(ready_timeout_s=90))
+                print(f"\nworker {len(workers)} joined and ready in "
+                      f"{time.monotonic() - started:.1f} s")
+            if step == 3:  # back to one
+                for worker in workers[1:]:
+                    worker.stop()
+                workers = workers[:1]
+            expected = _scale_expected(step + 1)
+
+            def settled(expected: dict[str, float] = expected,
+                        workers: list[Worker] = workers) -> bool:
+                totals, shared = _totals_by_worker(workers)
+                assert shared == 0, "a campaign was served by two workers"
+                seen.clear()
+                seen.update(totals)
+                return totals == expected
+
             started = time.monotonic()
-            workers.append(deployment.start_worker(ready_timeout_s=90))
-            print(f"\nworker {len(workers)} joined and ready in "
+            wait_until(settled, 90, f"{expected} summed over {len(workers)} workers")
+            print(f"{len(workers)} worker(s): totals exact after "
                   f"{time.monotonic() - started:.1f} s")
-        if step == 3:  # back to one
-            for worker in workers[1:]:
-                worker.stop()
-            workers = workers[:1]
-        expected = sent
-
-        seen: list[Any] = []
-
-        def settled(expected: float = expected, workers: list[Worker] = workers,
-                    seen: list[Any] = seen) -> bool:
-            views, shared = _views_by_worker(workers)
-            assert shared == 0, "a campaign was served by two workers"
-            seen[:] = [views, [w.status("/ready") for w in workers]]
-            return views == expected
-
-        started = time.monotonic()
-        try:
-            wait_until(settled, 90, f"{expected} views summed over {len(workers)} workers")
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}; last seen: views, /ready = {seen}") from None
-        print(f"{len(workers)} worker(s): {expected} views exact after "
-              f"{time.monotonic() - started:.1f} s")
+    except AssertionError as exc:
+        print(scale_report(expected, seen))
+        raise AssertionError(f"{exc}; last seen: {seen}") from None
+    print(scale_report(expected, seen))
 
 
 def test_broker_frozen_for_30_s_then_resumes_with_exact_numbers(
