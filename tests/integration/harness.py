@@ -20,7 +20,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.broker import LocalBroker, create_topics, free_port
+from streams.broker import Broker, create_topics, free_port
 from streams.liveness import http_status
 
 EVENT_KEYS = ("views", "engagements", "clicks", "orders", "spend", "deadletter")
@@ -42,7 +42,7 @@ def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
 class Deployment:
     """One app id with its own topics on the shared broker, and its config file."""
 
-    broker: LocalBroker
+    broker: Broker
     tmp: Path
     app_id: str = field(default_factory=lambda: f"kpi-{uuid.uuid4().hex[:8]}")
     partitions: int = 4
