@@ -171,6 +171,10 @@ def _faust_app(settings: Settings) -> FaustApp:
         broker_session_timeout=6,
         broker_heartbeat_interval=1,
         producer_acks=-1,
+        # A topic Faust has just created may be missing from the first metadata Kafka
+        # answers (its brokers learn of new topics a moment after the controller); the
+        # group is assigned its partitions at the next refresh, so refresh often.
+        consumer_metadata_max_age_ms=5_000,
         # Let internal and changelog messages share produce requests.
         producer_linger_ms=5,
         # Table keys are (campaign, channel, minute) tuples: JSON in the changelog.
