@@ -47,6 +47,8 @@ class Deployment:
     app_id: str = field(default_factory=lambda: f"kpi-{uuid.uuid4().hex[:8]}")
     partitions: int = 4
     extra_toml: str = ""
+    extra_env: dict[str, str] = field(default_factory=dict)
+    """More KPISTREAM_* settings for every process of the deployment ([kafka] ones, say)."""
     workers: list[Worker] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -69,6 +71,7 @@ class Deployment:
             "KPISTREAM_WEB_HOST": "127.0.0.1",
             "KPISTREAM_CONFIG": str(self.config),
             "KPISTREAM_DATA_DIR": str(self.tmp / f"data-{web_port}"),
+            **self.extra_env,
         }
 
     def start_worker(self, ready_timeout_s: float = 60.0) -> Worker:
