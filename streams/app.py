@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,10 +29,12 @@ from streams.changelog import ChangelogTable
 from streams.events import ValidationRules
 from streams.ingest import Ingestor
 from streams.input_consumer import InputConsumer
+from streams.kafka_clients import aiokafka_options, faust_credentials
 from streams.liveness import BrokerProbe
 from streams.settings import Settings
 from streams.stages import ClickStage, CountStage, CustomerStage
 from streams.state import KpiRow, KpiState
+from streams.topics import TopicSpec, ensure_topics, spec_of
 from streams.windows import minute_of
 
 __all__ = ["KpiApp", "create_app", "partition_for", "wall_clock_ms"]
@@ -150,15 +152,27 @@ class FaustApp(faust.App):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.started_with_app: list[Any] = []
+        self.before_start: list[Callable[[], Awaitable[None]]] = []
+        """Run before any of Faust's services start (topic creation, streams.topics)."""
 
     def on_init_dependencies(self) -> Any:
         return [*super().on_init_dependencies(), *self.started_with_app]
 
+    async def on_first_start(self) -> None:
+        for step in self.before_start:
+            await step()
+        await super().on_first_start()
+
 
 def _faust_app(settings: Settings) -> FaustApp:
+    replicas = settings.kafka.replication_factor
     return FaustApp(
         settings.app_id,
         broker=settings.broker,
+        broker_credentials=faust_credentials(settings.kafka),
+        # Faust's own small topics (the assignor's leader topic) when a count is given; with
+        # the broker's default (-1, below Faust's floor of 0) they keep Faust's 1.
+        topic_replication_factor=max(replicas, 1),
         store="memory://",
         datadir=str(settings.data_dir),
         autodiscover=False,
@@ -231,6 +245,15 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
             "Event time of the newest accepted event, by type.", ["type"], registry=registry,
         ),
     )
+    # Every topic the worker creates, made (with [kafka] replication_factor; -1: the broker's
+    # default) and visible before Faust subscribes.
+    replicas = settings.kafka.replication_factor
+    specs = [*(spec_of(topics[name], replicas)
+               for name in ("kpi_events", "click_join", "customer_orders")),
+             *(spec_of(t.changelog_topic, replicas) for t in app.tables.values()),
+             TopicSpec(f"{app.conf.id}-__assignor-__leader", 1, replicas, compacted=False)]
+    app.before_start.append(
+        lambda: ensure_topics(kpi.bootstrap, aiokafka_options(settings.kafka), specs))
     registry.register(KpiCollector(kpi.rows, settings.reporting_currency))
     registry.register(TargetCollector(settings.targets, kpi.owned_campaigns))
     registry.register(HealthCollector(kpi.is_ready, lambda: consumer_lag(app)))
