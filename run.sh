@@ -29,6 +29,7 @@ setup_debian() {
     command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
     command -v java >/dev/null 2>&1 || missing+=(default-jdk-headless)
     command -v mvn >/dev/null 2>&1 || missing+=(maven)
+    command -v openssl >/dev/null 2>&1 || missing+=(openssl)
     if [ ${#missing[@]} -gt 0 ]; then
         local sudo=""
         [ "$(id -u)" -eq 0 ] || sudo="sudo"

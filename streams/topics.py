@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka.client import AIOKafkaClient
-from aiokafka.errors import TopicAlreadyExistsError, for_code
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 from aiokafka.protocol.admin import CreateTopicsRequest
 from aiokafka.structs import TopicPartition
 
@@ -53,7 +53,16 @@ async def ensure_topics(bootstrap: str, options: Mapping[str, Any], specs: Itera
     """Create the missing ones of ``specs``; return once metadata shows all their partitions."""
     wanted = {spec.name: spec for spec in specs}
     client = AIOKafkaClient(bootstrap_servers=bootstrap, **options)
-    await client.bootstrap()
+    try:
+        await client.bootstrap()
+    except KafkaError as exc:
+        await client.close()
+        protocol = options.get("security_protocol", "PLAINTEXT")
+        hint = (" and the credentials [kafka] sasl_username / KPISTREAM_KAFKA_SASL_PASSWORD "
+                "(or sasl_password_file)" if str(protocol).startswith("SASL") else "")
+        raise TopicCreationError(
+            f"cannot connect to Kafka at {bootstrap} with [kafka] security_protocol "
+            f"{protocol}: {exc}; check KPISTREAM_BROKER, the [kafka] settings{hint}") from None
     try:
         cluster = await client.fetch_all_metadata()
         missing = [spec for name, spec in wanted.items() if name not in cluster.topics()]

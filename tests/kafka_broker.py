@@ -82,9 +82,13 @@ class ApacheKafka:
     def __init__(
         self, properties: Mapping[str, str] | None = None,
         scram_users: Mapping[str, str] | None = None, heap: str = "512m",
+        secure: Mapping[str, str] | None = None,
     ) -> None:
         self.port = free_port()
         self.controller_port = free_port()
+        self.secure = dict(secure) if secure is not None else None
+        """server.properties of a SASL_SSL listener (tests.kafka_tls), on ``secure_port``."""
+        self.secure_port = free_port()
         self.extra = dict(properties or {})
         self.scram_users = dict(scram_users or {})
         self.heap = heap
@@ -102,6 +106,11 @@ class ApacheKafka:
         return f"kafka://{self.bootstrap}"
 
     @property
+    def secure_bootstrap(self) -> str:
+        """The SASL_SSL listener (only with ``secure``)."""
+        return f"127.0.0.1:{self.secure_port}"
+
+    @property
     def log(self) -> Path:
         """The broker's own log (log4j2), kept in its temp dir until stop."""
         return self.dir / "server.log"
@@ -109,6 +118,10 @@ class ApacheKafka:
     def server_properties(self) -> dict[str, str]:
         listeners = {"PLAINTEXT": self.port, "CONTROLLER": self.controller_port}
         protocols = {"PLAINTEXT": "PLAINTEXT", "CONTROLLER": "PLAINTEXT"}
+        advertised = {"PLAINTEXT": self.port}
+        if self.secure is not None:
+            listeners["SECURE"] = advertised["SECURE"] = self.secure_port
+            protocols["SECURE"] = "SASL_SSL"
         props = {
             "process.roles": "broker,controller",
             "node.id": "1",
@@ -116,7 +129,8 @@ class ApacheKafka:
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
             "listeners": ",".join(f"{n}://127.0.0.1:{p}" for n, p in listeners.items()),
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "advertised.listeners": ",".join(
+                f"{n}://127.0.0.1:{p}" for n, p in advertised.items()),
             "listener.security.protocol.map": ",".join(f"{n}:{p}" for n, p in protocols.items()),
             "log.dirs": str(self.dir / "data"),
             "num.partitions": "1",
@@ -130,6 +144,7 @@ class ApacheKafka:
             "group.initial.rebalance.delay.ms": "0",
             "auto.create.topics.enable": "true",
         }
+        props.update(self.secure or {})
         props.update(self.extra)
         return props
 
@@ -153,7 +168,9 @@ class ApacheKafka:
                  for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512")
                  for arg in ("--add-scram", f"{mechanism}=[name={name},password={password}]")]
         formatted = subprocess.run(
-            self._java("kafka.tools.StorageTool", "format", "--standalone", "-t", _cluster_id(),
+            self._java("kafka.tools.StorageTool", "format", "--standalone",
+                       # one argument: a base64 id may start with "-"
+                       f"--cluster-id={_cluster_id()}",
                        "-c", str(config), *scram),
             capture_output=True, text=True, check=False,
         )
