@@ -12,6 +12,7 @@ from streams.fetching import shorten_fetch_wait
 from streams.forwards import Forwards, MalformedForwards
 from streams.ingest import IngestResult
 from streams.input_consumer import InputConsumer
+from streams.kafka_clients import aiokafka_options
 from streams.liveness import BrokerProbe
 from streams.orders import OrderRoute
 from streams.recovery import correct_highwaters
@@ -75,6 +76,7 @@ def register(kpi: KpiApp) -> None:
     kpi.input = InputConsumer(
         kpi.bootstrap, f"{kpi.settings.app_id}-ingest", list(kpi.settings.event_topics),
         kpi.ingestor, send_ingested, app.producer.flush,
+        client_options=aiokafka_options(kpi.settings.kafka),
     )
     app.started_with_app.append(kpi.input)
 
@@ -133,7 +135,7 @@ def register(kpi: KpiApp) -> None:
 
     app.timer(interval=TICK_INTERVAL_S)(tick)
 
-    kpi.probe = BrokerProbe(kpi.bootstrap)
+    kpi.probe = BrokerProbe(kpi.bootstrap, options=aiokafka_options(kpi.settings.kafka))
 
     async def probe_broker() -> None:
         assert kpi.probe is not None
