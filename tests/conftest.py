@@ -95,6 +95,20 @@ def deploy_module(
     yield from _deployments(broker, tmp_path_factory.mktemp("deploy"))
 
 
+@pytest.fixture
+def stopped_after() -> Iterator[Callable[[Deployment], Deployment]]:
+    """Register a deployment made on a test's own broker; its workers stop at teardown."""
+    made: list[Deployment] = []
+
+    def register(deployment: Deployment) -> Deployment:
+        made.append(deployment)
+        return deployment
+
+    yield register
+    for deployment in made:
+        deployment.stop_workers()
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/integration" in str(item.path) or "tests/deploy" in str(item.path):

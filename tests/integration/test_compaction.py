@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -93,8 +94,10 @@ def _accepted(worker: Worker) -> float:
 
 def test_expired_state_is_compacted_away_and_a_new_worker_recovers_exact_numbers(
     kafka: ApacheKafka, tmp_path: Path,
+    stopped_after: Callable[[Deployment], Deployment],
 ) -> None:
-    deployment = Deployment(kafka, tmp_path, partitions=PARTITIONS, extra_toml=KPI)
+    deployment = stopped_after(
+        Deployment(kafka, tmp_path, partitions=PARTITIONS, extra_toml=KPI))
     worker = deployment.start_worker()
     app = deployment.app_id
     changelogs = {t: f"{app}-{t}-changelog" for t in ("kpi", "clicks", "customers")}

@@ -5,7 +5,7 @@ replication factor ([kafka] replication_factor, default the broker's own) and cl
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +56,9 @@ def describe(bootstrap: str, names: list[str]) -> dict[str, tuple[int, int, str]
 
 def test_topics_get_partitions_the_broker_default_replication_and_compacted_changelogs(
     kafka: ApacheKafka, tmp_path: Path,
+    stopped_after: Callable[[Deployment], Deployment],
 ) -> None:
-    deployment = Deployment(kafka, tmp_path, partitions=3)
+    deployment = stopped_after(Deployment(kafka, tmp_path, partitions=3))
     deployment.start_worker()
     app = deployment.app_id
     names = [f"{app}-{t}-changelog" for t in CHANGELOGS] + [f"{app}-{t}" for t in INTERNAL]
@@ -71,10 +72,11 @@ def test_topics_get_partitions_the_broker_default_replication_and_compacted_chan
 
 def test_the_default_is_the_broker_default_replication_factor(
     kafka_rf2: ApacheKafka, tmp_path: Path,
+    stopped_after: Callable[[Deployment], Deployment],
 ) -> None:
     # Unset, the replication factor is the broker's: 2, more than its one broker can hold,
     # so the worker stops at start and says why.
-    deployment = Deployment(kafka_rf2, tmp_path)
+    deployment = stopped_after(Deployment(kafka_rf2, tmp_path))
     with pytest.raises(AssertionError, match="worker exited") as failed:
         deployment.start_worker()
     message = str(failed.value)
@@ -84,9 +86,11 @@ def test_the_default_is_the_broker_default_replication_factor(
 
 def test_replication_factor_setting_is_used_for_every_topic(
     kafka_rf2: ApacheKafka, tmp_path: Path,
+    stopped_after: Callable[[Deployment], Deployment],
 ) -> None:
-    deployment = Deployment(kafka_rf2, tmp_path, partitions=2,
-                            extra_env={"KPISTREAM_KAFKA_REPLICATION_FACTOR": "1"})
+    deployment = stopped_after(Deployment(
+        kafka_rf2, tmp_path, partitions=2,
+        extra_env={"KPISTREAM_KAFKA_REPLICATION_FACTOR": "1"}))
     deployment.start_worker()
     app = deployment.app_id
     names = [f"{app}-{t}-changelog" for t in CHANGELOGS] + [f"{app}-{t}" for t in INTERNAL]

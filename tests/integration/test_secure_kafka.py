@@ -7,7 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import orjson
@@ -61,9 +61,10 @@ def views(worker: Worker, campaign: str) -> float | None:
 
 def test_events_flow_end_to_end_over_sasl_ssl_and_no_secret_is_logged(
     secure_kafka: ApacheKafka, certs: Certificates, tmp_path: Path,
+    stopped_after: Callable[[Deployment], Deployment],
 ) -> None:
-    deployment = Deployment(secure_kafka, tmp_path,
-                            extra_env=secure_env(secure_kafka, certs))
+    deployment = stopped_after(Deployment(
+        secure_kafka, tmp_path, extra_env=secure_env(secure_kafka, certs)))
     worker = deployment.start_worker()
     now = int(time.time() * 1000)
 
@@ -113,10 +114,11 @@ def test_events_flow_end_to_end_over_sasl_ssl_and_no_secret_is_logged(
 
 def test_a_wrong_password_stops_the_worker_at_start_naming_the_setting(
     secure_kafka: ApacheKafka, certs: Certificates, tmp_path: Path,
+    stopped_after: Callable[[Deployment], Deployment],
 ) -> None:
     wrong = "not-the-Password-99"
-    deployment = Deployment(secure_kafka, tmp_path,
-                            extra_env=secure_env(secure_kafka, certs, password=wrong))
+    deployment = stopped_after(Deployment(
+        secure_kafka, tmp_path, extra_env=secure_env(secure_kafka, certs, password=wrong)))
     with pytest.raises(AssertionError, match="worker exited") as failed:
         deployment.start_worker(ready_timeout_s=60)
     message = str(failed.value)
@@ -127,8 +129,9 @@ def test_a_wrong_password_stops_the_worker_at_start_naming_the_setting(
 
 def test_publish_with_a_wrong_password_exits_3_naming_the_settings(
     secure_kafka: ApacheKafka, certs: Certificates, tmp_path: Path,
+    stopped_after: Callable[[Deployment], Deployment],
 ) -> None:
-    deployment = Deployment(secure_kafka, tmp_path)
+    deployment = stopped_after(Deployment(secure_kafka, tmp_path))
     wrong = "also-not-the-Password"
     env = {**deployment.env(free_port()), **secure_env(secure_kafka, certs, password=wrong)}
     line = orjson.dumps({"type": "view", "event_id": "x", "ts": int(time.time() * 1000),
