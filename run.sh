@@ -3,7 +3,8 @@
 #   ./run.sh demo   set up, then run the demo (local broker, worker, simulated traffic)
 #   ./run.sh test   set up, then run every check: ruff, mypy, unit, property, integration
 # Set-up is idempotent: a virtual environment in .venv with the pinned dependencies,
-# and (for the tests) Debian's prometheus and prometheus-alertmanager packages.
+# and (for the tests) Debian's prometheus, prometheus-alertmanager, Java and Maven packages
+# and the Apache Kafka jars of tests/kafka/pom.xml (the integration tests' broker).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -29,12 +30,28 @@ setup_debian() {
     # The browser pixel test (tests/deploy/test_pixel.py): headless Chromium and its driver.
     [ -x /usr/bin/chromium ] || missing+=(chromium)
     [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+    command -v java >/dev/null 2>&1 || missing+=(default-jdk-headless)
+    command -v mvn >/dev/null 2>&1 || missing+=(maven)
+    command -v openssl >/dev/null 2>&1 || missing+=(openssl)
     if [ ${#missing[@]} -gt 0 ]; then
         local sudo=""
         [ "$(id -u)" -eq 0 ] || sudo="sudo"
         $sudo apt-get update -qq
         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
             "${missing[@]}" >/dev/null
+    fi
+}
+
+# The Kafka broker's jars, into tests/kafka/lib (cached in Maven's local repository).
+setup_kafka() {
+    local version
+    version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' tests/kafka/pom.xml)
+    if [ ! -f "tests/kafka/lib/kafka_2.13-$version.jar" ]; then
+        rm -rf tests/kafka/lib
+        if ! mvn -q -B -Dstyle.color=never -f tests/kafka/pom.xml dependency:copy-dependencies; then
+            echo "run.sh: could not fetch the Apache Kafka $version jars with Maven" >&2
+            exit 1
+        fi
     fi
 }
 
@@ -48,6 +65,7 @@ case "${1:-}" in
         shift
         setup_python
         setup_debian
+        setup_kafka
         "$VENV/bin/ruff" check .
         "$VENV/bin/mypy"
         exec "$VENV/bin/pytest" "$@"

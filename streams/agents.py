@@ -18,6 +18,7 @@ from streams.app import wall_clock_ms
 from streams.failures import Failure, internal_reason
 from streams.forwards import Forwards, MalformedForwards
 from streams.input_consumer import InputConsumer
+from streams.kafka_clients import aiokafka_options
 from streams.liveness import BrokerProbe
 from streams.orders import OrderRoute
 from streams.outgoing import Outgoing, counted, dead_letters, orders
@@ -69,6 +70,7 @@ def register(kpi: KpiApp) -> None:
         kpi.bootstrap, f"{kpi.settings.app_id}-ingest", list(kpi.settings.event_topics),
         kpi.ingestor, send, kpi.partition,
         lambda event_type, count: kpi.count(event_type, "invalid", count),
+        client_options=aiokafka_options(kpi.settings.kafka),
     )
     app.started_with_app.append(kpi.input)
 
@@ -146,7 +148,7 @@ def register(kpi: KpiApp) -> None:
 
     app.timer(interval=TICK_INTERVAL_S)(tick)
 
-    kpi.probe = BrokerProbe(kpi.bootstrap)
+    kpi.probe = BrokerProbe(kpi.bootstrap, options=aiokafka_options(kpi.settings.kafka))
 
     async def probe_broker() -> None:
         assert kpi.probe is not None

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,12 +31,14 @@ from streams.delivery import InOrderAcks
 from streams.events import ValidationRules
 from streams.ingest import Ingestor
 from streams.input_consumer import InputConsumer
+from streams.kafka_clients import aiokafka_options, faust_credentials
 from streams.liveness import BrokerProbe
 from streams.partitions import partition_for
 from streams.settings import Settings
 from streams.stages import ClickStage, CountStage, CustomerStage
 from streams.state import KpiRow, KpiState
 from streams.stream_consumer import stream_consumer_urls
+from streams.topics import TopicSpec, ensure_topics, spec_of
 from streams.windows import minute_of
 
 __all__ = ["KpiApp", "create_app", "partition_for", "wall_clock_ms"]
@@ -174,17 +176,29 @@ class FaustApp(faust.App):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.started_with_app: list[Any] = []
+        self.before_start: list[Callable[[], Awaitable[None]]] = []
+        """Run before any of Faust's services start (topic creation, streams.topics)."""
 
     def on_init_dependencies(self) -> Any:
         return [*super().on_init_dependencies(), *self.started_with_app]
 
+    async def on_first_start(self) -> None:
+        for step in self.before_start:
+            await step()
+        await super().on_first_start()
+
 
 def _faust_app(settings: Settings) -> FaustApp:
+    replicas = settings.kafka.replication_factor
     return FaustApp(
         settings.app_id,
         broker=settings.broker,
         # Faust's own Kafka transport, but its consumer's fetch wait and end offsets ours.
         broker_consumer=stream_consumer_urls(settings.broker),
+        broker_credentials=faust_credentials(settings.kafka),
+        # Faust's own small topics (the assignor's leader topic) when a count is given; with
+        # the broker's default (-1, below Faust's floor of 0) they keep Faust's 1.
+        topic_replication_factor=max(replicas, 1),
         store="memory://",
         datadir=str(settings.data_dir),
         autodiscover=False,
@@ -197,6 +211,10 @@ def _faust_app(settings: Settings) -> FaustApp:
         broker_session_timeout=6,
         broker_heartbeat_interval=1,
         producer_acks=-1,
+        # A topic Faust has just created may be missing from the first metadata Kafka
+        # answers (its brokers learn of new topics a moment after the controller); the
+        # group is assigned its partitions at the next refresh, so refresh often.
+        consumer_metadata_max_age_ms=5_000,
         # Let internal and changelog messages share produce requests.
         producer_linger_ms=5,
         # Table keys are (campaign, channel, minute) tuples: JSON in the changelog.
@@ -257,6 +275,15 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
             "Event time of the newest accepted event, by type.", ["type"], registry=registry,
         ),
     )
+    # Every topic the worker creates, made (with [kafka] replication_factor; -1: the broker's
+    # default) and visible before Faust subscribes.
+    replicas = settings.kafka.replication_factor
+    specs = [*(spec_of(topics[name], replicas)
+               for name in ("kpi_events", "click_join", "customer_orders")),
+             *(spec_of(t.changelog_topic, replicas) for t in app.tables.values()),
+             TopicSpec(f"{app.conf.id}-__assignor-__leader", 1, replicas, compacted=False)]
+    app.before_start.append(
+        lambda: ensure_topics(kpi.bootstrap, aiokafka_options(settings.kafka), specs))
     registry.register(KpiCollector(kpi.rows, settings.reporting_currency))
     registry.register(TargetCollector(settings.targets, kpi.owned_campaigns))
     registry.register(BudgetCollector(settings, kpi.counts.state, kpi, wall_clock_ms))

@@ -11,10 +11,24 @@ import subprocess
 import time
 from collections.abc import Iterable
 from types import TracebackType
+from typing import Protocol
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-__all__ = ["LocalBroker", "create_topics", "free_port", "stop_process"]
+__all__ = ["Broker", "LocalBroker", "create_topics", "free_port", "stop_process"]
+
+
+class Broker(Protocol):
+    """What tests and benches need of a running broker, Tansu or Apache Kafka."""
+
+    @property
+    def bootstrap(self) -> str: ...
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None: ...
 
 
 def free_port() -> int:

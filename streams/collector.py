@@ -172,11 +172,14 @@ class Collector:
         from aiokafka import AIOKafkaProducer
         from aiokafka.errors import KafkaError
 
+        from streams.kafka_clients import aiokafka_options
+
         bootstrap = bootstrap_servers(self.settings.broker)
         backoff = 0.5
         while True:
             producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2,
-                                        request_timeout_ms=10_000)
+                                        request_timeout_ms=10_000,
+                                        **aiokafka_options(self.settings.kafka))
             try:
                 await producer.start()
             except KafkaError as exc:

@@ -16,7 +16,7 @@ No exception from one round stops the loop: an event that fails is dead-lettered
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
@@ -65,9 +65,11 @@ class InputConsumer(Service):
         send: Callable[[Outgoing], Awaitable[Awaitable[Any]]],
         partition_of: Callable[[str], int],
         count_invalid: Callable[[str, int], None],
+        client_options: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self._client_options = dict(client_options or {})
         self._topics = topics
         self._ingestor = ingestor
         self._send = send
@@ -121,6 +123,7 @@ class InputConsumer(Service):
             heartbeat_interval_ms=1_000,
             max_partition_fetch_bytes=4 * 1024 * 1024,
             fetch_max_wait_ms=INPUT_FETCH_WAIT_MS,
+            **self._client_options,
         )
         await self._consumer.start()
         self._consumer.subscribe(self._topics, listener=_Assignment(self))

@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
+from typing import Any
 
 from aiokafka.client import AIOKafkaClient
 
@@ -20,8 +22,11 @@ __all__ = ["BrokerProbe", "http_status"]
 class BrokerProbe:
     """Remembers whether the broker answered its last metadata request in time."""
 
-    def __init__(self, bootstrap: str, timeout_s: float = 3.0) -> None:
+    def __init__(self, bootstrap: str, timeout_s: float = 3.0,
+                 options: Mapping[str, Any] | None = None) -> None:
         self._bootstrap = bootstrap
+        self._options = dict(options or {})
+        """Security settings ([kafka], streams.kafka_clients)."""
         self._timeout_s = timeout_s
         self._client: AIOKafkaClient | None = None
         self.reachable = True
@@ -31,7 +36,8 @@ class BrokerProbe:
         try:
             if self._client is None:
                 client = AIOKafkaClient(bootstrap_servers=self._bootstrap,
-                                        request_timeout_ms=int(self._timeout_s * 1000))
+                                        request_timeout_ms=int(self._timeout_s * 1000),
+                                        **self._options)
                 await asyncio.wait_for(client.bootstrap(), self._timeout_s)
                 self._client = client
             await asyncio.wait_for(self._client.fetch_all_metadata(), self._timeout_s)

@@ -59,17 +59,20 @@ async def _publish(settings: Settings, args: argparse.Namespace, tally: Tally) -
     from aiokafka import AIOKafkaProducer
     from aiokafka.errors import KafkaError
 
+    from streams.kafka_clients import aiokafka_options
+
     checker = Checker(ValidationRules(settings.fx), args.type, validate=not args.no_validate)
     bootstrap = bootstrap_servers(settings.broker)
     # A batch line may be 1 MiB, the worker's limit: let the broker judge, not the client.
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
-                                max_request_size=2 * MAX_BATCH_BYTES)
+                                max_request_size=2 * MAX_BATCH_BYTES,
+                                **aiokafka_options(settings.kafka))
     try:
         await producer.start()
     except KafkaError as exc:
         await producer.stop()
-        print(f"kpistream publish: cannot reach Kafka at {bootstrap} (KPISTREAM_BROKER): "
-              f"{exc}", file=sys.stderr)
+        print(f"kpistream publish: cannot reach Kafka at {bootstrap} (KPISTREAM_BROKER, "
+              f"[kafka] security settings): {exc}", file=sys.stderr)
         return 3
     topics = {event_type: topic_of(settings, event_type) for event_type in EVENT_TYPES}
     progress = _Progress(sys.stderr)

@@ -17,6 +17,7 @@ from typing import Any, Final
 from aiokafka import AIOKafkaProducer
 
 from streams.events import MAX_BATCH_EVENTS, EventType
+from streams.kafka_clients import aiokafka_options
 from streams.settings import Settings
 from streams.simulator import SimEvent, Simulator
 
@@ -69,7 +70,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     bootstrap = ",".join(part.split("://", 1)[-1] for part in settings.broker.split(";"))
 
     async def _run() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20)
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20,
+                                    **aiokafka_options(settings.kafka))
         await producer.start()
         try:
             with contextlib.suppress(TimeoutError):

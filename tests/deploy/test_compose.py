@@ -13,6 +13,7 @@ import yaml
 
 from streams.settings import EVENT_TOPIC_KEYS, settings_from
 from tests.deploy.servers import DEPLOY, REPO
+from tests.kafka_broker import kafka_version
 
 COMPOSE: dict[str, Any] = yaml.safe_load((REPO / "docker-compose.yml").read_text(encoding="utf-8"))
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
@@ -44,6 +45,14 @@ def test_the_stack_has_its_services() -> None:
     for name in _workers():
         assert SERVICES[name]["depends_on"]["kafka-init"]["condition"] == (
             "service_completed_successfully")
+
+
+def test_compose_runs_the_kafka_version_the_tests_run() -> None:
+    """The apache/kafka image of compose is the release the integration tests start."""
+    version = kafka_version()
+    assert re.fullmatch(r"4\.\d+\.\d+", version), version
+    for name in ("kafka", "kafka-init"):
+        assert SERVICES[name]["image"] == f"apache/kafka:{version}", name
 
 
 @pytest.mark.parametrize("service", sorted(SERVICES))

@@ -22,7 +22,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.broker import LocalBroker, create_topics, free_port
+from streams.broker import Broker, create_topics, free_port
 from streams.liveness import http_status
 
 EVENT_KEYS = ("views", "engagements", "clicks", "orders", "spend", "deadletter")
@@ -44,11 +44,13 @@ def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
 class Deployment:
     """One app id with its own topics on the shared broker, and its config file."""
 
-    broker: LocalBroker
+    broker: Broker
     tmp: Path
     app_id: str = field(default_factory=lambda: f"kpi-{uuid.uuid4().hex[:8]}")
     partitions: int = 4
     extra_toml: str = ""
+    extra_env: dict[str, str] = field(default_factory=dict)
+    """More KPISTREAM_* settings for every process of the deployment ([kafka] ones, say)."""
     workers: list[Worker] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -71,6 +73,7 @@ class Deployment:
             "KPISTREAM_WEB_HOST": "127.0.0.1",
             "KPISTREAM_CONFIG": str(self.config),
             "KPISTREAM_DATA_DIR": str(self.tmp / f"data-{web_port}"),
+            **self.extra_env,
         }
 
     def start_worker(self, ready_timeout_s: float = 60.0) -> Worker:

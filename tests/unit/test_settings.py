@@ -289,3 +289,85 @@ def test_duration_is_parsed_to_milliseconds(text: str, ms: int) -> None:
 def test_bad_duration_says_what_is_allowed(text: str) -> None:
     with pytest.raises(ValueError, match="whole number and a unit s, m, h or d"):
         parse_duration_ms(text)
+
+
+# --- [kafka]: the SPEC's security and topic settings ------------------------------------
+
+SPEC_KAFKA = """
+[kafka]
+security_protocol = "SASL_SSL"
+sasl_mechanism = "SCRAM-SHA-512"
+sasl_username = "kpistream"
+ssl_cafile = "{ca}"
+replication_factor = 3
+"""
+
+
+def test_the_spec_kafka_table_with_the_password_from_the_environment(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not checked here, only read\n")
+    config = write(tmp_path, SPEC_KAFKA.format(ca=ca))
+    kafka = load_settings({"KPISTREAM_CONFIG": config,
+                           "KPISTREAM_KAFKA_SASL_PASSWORD": "s3cret-pw"}).kafka
+    assert (kafka.security_protocol, kafka.sasl_mechanism, kafka.sasl_username,
+            kafka.sasl_password, kafka.ssl_cafile, kafka.replication_factor) == (
+        "SASL_SSL", "SCRAM-SHA-512", "kpistream", "s3cret-pw", ca, 3)
+    assert "s3cret-pw" not in repr(kafka)
+    assert kafka.uses_sasl and kafka.uses_tls
+
+
+def test_kafka_defaults_are_plaintext_and_the_broker_replication_factor() -> None:
+    kafka = settings_from({}, {}).kafka
+    assert (kafka.security_protocol, kafka.replication_factor, kafka.sasl_username) == (
+        "PLAINTEXT", -1, None)
+    assert not kafka.uses_sasl and not kafka.uses_tls
+
+
+def test_every_kafka_key_also_from_the_environment(tmp_path: Path) -> None:
+    password = tmp_path / "password"
+    password.write_text("from-a-file\n")
+    kafka = settings_from({"kafka": {"security_protocol": "SSL"}}, {
+        "KPISTREAM_KAFKA_SECURITY_PROTOCOL": "sasl_plaintext",
+        "KPISTREAM_KAFKA_SASL_MECHANISM": "SCRAM-SHA-256",
+        "KPISTREAM_KAFKA_SASL_USERNAME": "svc",
+        "KPISTREAM_KAFKA_SASL_PASSWORD_FILE": str(password),
+        "KPISTREAM_KAFKA_REPLICATION_FACTOR": "2",
+    }).kafka
+    assert (kafka.security_protocol, kafka.sasl_mechanism, kafka.sasl_username,
+            kafka.sasl_password, kafka.replication_factor) == (
+        "SASL_PLAINTEXT", "SCRAM-SHA-256", "svc", "from-a-file", 2)
+
+
+@pytest.mark.parametrize(("table", "env", "setting"), [
+    ({"sasl_password": "SECRET-x"}, {}, "[kafka] sasl_password"),
+    ({"security_protocol": "TLS"}, {}, "[kafka] security_protocol"),
+    ({"security_protocol": "SASL_SSL", "sasl_mechanism": "GSSAPI", "sasl_username": "u"},
+     {"KPISTREAM_KAFKA_SASL_PASSWORD": "SECRET-p"}, "[kafka] sasl_mechanism"),
+    ({"security_protocol": "SASL_SSL"}, {"KPISTREAM_KAFKA_SASL_PASSWORD": "SECRET-p"},
+     "[kafka] sasl_username"),
+    ({"security_protocol": "SASL_SSL", "sasl_username": "u"}, {},
+     "KPISTREAM_KAFKA_SASL_PASSWORD"),
+    ({"sasl_username": "u"}, {"KPISTREAM_KAFKA_SASL_PASSWORD": "SECRET-p"},
+     "[kafka] sasl_username"),
+    ({"security_protocol": "SSL", "ssl_cafile": "/nonexistent/ca.pem"}, {},
+     "[kafka] ssl_cafile"),
+    ({"replication_factor": 0}, {}, "[kafka] replication_factor"),
+    ({}, {"KPISTREAM_KAFKA_REPLICATION_FACTOR": "three"}, "KPISTREAM_KAFKA_REPLICATION_FACTOR"),
+    ({"replicas": 3}, {}, "[kafka] replicas"),
+])
+def test_bad_kafka_settings_name_the_setting_and_never_the_password(
+    table: dict[str, Any], env: dict[str, str], setting: str,
+) -> None:
+    with pytest.raises(SettingsError) as raised:
+        settings_from({"kafka": table}, env)
+    assert raised.value.setting == setting
+    assert "SECRET" not in str(raised.value)
+
+
+def test_tls_files_need_a_tls_protocol_and_certfile_goes_with_keyfile(tmp_path: Path) -> None:
+    pem = tmp_path / "a.pem"
+    pem.write_text("x")
+    with pytest.raises(SettingsError, match="mutual TLS needs both"):
+        settings_from({"kafka": {"security_protocol": "SSL", "ssl_certfile": str(pem)}}, {})
+    with pytest.raises(SettingsError, match="use SSL or SASL_SSL"):
+        settings_from({"kafka": {"ssl_cafile": str(pem)}}, {})
