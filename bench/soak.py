@@ -383,10 +383,13 @@ def render(result: SoakResult) -> str:
         f"EXACT: {'yes' if result.exact else 'NO'}; lost {result.lost():,.2f}, "
         f"double counted {result.double():,.2f}",
     ]
-    for diff in result.differences[:30]:
-        lines.append(f"  {diff.metric}{{campaign={diff.series[0]!r},channel="
-                     f"{diff.series[1]!r}}} expected {diff.expected:,.6g}, counted "
-                     f"{diff.counted:,.6g}")
+    for campaign, by_metric in _by_campaign(result.differences).items():
+        lines.append(f"  {campaign}: " + ", ".join(
+            f"{name.removeprefix('marketing_')} {delta:+,.6g}"
+            for name, delta in by_metric.items()))
+    if result.differences:
+        lines.append("  (counted - expected, summed over the campaign's channels; "
+                     "every campaign-channel in the JSON)")
     lines += [f"problem: {p}" for p in result.problems]
     behind = [f"{g} {tp} {n:,}" for g, parts in result.lag.items() for tp, n in parts.items()]
     if not result.exact:  # when exact, a few messages past the last commit are normal
@@ -402,6 +405,15 @@ def render(result: SoakResult) -> str:
             lines += [f"  {line[:300]}" for line in marked]
         lines.append(f"worker logs in {result.workdir}")
     return "\n".join(lines)
+
+
+def _by_campaign(differences: list[Difference]) -> dict[str, dict[str, float]]:
+    """campaign -> metric -> counted - expected over its channels, for the differences."""
+    out: dict[str, dict[str, float]] = {}
+    for diff in differences:
+        row = out.setdefault(diff.series[0], {})
+        row[diff.metric] = row.get(diff.metric, 0.0) + diff.counted - diff.expected
+    return dict(sorted(out.items()))
 
 
 def _opt(value: float | None) -> str:
@@ -425,7 +437,7 @@ def to_json(result: SoakResult) -> dict[str, Any]:
         "lost": result.lost(),
         "double": result.double(),
         "shared_campaign_polls": result.shared_campaigns,
-        "differences": [asdict(d) for d in result.differences[:200]],
+        "differences": [asdict(d) for d in result.differences],
         "problems": result.problems,
         "log_lines": result.log_lines,
         "group_lag": result.lag,
