@@ -45,7 +45,7 @@ from bench.ledger import (
     read_totals,
 )
 from bench.report import machine, say, write_json
-from bench.soak_lag import group_lag
+from bench.soak_lag import dead_letters, group_lag
 from bench.soak_producer import ProducerStats, produce
 from streams.broker import LocalBroker
 from tests.integration.harness import Deployment, Worker, wait_until
@@ -129,13 +129,16 @@ class SoakResult:
     """Consumer group -> "topic:partition" -> messages not committed, from the broker."""
     worker_lag: dict[int, dict[str, float]]
     """Worker port -> "topic:partition" -> its kpistream_consumer_lag, at the end."""
+    dead_letters: dict[str, int]
+    """Reason -> records on the dead-letter topic (the soak sends only valid events)."""
     load_before: tuple[float, float, float]
     load_after: tuple[float, float, float]
     workdir: str
 
     @property
     def exact(self) -> bool:
-        return not self.differences and self.exact_after_s is not None
+        return (not self.differences and self.exact_after_s is not None
+                and not self.dead_letters)
 
     def lost(self) -> float:
         return sum(m["lost"] for m in self.metrics.values())
@@ -242,6 +245,7 @@ def run_soak(broker: LocalBroker, workdir: Path, config: SoakConfig) -> SoakResu
         except Exception as exc:  # a diagnostic only: never the verdict
             lag = {}
             say(f"soak: could not read the consumer groups' offsets: {exc!r}")
+        dead = dead_letters(broker.bootstrap, deployment.topics["deadletter"])
         worker_lag = {w.port: _worker_lag(w) for w in live}
         watcher.stop.set()
         watcher.join()
@@ -256,7 +260,7 @@ def run_soak(broker: LocalBroker, workdir: Path, config: SoakConfig) -> SoakResu
     return SoakResult(
         config, dict(ledger.sent_unique), dict(ledger.sent_duplicates), stats, summary,
         differences, watcher.kills, exact_after, watcher.shared_polls, problems,
-        _log_lines(deployment), lag, worker_lag, load_before, os.getloadavg(), str(workdir))
+        _log_lines(deployment), lag, worker_lag, dead, load_before, os.getloadavg(), str(workdir))
 
 
 def _kill_loop(deployment: Deployment, live: list[Worker], lock: threading.Lock,
@@ -391,6 +395,8 @@ def render(result: SoakResult) -> str:
         lines.append("  (counted - expected, summed over the campaign's channels; "
                      "every campaign-channel in the JSON)")
     lines += [f"problem: {p}" for p in result.problems]
+    lines.append("dead-letter topic: " + (", ".join(
+        f"{n:,}x {reason!r}" for reason, n in result.dead_letters.items()) or "empty"))
     behind = [f"{g} {tp} {n:,}" for g, parts in result.lag.items() for tp, n in parts.items()]
     if not result.exact:  # when exact, a few messages past the last commit are normal
         lines.append("consumer groups at the end, messages not committed: "
@@ -442,6 +448,7 @@ def to_json(result: SoakResult) -> dict[str, Any]:
         "log_lines": result.log_lines,
         "group_lag": result.lag,
         "worker_lag": result.worker_lag,
+        "dead_letters": result.dead_letters,
         "workdir": result.workdir,
     }
 
