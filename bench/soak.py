@@ -235,9 +235,9 @@ def run_soak(broker: LocalBroker, workdir: Path, config: SoakConfig) -> SoakResu
                 break
             if time.monotonic() - progress >= 15:
                 progress = time.monotonic()
-                summary = compare(expected, counted)[0]["marketing_views"]
+                views = compare(expected, counted)[0]["marketing_views"]
                 say(f"soak: {progress - stopped:.0f} s after the end: views counted "
-                    f"{summary['counted']:,.0f} of {summary['expected']:,.0f}")
+                    f"{views['counted']:,.0f} of {views['expected']:,.0f}")
             time.sleep(_POLL_S)  # the pace of polling; the condition is the counts
         try:
             lag = group_lag(broker.bootstrap, deployment.app_id,
