@@ -93,7 +93,12 @@ def settings_of(objects: list[dict[str, Any]], tmp: Path,
     toml.write_text(configmap(objects, "kpistream-config")["data"]["kpistream.toml"],
                     encoding="utf-8")
     env = dict(configmap(objects, "kpistream-env")["data"])
-    return load_settings({**env, **(extra or {}), "KPISTREAM_CONFIG": str(toml)})
+    # What the Secret kpistream supplies (not part of the manifests): the collector's
+    # tokens, and a password where the settings ask for SASL.
+    secret = {"KPISTREAM_COLLECTOR_TOKENS": "pixel=stand-in-token-0123456789"}
+    if "SASL" in env.get("KPISTREAM_KAFKA_SECURITY_PROTOCOL", ""):
+        secret["KPISTREAM_KAFKA_SASL_PASSWORD"] = "stand-in"
+    return load_settings({**env, **secret, **(extra or {}), "KPISTREAM_CONFIG": str(toml)})
 
 
 # --- the CRD schemas --------------------------------------------------------------------
