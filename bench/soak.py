@@ -308,7 +308,8 @@ def _kill_loop(deployment: Deployment, live: list[Worker], lock: threading.Lock,
 
 
 def _worker_lag(worker: Worker) -> dict[str, float]:
-    """The partitions a worker consumes (its kpistream_consumer_lag series) and their lag."""
+    """What a worker has not yet consumed, per consumer group and topic
+    (its kpistream_consumer_lag series)."""
     try:
         text = worker.metrics_text()
     except OSError:
@@ -317,7 +318,7 @@ def _worker_lag(worker: Worker) -> dict[str, float]:
     for line in text.splitlines():
         if line.startswith("kpistream_consumer_lag{"):
             labels = dict(_LABEL.findall(line[:line.rindex("}")]))
-            out[f"{labels['topic']}:{labels['partition']}"] = float(line.rsplit(" ", 1)[1])
+            out[f"{labels['group']}:{labels['topic']}"] = float(line.rsplit(" ", 1)[1])
     return out
 
 

@@ -32,9 +32,13 @@ ANSWER_TIMEOUT_S = 30.0
 TP = TypeVar("TP")
 
 
-async def end_offsets_need_correction(bootstrap: str) -> bool:
-    """Whether the broker is Tansu (by its cluster id), whose end offsets stop short."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def end_offsets_need_correction(bootstrap: str,
+                                      options: Mapping[str, Any] | None = None) -> bool:
+    """Whether the broker is Tansu (by its cluster id), whose end offsets stop short.
+
+    ``options``: the connection's security settings, as aiokafka clients take them.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(options or {}))
     await admin.start()
     try:
         cluster: dict[str, Any] = await admin.describe_cluster()
@@ -44,7 +48,8 @@ async def end_offsets_need_correction(bootstrap: str) -> bool:
 
 
 async def true_end_offsets(bootstrap: str, reported: Mapping[TP, int],
-                           timeout_s: float = ANSWER_TIMEOUT_S) -> dict[TP, int]:
+                           timeout_s: float = ANSWER_TIMEOUT_S,
+                           options: Mapping[str, Any] | None = None) -> dict[TP, int]:
     """The reported end offsets, moved on to the high watermark of a fetch answer.
 
     Raises TimeoutError when some partition's answer does not come within ``timeout_s``.
@@ -53,7 +58,8 @@ async def true_end_offsets(bootstrap: str, reported: Mapping[TP, int],
     tps = [tp for tp, end in ends.items() if end]  # an empty partition reports 0: right
     if not tps:
         return ends
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                **(options or {}))
     await consumer.start()
     try:
         consumer.assign(tps)  # Faust's TP is the same namedtuple as aiokafka's

@@ -90,11 +90,14 @@ class StreamConsumer(faust_aiokafka.Consumer):
         reported: Mapping[Any, int] = await super().highwaters(*partitions)
         transport: Any = self.transport
         bootstrap = ",".join(faust_aiokafka.server_list(transport.url, transport.default_port))
+        # The same connection (TLS, SASL) as Faust's own clients.
+        options = faust_aiokafka.credentials_to_aiokafka_auth(
+            self.app.conf.broker_credentials, self.app.conf.ssl_context)
         if self._correct_ends is None:
-            self._correct_ends = await end_offsets_need_correction(bootstrap)
+            self._correct_ends = await end_offsets_need_correction(bootstrap, options)
         if not self._correct_ends:
             return reported
-        return await true_end_offsets(bootstrap, reported)
+        return await true_end_offsets(bootstrap, reported, options=options)
 
 
 class StreamTransport(faust_aiokafka.Transport):
