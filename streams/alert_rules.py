@@ -169,6 +169,16 @@ def _kpi_value(kpi: str) -> str:
     return f"campaign_window:marketing_{kpi}:ratio"
 
 
+def _campaign_matcher(members: Sequence[Target], entries: Sequence[Target]) -> str:
+    """The label matcher that gives ``members`` their own rule among ``entries``: their
+    campaigns, or for the default entry every campaign without an entry of its own."""
+    if any(t.campaign == DEFAULT_CAMPAIGN for t in members):
+        others = [t.campaign for t in entries
+                  if t not in members and t.campaign != DEFAULT_CAMPAIGN]
+        return f', campaign!~"{_campaign_regex(others)}"' if others else ""
+    return f', campaign=~"{_campaign_regex([t.campaign for t in members])}"'
+
+
 def _campaign_regex(campaigns: Sequence[str]) -> str:
     # Of a campaign id's characters (A-Za-z0-9._:-) only "." means something in a regex;
     # its backslash is doubled because the regex sits in a PromQL double-quoted string.
@@ -186,14 +196,7 @@ def _target_alerts(targets: Sequence[Target], currency: str,
         for target in entries:
             policies.setdefault((target.for_ms, target.severity), []).append(target)
         for (for_ms, severity), members in policies.items():
-            matcher = ""
-            if len(policies) > 1:
-                if any(t.campaign == DEFAULT_CAMPAIGN for t in members):
-                    others = [t.campaign for t in entries
-                              if t not in members and t.campaign != DEFAULT_CAMPAIGN]
-                    matcher = f', campaign!~"{_campaign_regex(others)}"' if others else ""
-                else:
-                    matcher = f', campaign=~"{_campaign_regex([t.campaign for t in members])}"'
+            matcher = _campaign_matcher(members, entries) if len(policies) > 1 else ""
             rule = _target_alert(kpi, bound, for_ms, severity, matcher, currency, runbook_url)
             if len(policies) > 1:
                 # Rules of one KPI+bound must differ in labels (promtool lint).
@@ -340,14 +343,7 @@ def _policies(entries: Sequence[Target], key: Callable[[Target], Any]
         groups.setdefault(key(target), []).append(target)
     parts = []
     for policy, members in groups.items():
-        matcher = ""
-        if len(groups) > 1:
-            if any(t.campaign == DEFAULT_CAMPAIGN for t in members):
-                others = [t.campaign for t in entries
-                          if t not in members and t.campaign != DEFAULT_CAMPAIGN]
-                matcher = f', campaign!~"{_campaign_regex(others)}"' if others else ""
-            else:
-                matcher = f', campaign=~"{_campaign_regex([t.campaign for t in members])}"'
+        matcher = _campaign_matcher(members, entries) if len(groups) > 1 else ""
         parts.append((policy, matcher, members))
     return parts
 
