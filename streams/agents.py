@@ -12,16 +12,13 @@ import logging
 from collections.abc import Awaitable, Iterable
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from streams.app import wall_clock_ms
-from streams.failures import Failure, internal_reason
-from streams.forwards import Forwards, MalformedForwards
+from streams.failures import INTERNAL_ERROR, Failure
 from streams.input_consumer import InputConsumer
 from streams.kafka_clients import aiokafka_options
 from streams.liveness import BrokerProbe
-from streams.orders import OrderRoute
-from streams.outgoing import Outgoing, counted, dead_letters, orders
+from streams.outgoing import Outgoing, dead_letters
+from streams.steps import count_message, customer_message, join_message
 
 if TYPE_CHECKING:
     from streams.app import KpiApp
@@ -58,11 +55,13 @@ def register(kpi: KpiApp) -> None:
         return deliveries
 
     def failed(stage: str, message: Any, failures: list[Failure]) -> list[Outgoing]:
-        """Count, log (once per event, no values) and dead-letter what a stage failed on."""
+        """Count and dead-letter what a stage refused or failed on; log each internal
+        error once (no values). Refusals by a limit are not logged: a flood would be."""
         for failure in failures:
-            _log.error("kpistream %s: internal error on an event at %s[%d] offset %d "
-                       "(index %s): %s", stage, message.topic, message.partition,
-                       message.offset, failure.index, failure.reason)
+            if failure.reason.startswith(INTERNAL_ERROR):
+                _log.error("kpistream %s: internal error on an event at %s[%d] offset %d "
+                           "(index %s): %s", stage, message.topic, message.partition,
+                           message.offset, failure.index, failure.reason)
             kpi.count(failure.type, "invalid", 1)
         return dead_letters(failures, message.topic, message.partition, message.offset)
 
@@ -83,18 +82,10 @@ def register(kpi: KpiApp) -> None:
         async for event in stream.events():
             await join_acks.wait_if_stopped()
             message = event.message
-            try:
-                items = orjson.loads(event.value)
-            except orjson.JSONDecodeError:
-                items, bad = [], [Failure("unknown", "internal error: the click join got a "
-                                          "message that is not JSON", _preview(event.value))]
-            else:
-                bad = []
-            released, failures = kpi.clicks.handle_message(
-                items, message.partition, message.offset, wall_clock_ms())
-            records = [*failed("join", message, [*bad, *failures]),
-                       *orders(released, kpi.partition)]
-            deliveries = await send_all(records, message.partition, kpi.clicks.clicks_table,
+            records, failures = join_message(kpi.clicks, event.value, message.partition,
+                                             message.offset, wall_clock_ms(), kpi.partition)
+            deliveries = await send_all([*failed("join", message, failures), *records],
+                                        message.partition, kpi.clicks.clicks_table,
                                         kpi.clicks.waiting_table)
             join_acks.track(_acker(stream, event), deliveries)
 
@@ -104,16 +95,13 @@ def register(kpi: KpiApp) -> None:
         async for event in stream.events():
             await customer_acks.wait_if_stopped()
             message = event.message
-            failures: list[Failure] = []
-            routes = _orders(event.value, failures)
-            forwards, duplicates = kpi.customers.handle(
-                routes, message.partition, message.offset, wall_clock_ms(), failures)
+            records, failures, duplicates = customer_message(
+                kpi.customers, event.value, message.partition, message.offset,
+                wall_clock_ms(), kpi.partition)
             if duplicates:
                 kpi.count("order", "duplicate", duplicates)
-            records = failed("customers", message, failures)
-            for campaign, campaign_forwards in forwards.items():
-                records += counted(campaign, campaign_forwards, kpi.partition)
-            deliveries = await send_all(records, message.partition, kpi.customers.table)
+            deliveries = await send_all([*failed("customers", message, failures), *records],
+                                        message.partition, kpi.customers.table)
             customer_acks.track(_acker(stream, event), deliveries)
 
     @app.agent(topics["kpi_events"], name="count")
@@ -122,19 +110,10 @@ def register(kpi: KpiApp) -> None:
         async for event in stream.events():
             await count_acks.wait_if_stopped()
             message = event.message
-            try:
-                forwards = Forwards.from_wire(event.value)
-                campaign = event.key.decode("utf-8")
-            except (MalformedForwards, AttributeError, UnicodeDecodeError) as exc:
-                records = failed("count", message, [Failure(
-                    "unknown", internal_reason("the counting stage", exc),
-                    _preview(event.value))])
-                count_acks.track(_acker(stream, event), await send_all(records, 0))
-                continue
-            folded = kpi.counts.handle(campaign, forwards, message.partition,
-                                       message.offset, wall_clock_ms())
-            records = failed("count", message, folded.failures)
-            deliveries = await send_all(records, message.partition, kpi.counts.table)
+            folded = count_message(kpi.counts, event.key, event.value, message.partition,
+                                   message.offset, wall_clock_ms())
+            deliveries = await send_all(failed("count", message, folded.failures),
+                                        message.partition, kpi.counts.table)
             count_acks.track(_acker(stream, event), deliveries)
             for event_type, accepted in folded.accepted.items():
                 kpi.count(event_type, "accepted", accepted)
@@ -169,25 +148,3 @@ def _acker(stream: Any, event: Any) -> Any:
         await stream.ack(event)
 
     return ack
-
-
-def _orders(raw: bytes, failures: list[Failure]) -> list[OrderRoute]:
-    """The orders of a customer-orders message; one that cannot be read is a failure."""
-    try:
-        wires = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        failures.append(Failure("order", "internal error: the customer stage got a message "
-                                "that is not JSON", _preview(raw)))
-        return []
-    routes = []
-    for index, wire in enumerate(wires):
-        try:
-            routes.append(OrderRoute.from_wire(wire))
-        except Exception as exc:
-            failures.append(Failure("order", internal_reason("the customer stage", exc),
-                                    orjson.dumps(wire).decode("utf-8"), index))
-    return routes
-
-
-def _preview(raw: bytes | None) -> str:
-    return (raw or b"").decode("utf-8", errors="replace")[:1024]

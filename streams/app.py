@@ -258,10 +258,9 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         topics=topics,
         counts=CountStage(
             KpiState(settings.retention_minutes), table("kpi"), settings.dedup_window_ms,
-            CampaignChannels(-(-settings.max_campaign_channels // settings.partitions),
+            CampaignChannels(settings.max_campaign_channels, settings.partitions,
                              settings.campaign_retention_ms),
-            lambda campaign: partition_for(campaign, settings.partitions),
-            settings.max_campaign_channels),
+            lambda campaign: partition_for(campaign, settings.partitions)),
         clicks=ClickStage(table("clicks"), table("waiting-orders"),
                           settings.attribution_window_ms, settings.click_grace_ms),
         customers=CustomerStage(table("customers"), settings.customer_window_ms,

@@ -36,10 +36,22 @@ def limit_reason(max_campaign_channels: int, per_partition: int) -> str:
 class CampaignChannels:
     """Per partition: live campaign-channels and when each was last counted."""
 
-    per_partition: int
+    max_campaign_channels: int
+    """The deployment's cap ([kpi] max_campaign_channels)."""
+    partitions: int
     retention_ms: int
     live: dict[int, dict[Cell, int]] = field(default_factory=dict)
     _scanned_minute: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def per_partition(self) -> int:
+        """A partition's share of the cap."""
+        return -(-self.max_campaign_channels // self.partitions)
+
+    @property
+    def refusal(self) -> str:
+        """The dead-letter reason of an event refused by the cap."""
+        return limit_reason(self.max_campaign_channels, self.per_partition)
 
     def admit(self, partition: int, campaign: str, channels: list[str]) -> set[str]:
         """The channels (distinct, in the order they first appear in a message) that may

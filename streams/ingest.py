@@ -19,7 +19,7 @@ import orjson
 from streams.attribution import UNATTRIBUTED, attribute
 from streams.clicks import Click
 from streams.events import Event, EventType, Rejection, ValidationRules, parse_message
-from streams.failures import internal_reason
+from streams.failures import INTERNAL_ERROR, internal_reason
 from streams.forwards import Forwards
 from streams.orders import OrderRoute
 
@@ -49,6 +49,8 @@ class IngestResult:
     """Orders attributed already, or with nothing to attribute them by."""
     dead_letters: list[bytes] = field(default_factory=list)
     invalid: Counter[str] = field(default_factory=Counter)
+    internal_errors: list[tuple[str, int, int, str]] = field(default_factory=list)
+    """(topic, partition, offset, reason) of each event that raised, for the log."""
 
 
 class Ingestor:
@@ -95,6 +97,9 @@ class Ingestor:
                     elif isinstance(verdict, Rejection):
                         result.invalid[verdict.type] += 1
                         result.dead_letters.append(dead_letter(verdict, message))
+                        if verdict.reason.startswith(INTERNAL_ERROR):  # validation raised
+                            result.internal_errors.append((message.topic, message.partition,
+                                                           message.offset, verdict.reason))
                     else:
                         self._route_order(verdict, result)
                 except Exception as exc:  # one event never stops the stage (SPEC 4)
@@ -103,6 +108,8 @@ class Ingestor:
                                        index if len(verdicts) > 1 else None)
                     result.invalid[event_type] += 1
                     result.dead_letters.append(dead_letter(failed, message))
+                    result.internal_errors.append((message.topic, message.partition,
+                                                   message.offset, failed.reason))
         return result
 
     def event_type(self, topic: str) -> EventType:

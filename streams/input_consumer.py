@@ -178,6 +178,9 @@ class InputConsumer(Service):
         for piece in _pieces(fetched, PIECE_BYTES):
             self._ingestor.ingest(piece, result)
             await asyncio.sleep(0)  # let a scrape or a heartbeat in between pieces
+        for topic, partition, offset, reason in result.internal_errors:
+            self.log.error("kpistream input: internal error on an event at %s[%d] offset %d: "
+                           "%s", topic, partition, offset, reason)
         try:
             outgoing, invalid = ingested(result, self._partition_of), result.invalid
         except Exception as exc:

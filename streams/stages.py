@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.aggregate import Folded, fold
-from streams.campaigns import CampaignChannels, limit_reason
+from streams.campaigns import CampaignChannels
 from streams.clicks import Click, ClickBook, Waiting
+from streams.counts import add_into
 from streams.customers import CustomerBook
 from streams.durations import MINUTE_MS
 from streams.failures import Failure, internal_reason
@@ -73,12 +74,17 @@ def _first_time(keys: list[str], recorded_at: dict[str, int],
     here: set[str] = set()
     fresh = []
     for key in keys:
-        recorded = recorded_at.get(key)
-        new = key not in here and (recorded is None or recorded == offset)
+        new = _is_new(key, here, recorded_at, offset)
         if new:
             here.add(key)
         fresh.append(new)
     return fresh, False
+
+
+def _is_new(key: str, here: set[str], recorded_at: dict[str, int], offset: int) -> bool:
+    """Not yet seen in this message (``here``), and recorded by no other message."""
+    recorded = recorded_at.get(key)
+    return key not in here and (recorded is None or recorded == offset)
 
 
 def _fold_each(campaign: str, forwards: Forwards, recorded_at: dict[str, int],
@@ -95,8 +101,7 @@ def _fold_each(campaign: str, forwards: Forwards, recorded_at: dict[str, int],
 
         def first_time(keys: list[str], asked: list[tuple[str, bool]] = asked) -> list[bool]:
             (key,) = keys
-            recorded = recorded_at.get(key)
-            new = key not in here and (recorded is None or recorded == offset)
+            new = _is_new(key, here, recorded_at, offset)
             asked.append((key, new))
             return [new]
 
@@ -123,8 +128,7 @@ def _merge(into: Folded, one: Folded) -> None:
         if acc is None:
             into.deltas[key] = list(delta)
         else:
-            for i, value in enumerate(delta):
-                acc[i] += value
+            add_into(acc, delta)
     into.accepted.update(one.accepted)
     into.duplicates.update(one.duplicates)
     for event_type, ts in one.newest_ts_ms.items():
@@ -156,8 +160,6 @@ class CountStage:
     """Live campaign-channels, for the cap and for retiring silent ones (None: neither)."""
     partition_of: Callable[[str], int] | None = None
     """A campaign's partition (for rebuilding ``campaigns``)."""
-    max_campaign_channels: int = 0
-    """The deployment's cap, for the reason of a refused event."""
     ids: dict[int, _MessageIds] = field(default_factory=dict)
 
     def handle(self, campaign: str, forwards: Forwards, partition: int,
@@ -222,7 +224,7 @@ class CountStage:
         admitted = self.campaigns.admit(partition, campaign, channels)
         if len(admitted) == len(channels):
             return forwards, []
-        reason = limit_reason(self.max_campaign_channels, self.campaigns.per_partition)
+        reason = self.campaigns.refusal
         kept = Forwards()
         refused = []
         for index, event in enumerate(forwards):
@@ -309,7 +311,7 @@ class ClickStage:
                     if joined is not None:
                         released.append(joined)
             except Exception as exc:
-                event_type = "click" if item and item[0] == "c" else "order"
+                event_type = "click" if isinstance(item, list) and item[:1] == ["c"] else "order"
                 failures.append(Failure(event_type, internal_reason("the click join", exc),
                                         dumps(item).decode("utf-8"), index))
         self.end_message(partition, offset)

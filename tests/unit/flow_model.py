@@ -18,14 +18,13 @@ import orjson
 from streams.campaigns import CampaignChannels
 from streams.events import EventType, ValidationRules
 from streams.failures import Failure
-from streams.forwards import Forwards
 from streams.ingest import Ingestor, RawMessage
-from streams.orders import OrderRoute
-from streams.outgoing import Outgoing, counted, dead_letters, ingested, orders
+from streams.outgoing import Outgoing, dead_letters, ingested
 from streams.partitions import partition_for
 from streams.settings import Window
 from streams.stages import ClickStage, CountStage, CustomerStage
 from streams.state import KpiState
+from streams.steps import count_message, customer_message, join_message
 from streams.windows import minute_of
 
 TOPICS: dict[str, EventType] = {
@@ -50,9 +49,8 @@ class FlowModel:
             rates or {"USD": Decimal(1), "EUR": Decimal("1.08")}),
             promo_codes or {}, lambda: self.now_ms)
         campaigns = None if max_campaign_channels is None else CampaignChannels(
-            -(-max_campaign_channels // partitions), campaign_retention_ms)
-        self.counts = CountStage(KpiState(1440), {}, DAY_MS, campaigns, self.part,
-                                 max_campaign_channels or 0)
+            max_campaign_channels, partitions, campaign_retention_ms)
+        self.counts = CountStage(KpiState(1440), {}, DAY_MS, campaigns, self.part)
         self.clicks = ClickStage({}, {}, 7 * DAY_MS, grace_ms)
         self.customers = CustomerStage({}, 400 * DAY_MS, DAY_MS)
         self.offset = 0
@@ -91,23 +89,17 @@ class FlowModel:
             self.dead_letters.append(orjson.loads(record.value))
             return []
         if record.topic == "click_join":
-            released, failures = self.clicks.handle_message(
-                orjson.loads(record.value), partition, offset, now_ms)
-            return [*self._failed(record, offset, failures), *orders(released, self.part)]
+            records, failures = join_message(self.clicks, record.value, partition, offset,
+                                             now_ms, self.part)
+            return [*self._failed(record, offset, failures), *records]
         if record.topic == "customer_orders":
-            failures: list[Failure] = []
-            routes = [OrderRoute.from_wire(w) for w in orjson.loads(record.value)]
-            forwards, duplicates = self.customers.handle(routes, partition, offset, now_ms,
-                                                         failures)
+            records, failures, duplicates = customer_message(
+                self.customers, record.value, partition, offset, now_ms, self.part)
             self.outcomes[("order", "duplicate")] += duplicates
-            out = self._failed(record, offset, failures)
-            for campaign, campaign_forwards in forwards.items():
-                out += counted(campaign, campaign_forwards, self.part)
-            return out
-        assert record.topic == "kpi_events" and record.key is not None
-        folded = self.counts.handle(record.key.decode("utf-8"),
-                                    Forwards.from_wire(record.value), partition, offset,
-                                    now_ms)
+            return [*self._failed(record, offset, failures), *records]
+        assert record.topic == "kpi_events"
+        folded = count_message(self.counts, record.key, record.value, partition, offset,
+                               now_ms)
         for event_type, n in folded.accepted.items():
             self.outcomes[(event_type, "accepted")] += n
         for event_type, n in folded.duplicates.items():

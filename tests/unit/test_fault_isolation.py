@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import orjson
 import pytest
 
 import streams.aggregate
@@ -15,6 +16,8 @@ from streams.clicks import ClickBook
 from streams.counts import CLICKS, ORDERS, REVENUE, SPEND, VIEWS, WIDTH
 from streams.customers import CustomerBook
 from streams.delivery import InOrderAcks
+from streams.ingest import RawMessage
+from streams.steps import count_message, customer_message, join_message
 from tests.unit.flow_model import FlowModel
 
 NOW = 1_795_430_000_000
@@ -207,3 +210,30 @@ def test_a_failed_send_stops_the_acks_for_good_and_says_why() -> None:
     acked, failure = asyncio.run(run())
     assert acked == []
     assert failure is not None and failure.startswith("count: a send failed (OSError)")
+
+
+def test_an_input_event_that_raises_is_named_for_the_log_by_place_not_value(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def attribute(event: Any, promo_codes: Any) -> Any:
+        raise Injected("cust-secret")
+
+    monkeypatch.setattr(streams.ingest, "attribute", attribute)
+    model = FlowModel(NOW)
+    raw = orjson.dumps(order(1, "cust-secret", campaign_id="shop"))
+    result = model.ingestor.ingest([RawMessage("orders", 3, 41, raw)])
+    ((topic, partition, offset, reason),) = result.internal_errors
+    assert (topic, partition, offset) == ("orders", 3, 41)
+    assert "cust-secret" not in reason
+
+
+@pytest.mark.parametrize("raw", [None, b"", b"not json", b"5", b'{"a": 1}', b'"x"', b"[7]"])
+def test_an_internal_message_of_any_shape_is_a_failure_not_a_crash(raw: bytes | None) -> None:
+    model = FlowModel(NOW)
+    records, failures = join_message(model.clicks, raw, 0, 1, NOW, model.part)
+    assert records == [] and len(failures) == 1
+    records, failures, duplicates = customer_message(model.customers, raw, 0, 2, NOW,
+                                                     model.part)
+    assert records == [] and len(failures) == 1 and duplicates == 0
+    folded = count_message(model.counts, b"c", raw, 0, 3, NOW)
+    assert not folded.deltas and len(folded.failures) == 1
+    assert all(f.reason.startswith("internal error:") for f in folded.failures)
