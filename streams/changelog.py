@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Iterator, MutableMapping
 from typing import Any
 
-from streams.wire import encode_value
+from streams.wire import dumps
 
 __all__ = ["ChangelogTable"]
 
@@ -62,7 +62,7 @@ class ChangelogTable(MutableMapping[Any, Any]):
         topic = table.changelog_topic.get_topic_name()
         dumps_key = app.serializers.dumps_key
         for key, value in pending:
-            raw_value = None if value is None else encode_value(value)
+            raw_value = None if value is None else dumps(value)
             deliveries.append(await app.producer.send(
                 topic, dumps_key(None, key, serializer="json"), raw_value, partition, None,
                 None))

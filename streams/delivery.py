@@ -41,10 +41,6 @@ class InOrderAcks:
             self._runner = asyncio.ensure_future(self._run())
         self._queue.put_nowait((ack, list(deliveries)))
 
-    @property
-    def pending(self) -> int:
-        return self._queue.qsize()
-
     async def wait_if_stopped(self) -> None:
         """Block the stage for good once a send has failed (it takes no more messages)."""
         if self.failure is not None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["dumps", "encode_value", "exact_int", "exact_ints", "json_safe_ints"]
+__all__ = ["dumps", "exact_int", "exact_ints", "json_safe_ints"]
 
 _LOW = -(2**63)
 _HIGH = 2**63 - 1
@@ -46,9 +46,6 @@ def dumps(value: Any) -> bytes:
     except TypeError:
         return orjson.dumps(_safe(value), option=_OPTIONS)
 
-
-encode_value = dumps
-"""The changelog value of a table entry."""
 
 
 def _safe(value: Any) -> Any:

@@ -20,7 +20,7 @@ from streams.events import Event, ValidationRules, parse_message
 from streams.forwards import Forwards
 from streams.orders import OrderRoute
 from streams.state import KpiState
-from streams.wire import encode_value
+from streams.wire import dumps
 from tests.unit.flow_model import WINDOWS, FlowModel
 
 NOW = 1_795_430_000_000
@@ -76,7 +76,7 @@ def test_a_bucket_beyond_64_bits_survives_its_changelog_record() -> None:
     rebuilt = KpiState(60)
     for key, counts in changed.items():
         assert counts is not None
-        rebuilt.load(key, orjson.loads(encode_value(counts)))
+        rebuilt.load(key, orjson.loads(dumps(counts)))
     rows = {(c, ch, w): v for c, ch, w, v in rebuilt.rows(NOW // 60_000, WINDOWS,
                                                             lambda _: True)}
     assert rows[("big", "tiktok", "total")][SPEND] == 3 * 10**21
