@@ -425,7 +425,12 @@ class CustomerStage:
             self.table.pop(customer, None)
         forwards: dict[str, Forwards] = {}
         duplicates = 0
+        here: set[tuple[str, str]] = set()
         for index, order in enumerate(orders):
+            if (order.customer_id, order.event_id) in here:
+                duplicates += 1  # a repeat inside the message, not a replay of it
+                continue
+            here.add((order.customer_id, order.event_id))
             try:
                 duplicates += self._handle_one(book, order, partition, offset, now_ms,
                                                forwards)

@@ -102,9 +102,11 @@ def reference(specs: list[Spec]) -> dict[tuple[str, str], list[int]]:
     for spec in specs:
         doc = spec.doc
         cell = (doc["campaign_id"], (doc.get("channel") or "unknown").lower())
+        # An event id names an event within its campaign; an order's, within its customer
+        # (whatever campaign a second delivery names).
         key: tuple[Any, ...] = (spec.type, cell[0], doc["event_id"])
         if spec.type == "order":
-            key = (*key, doc["customer_id"])
+            key = (spec.type, doc["customer_id"], doc["event_id"])
         if key in seen:
             continue
         seen.add(key)
