@@ -2,8 +2,10 @@
 
 Every agent acks a message only once what its handling sent (internal messages,
 changelog records, dead letters) is delivered, in order (streams.delivery): a failed
-send is never committed past. An event a stage fails on is dead-lettered as an internal
-error and the rest of its message goes on (streams.failures).
+send is never committed past. A stage takes each partition's messages at exactly the
+next offset, and only its acks count (streams.offset_order, streams.stream_consumer).
+An event a stage fails on is dead-lettered as an internal error and the rest of its
+message goes on (streams.failures).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from streams.failures import INTERNAL_ERROR, Failure
 from streams.input_consumer import InputConsumer
 from streams.kafka_clients import aiokafka_options
 from streams.liveness import BrokerProbe
+from streams.offset_order import Admit
 from streams.outgoing import Outgoing, dead_letters
 from streams.steps import count_message, customer_message, join_message
 
@@ -73,6 +76,36 @@ def register(kpi: KpiApp) -> None:
     )
     app.started_with_app.append(kpi.input)
 
+    async def takes(event: Any) -> bool:
+        """Whether the stage handles this message now: the next of its partition
+        (streams.offset_order). On a hole, the partition is read again from it."""
+        message = event.message
+        consumer: Any = app.consumer
+        order = consumer.offset_order
+        verdict = order.admit(message.tp, message.offset, wall_clock_ms())
+        if verdict is Admit.TAKE:
+            return True
+        consumer.release(message)
+        if verdict is Admit.HOLE:
+            await read_again(consumer, message.tp, order.expected(message.tp),
+                             f"offset {message.offset} came first")
+        return False
+
+    async def read_again(consumer: Any, tp: Any, expected: int, why: str) -> None:
+        try:
+            earliest = (await consumer.earliest_offsets(tp)).get(tp, 0)
+            if expected < earliest:
+                _log.warning("kpistream: %s[%d] offsets %d to %d are no longer on the broker "
+                             "(retention): going on from %d", tp.topic, tp.partition,
+                             expected, earliest - 1, earliest)
+            else:
+                _log.warning("kpistream: %s[%d] offset %d is next but %s: reading again "
+                             "from it", tp.topic, tp.partition, expected, why)
+            await consumer.seek(tp, max(expected, earliest))
+        except Exception as exc:  # a rebalance under way seeks by itself; else asked again
+            _log.warning("kpistream: seeking %s[%d] back to %d failed: %r", tp.topic,
+                         tp.partition, expected, exc)
+
     join_acks, customer_acks, count_acks = (kpi.stage_acks(name)
                                             for name in ("join", "customers", "count"))
 
@@ -81,19 +114,23 @@ def register(kpi: KpiApp) -> None:
         stream = stream.noack()
         async for event in stream.events():
             await join_acks.wait_if_stopped()
+            if not await takes(event):
+                continue
             message = event.message
             records, failures = join_message(kpi.clicks, event.value, message.partition,
                                              message.offset, wall_clock_ms(), kpi.partition)
             deliveries = await send_all([*failed("join", message, failures), *records],
                                         message.partition, kpi.clicks.clicks_table,
                                         kpi.clicks.waiting_table)
-            join_acks.track(_acker(stream, event), deliveries)
+            join_acks.track(_acker(app, event), deliveries)
 
     @app.agent(topics["customer_orders"], name="customers")
     async def customers(stream: Any) -> None:
         stream = stream.noack()
         async for event in stream.events():
             await customer_acks.wait_if_stopped()
+            if not await takes(event):
+                continue
             message = event.message
             records, failures, duplicates = customer_message(
                 kpi.customers, event.value, message.partition, message.offset,
@@ -102,19 +139,21 @@ def register(kpi: KpiApp) -> None:
                 kpi.count("order", "duplicate", duplicates)
             deliveries = await send_all([*failed("customers", message, failures), *records],
                                         message.partition, kpi.customers.table)
-            customer_acks.track(_acker(stream, event), deliveries)
+            customer_acks.track(_acker(app, event), deliveries)
 
     @app.agent(topics["kpi_events"], name="count")
     async def count(stream: Any) -> None:
         stream = stream.noack()
         async for event in stream.events():
             await count_acks.wait_if_stopped()
+            if not await takes(event):
+                continue
             message = event.message
             folded = count_message(kpi.counts, event.key, event.value, message.partition,
                                    message.offset, wall_clock_ms())
             deliveries = await send_all(failed("count", message, folded.failures),
                                         message.partition, kpi.counts.table)
-            count_acks.track(_acker(stream, event), deliveries)
+            count_acks.track(_acker(app, event), deliveries)
             for event_type, accepted in folded.accepted.items():
                 kpi.count(event_type, "accepted", accepted)
             for event_type, duplicates in folded.duplicates.items():
@@ -126,6 +165,13 @@ def register(kpi: KpiApp) -> None:
             await topics["click_join"].send(value=b"[]", partition=partition)
 
     app.timer(interval=TICK_INTERVAL_S)(tick)
+
+    async def seek_holes_again() -> None:
+        consumer: Any = app.consumer
+        for tp, expected in consumer.offset_order.overdue(wall_clock_ms()):
+            await read_again(consumer, tp, expected, "it has not come since its seek")
+
+    app.timer(interval=TICK_INTERVAL_S)(seek_holes_again)
 
     kpi.probe = BrokerProbe(kpi.bootstrap, options=aiokafka_options(kpi.settings.kafka))
 
@@ -143,8 +189,9 @@ def register(kpi: KpiApp) -> None:
     kpi_table.table.on_recover(rebuild)
 
 
-def _acker(stream: Any, event: Any) -> Any:
+def _acker(app: Any, event: Any) -> Any:
+    """The ack of a handled message (streams.stream_consumer counts no other)."""
     async def ack() -> None:
-        await stream.ack(event)
+        app.consumer.ack_handled(event.message)
 
     return ack

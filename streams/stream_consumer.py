@@ -2,7 +2,9 @@
 
 1. Its fetches wait ``STREAM_FETCH_WAIT_MS`` at the broker (Faust hard-codes 1,500 ms and
    has no setting for it; see streams.fetching).
-2. On Tansu, ``highwaters`` (the end offsets table recovery reads changelogs up to) are
+2. It notes where every seek puts each partition (``offset_order``, streams.offset_order),
+   so a stage takes each partition's messages in offset order without a hole.
+3. On Tansu, ``highwaters`` (the end offsets table recovery reads changelogs up to) are
    corrected by ``streams.recovery.true_end_offsets``; on Apache Kafka they are Kafka's.
 
 Faust picks the transport of its consumer from the scheme of the ``broker_consumer``
@@ -21,6 +23,7 @@ from faust.utils.urls import urllist
 from yarl import URL
 
 from streams.fetching import STREAM_FETCH_WAIT_MS
+from streams.offset_order import OffsetOrder
 from streams.recovery import end_offsets_need_correction, true_end_offsets
 
 __all__ = ["StreamConsumer", "StreamTransport", "stream_consumer_urls", "transport"]
@@ -62,9 +65,14 @@ class StreamConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
 
 class StreamConsumer(faust_aiokafka.Consumer):
-    """Faust's consumer with our consumer thread and end offsets."""
+    """Faust's consumer with our consumer thread, end offsets and offset order."""
 
     _correct_ends: bool | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.offset_order = OffsetOrder()
+        """The next offset each stream partition's stage takes (the agents ask it)."""
 
     def _new_consumer_thread(self) -> StreamConsumerThread:
         return StreamConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -84,6 +92,55 @@ class StreamConsumer(faust_aiokafka.Consumer):
         """
         frozen = None if active_partitions is None else set(active_partitions)
         return await super()._getmany(frozen, timeout)
+
+    async def seek_to_committed(self) -> Mapping[Any, int]:
+        """Seek every partition to its committed offset, where its stage goes on from.
+
+        A partition with no committed offset yet is read from its first record (the
+        consumer's ``earliest`` reset), so its stage goes on from there."""
+        committed: Mapping[Any, int | None] = await super().seek_to_committed()
+        unknown = [tp for tp, offset in committed.items() if offset is None or offset < 0]
+        starts: Mapping[Any, int] = await self.earliest_offsets(*unknown) if unknown else {}
+        self.offset_order.reset({tp: starts.get(tp) if tp in unknown else offset
+                                 for tp, offset in committed.items()})
+        return committed  # type: ignore[return-value]  # Faust types None out
+
+    async def seek(self, partition: Any, offset: int) -> None:
+        await super().seek(partition, offset)
+        self.offset_order.reset({partition: offset})
+
+    async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
+        """Faust marks the offsets between two messages it read as acked (a "gap", as
+        compaction or transaction markers leave). The stream topics have dense offsets, so
+        a gap there is messages Faust dropped, which their stage reads again
+        (streams.offset_order): they must not be committed before."""
+        if not self.offset_order.tracks(tp):
+            await super()._add_gap(tp, offset_from, offset_to)
+
+    def ack(self, message: Any) -> bool:
+        """Faust's own acks do not count on stream partitions, only ``ack_handled``'s.
+
+        Faust acks the messages its streams drop (fetched in an earlier consumer
+        generation), and committing those lost them; a copy of a message read again
+        would also count before the original's sends are delivered. Such a message is
+        released instead, so a rebalance does not wait for it."""
+        if self.offset_order.tracks(message.tp):
+            self.release(message)
+            return False
+        acked: bool = super().ack(message)
+        return acked
+
+    def ack_handled(self, message: Any) -> bool:
+        """Count the ack of a message its stage took and whose sends are all delivered:
+        only then may its offset be committed."""
+        acked: bool = super().ack(message)
+        return acked
+
+    def release(self, message: Any) -> None:
+        """Stop waiting for a message that is not acked: a stage dropped it. A rebalance
+        waits until every message handed to a stream is acked."""
+        message.acked = True
+        self.unacked.discard(message)
 
     async def highwaters(self, *partitions: Any) -> Mapping[Any, int]:
         """End offsets, past the records Tansu leaves out of them."""
