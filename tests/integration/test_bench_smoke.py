@@ -30,9 +30,12 @@ def test_benchmark_smoke_run_completes_exact(tmp_path: Path) -> None:
     for row in rows.values():
         assert row[1] == "3,000"
         assert row[-1] == "yes"
-    results = json.loads(out.read_text())["results"]
-    assert [(r["mode"], r["events"], r["exact"], r["problems"]) for r in results] == [
-        ("single", 3000, True, []), ("batch", 3000, True, []),
+    assert lines[3].startswith("broker: Tansu ")
+    doc = json.loads(out.read_text())
+    assert doc["broker"] == "tansu"
+    assert [(r["mode"], r["broker"], r["events"], r["exact"], r["problems"])
+            for r in doc["results"]] == [
+        ("single", "tansu", 3000, True, []), ("batch", "tansu", 3000, True, []),
     ]
 
 
