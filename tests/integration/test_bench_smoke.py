@@ -39,6 +39,26 @@ def test_benchmark_smoke_run_completes_exact(tmp_path: Path) -> None:
     ]
 
 
+def test_benchmark_smoke_runs_on_apache_kafka(tmp_path: Path) -> None:
+    """``--broker kafka`` starts Apache Kafka for the run, and the report names it."""
+    out = tmp_path / "kafka.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.throughput", "--smoke", "--mode", "single",
+         "--broker", "kafka", "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, f"exit {run.returncode}\n{run.stdout}\n{run.stderr[-3000:]}"
+    from tests.kafka_broker import kafka_version
+
+    assert f"broker: Apache Kafka {kafka_version()}" in run.stdout.splitlines()
+    doc = json.loads(out.read_text())
+    assert (doc["broker"], doc["broker_version"]) == ("kafka", f"Apache Kafka {kafka_version()}")
+    assert [(r["mode"], r["broker"], r["events"], r["exact"], r["problems"])
+            for r in doc["results"]] == [("single", "kafka", 3000, True, [])]
+    # Kafka refused nothing: every partition was led before the timed publish began.
+    assert "NotLeaderForPartition" not in run.stderr
+
+
 def test_exactness_check_reports_a_miscount() -> None:
     from bench.check import accepted_events, check_kpis
     from bench.workload import make_workload
