@@ -3,15 +3,17 @@
     .venv/bin/python -m bench.freshness                       # 5,000 ev/s for 60 s
     .venv/bin/python -m bench.freshness --rate 2000 --duration 600 --json bench/results/f.json
     .venv/bin/python -m bench.freshness --smoke               # tiny: it runs and adds up
+    .venv/bin/python -m bench.freshness --broker kafka        # on Apache Kafka instead of Tansu
 
-One broker, one worker. A producer sends the view-heavy mix at ``--rate`` events/s (one
-event per message, ts = now, unique ids) and, every ``--probe-interval``, one probe view
-of campaign "freshness-probe". A poller scrapes /metrics back to back (or ``--scrape-gap``
-apart): a probe's latency is the *answer* time of the first scrape whose probe count
-includes it, minus the time it was handed to the producer (an upper bound; the scrape's
-duration, plus the gap, is the resolution); back-to-back scrapes load the worker (see
-bench/README.md). The worker's RSS is sampled all along. Exit status: 0 measured, 1 events
-lost or miscounted (or a probe never seen), 2 could not measure.
+One broker (``--broker``: Tansu, or Apache Kafka), one worker. A producer sends the
+view-heavy mix at ``--rate`` events/s (one event per message, ts = now, unique ids) and,
+every ``--probe-interval``, one probe view of campaign "freshness-probe". A poller scrapes
+/metrics back to back (or ``--scrape-gap`` apart): a probe's latency is the *answer* time
+of the first scrape whose probe count includes it, minus the time it was handed to the
+producer (an upper bound; the scrape's duration, plus the gap, is the resolution);
+back-to-back scrapes load the worker (see bench/README.md). The worker's RSS is sampled
+all along. Exit status: 0 measured, 1 events lost or miscounted (or a probe never seen), 2
+could not measure.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ import aiohttp
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from bench.brokers import add_broker_option, describe, open_broker, wait_for_leaders
 from bench.check import accepted_events, check_kpis
 from bench.kafka import BenchError, raw_consume
 from bench.procstat import cpu_seconds, main_thread_cpu_s, rss_kib
@@ -52,7 +55,7 @@ from bench.throughput import config_toml
 from bench.worker import WorkerProcess
 from bench.workload import MIX, TOPIC_KEYS, Expected, make_event
 from streams.app import partition_for
-from streams.broker import LocalBroker, create_topics, free_port
+from streams.broker import create_topics, free_port
 from streams.durations import parse_duration_ms
 from streams.fetching import INPUT_FETCH_WAIT_MS
 
@@ -95,6 +98,7 @@ class Options:
     drain_timeout_s: float
     json_path: Path | None
     logs_dir: Path | None
+    broker: str = "tansu"
 
 
 @dataclass(slots=True)
@@ -148,6 +152,9 @@ class FreshnessResult:
     rate_target: float
     duration_s: float
     dedup_window: str
+    broker: str = "tansu"
+    """The broker of the run: tansu or kafka."""
+    broker_version: str = ""
     events_sent: int = 0
     publish_eps: float = 0.0
     probes_sent: int = 0
@@ -244,7 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = _parse(argv)
     load = os.getloadavg()
     say(f"{os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    result = FreshnessResult(options.rate, options.duration_s, options.dedup_window)
+    result = FreshnessResult(options.rate, options.duration_s, options.dedup_window,
+                             options.broker, describe(options.broker))
     with tempfile.TemporaryDirectory(prefix="kpistream-fresh-") as tmp:
         try:
             _run(result, options, Path(tmp))
@@ -303,6 +311,7 @@ def _parse(argv: Sequence[str] | None) -> Options:
                         help="also write the figures as JSON")
     parser.add_argument("--logs", type=Path, default=None, metavar="DIR",
                         help="keep the worker's log in DIR")
+    add_broker_option(parser)
     args = parser.parse_args(argv)
     smoke: bool = args.smoke
 
@@ -316,7 +325,7 @@ def _parse(argv: Sequence[str] | None) -> Options:
         dedup_window=args.dedup_window, scrape_gap_s=args.scrape_gap,
         load_linger_ms=args.load_linger,
         start_timeout_s=args.start_timeout, drain_timeout_s=args.drain_timeout,
-        json_path=args.json, logs_dir=args.logs,
+        json_path=args.json, logs_dir=args.logs, broker=args.broker,
     )
     if min(options.rate, options.duration_s, options.probe_interval_s,
            options.rss_interval_s) <= 0:
@@ -329,7 +338,7 @@ def _parse(argv: Sequence[str] | None) -> Options:
 
 
 def _run(result: FreshnessResult, options: Options, tmp: Path) -> None:
-    with LocalBroker() as broker:
+    with open_broker(options.broker) as broker:
         app_id = f"fresh-{uuid.uuid4().hex[:8]}"
         topics = {key: f"{app_id}.{key}" for key in _ALL_TOPIC_KEYS}
         config = tmp / f"{app_id}.toml"
@@ -339,6 +348,7 @@ def _run(result: FreshnessResult, options: Options, tmp: Path) -> None:
                               ("dedup_window", "attribution_window")),
                           encoding="utf-8")
         create_topics(broker.bootstrap, topics.values(), options.partitions)
+        wait_for_leaders(broker.bootstrap, topics.values(), options.partitions)
         port = free_port()
         env = {
             "KPISTREAM_BROKER": broker.url, "KPISTREAM_APP_ID": app_id,
@@ -681,6 +691,7 @@ def _table(r: FreshnessResult) -> str:
     lat, half = r.latency_ms, r.latency_second_half_ms
     rows = [
         ("figure", "value"),
+        ("broker", r.broker_version or r.broker),
         (f"publish rate ev/s (target {r.rate_target:,.0f})", f"{r.publish_eps:,.0f}"),
         ("probes seen / sent", f"{r.probes_seen} / {r.probes_sent}"),
         ("freshness p50 ms", _ms(lat.get("p50"))),
@@ -743,6 +754,7 @@ def _backlogs(r: FreshnessResult, points: int = 7) -> str:
 def _write_json(path: Path, result: FreshnessResult, options: Options,
                 load: tuple[float, float, float]) -> None:
     write_json(path, {
+        "broker": result.broker,
         "machine": machine(load),
         "options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items()},
         "result": asdict(result),

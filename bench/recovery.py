@@ -2,21 +2,27 @@
 
 Publishes N view events over many campaigns and minutes, lets one worker count them,
 stops it, starts a new one and times start -> /ready (state is rebuilt from the
-changelogs). Run: python -m bench.recovery [N ...]
+changelogs).
+
+    .venv/bin/python -m bench.recovery                      # 10,000, 50,000, 150,000 events
+    .venv/bin/python -m bench.recovery 2000 --broker kafka --json bench/results/recovery.json
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
-import sys
+import os
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streams.broker import LocalBroker
+from bench.brokers import add_broker_option, describe, open_broker
+from bench.report import machine, say, write_json
 from streams.recovery import true_end_offsets
 from tests.integration.harness import Deployment, wait_until
 
@@ -29,9 +35,9 @@ def _accepted(deployment: Deployment) -> float:
                if name == "kpistream_events_total" and ("outcome", "accepted") in labels)
 
 
-def measure(events: int) -> tuple[int, float, float]:
+def measure(events: int, broker_name: str = "tansu") -> tuple[int, float, float]:
     """(changelog records, seconds to ready for a fresh worker, seconds after restart)."""
-    with LocalBroker() as broker:
+    with open_broker(broker_name) as broker:
         deployment = Deployment(broker, Path(tempfile.mkdtemp()), partitions=8)
         started = time.monotonic()
         deployment.start_worker()
@@ -77,12 +83,28 @@ def _changelog_records(deployment: Deployment) -> int:
     return asyncio.run(count())
 
 
-def main() -> None:
-    sizes = [int(a) for a in sys.argv[1:]] or [10_000, 50_000, 150_000]
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.recovery", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("events", type=int, nargs="*", default=[10_000, 50_000, 150_000],
+                        help="view events to count before the restart, one run each")
+    add_broker_option(parser)
+    parser.add_argument("--json", type=Path, default=None, metavar="PATH",
+                        help="also write the figures as JSON")
+    args = parser.parse_args(argv)
+    load = os.getloadavg()
+    say(f"recovery on {describe(args.broker)}")
+    print(f"broker: {describe(args.broker)}")
     print(f"{'events':>8} {'changelog records':>18} {'fresh ready s':>14} {'restart ready s':>16}")
-    for events in sizes:
-        records, fresh_s, restart_s = measure(events)
-        print(f"{events:>8,} {records:>18,} {fresh_s:>14.1f} {restart_s:>16.1f}")
+    runs = []
+    for events in args.events:
+        records, fresh_s, restart_s = measure(events, args.broker)
+        print(f"{events:>8,} {records:>18,} {fresh_s:>14.1f} {restart_s:>16.1f}", flush=True)
+        runs.append({"events": events, "changelog_records": records, "fresh_ready_s": fresh_s,
+                     "restart_ready_s": restart_s})
+    if args.json is not None:
+        write_json(args.json, {"broker": args.broker, "broker_version": describe(args.broker),
+                               "machine": machine(load), "runs": runs})
 
 
 if __name__ == "__main__":

@@ -25,11 +25,11 @@ import sys
 import tempfile
 import threading
 import time
-from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.brokers import add_broker_option, describe, open_broker
 from bench.ledger import (
     METRICS,
     Difference,
@@ -45,26 +45,14 @@ from bench.ledger import (
 from bench.report import machine, say, write_json
 from bench.soak_lag import dead_letters, group_lag
 from bench.soak_producer import ProducerStats, produce
-from streams.broker import LocalBroker
+from streams.broker import Broker
 from tests.integration.harness import Deployment, Worker, wait_until
 
-__all__ = ["SoakConfig", "SoakResult", "main", "open_broker", "run_soak"]
+__all__ = ["SoakConfig", "SoakResult", "main", "run_soak"]
 
 _POLL_S = 1.0
 _LABEL = re.compile(r'(\w+)="([^"]*)"')
 _LOG_MARKS = ("ERROR", "CRITICAL", "Traceback", "ConsistencyError")
-
-
-def open_broker(name: str) -> AbstractContextManager[Any]:
-    """The broker to soak against, as a context manager that starts and stops it:
-    ``tansu`` (the local broker) or ``kafka`` (Apache Kafka from tests/kafka_broker.py)."""
-    if name == "tansu":
-        return LocalBroker()
-    if name == "kafka":
-        from tests.kafka_broker import ApacheKafka
-
-        return ApacheKafka()  # type: ignore[no-any-return]
-    raise SystemExit(f"kpistream soak: unknown broker {name!r} (tansu or kafka)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +171,7 @@ class _Watcher(threading.Thread):
                     kill.covered_s = now - kill.killed_at
 
 
-def run_soak(broker: LocalBroker, workdir: Path, config: SoakConfig) -> SoakResult:
+def run_soak(broker: Broker, workdir: Path, config: SoakConfig) -> SoakResult:
     """One soak against a running broker; stops every worker it started."""
     load_before = os.getloadavg()
     deployment = Deployment(broker, workdir, partitions=config.partitions,
@@ -424,6 +412,8 @@ def to_json(result: SoakResult) -> dict[str, Any]:
     kills = [{k: v for k, v in asdict(kill).items() if k not in ("snapshot", "killed_at")}
              for kill in result.kills]
     return {
+        "broker": result.config.broker,
+        "broker_version": describe(result.config.broker),
         "config": asdict(result.config),
         "machine": machine(result.load_before),
         "load_average_after": list(result.load_after),
@@ -459,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kill-max", type=float, default=60.0)
     parser.add_argument("--max-kills", type=int, default=None)
     parser.add_argument("--final-timeout", type=float, default=180.0)
-    parser.add_argument("--broker", default="tansu", choices=("tansu", "kafka"))
+    add_broker_option(parser)
     parser.add_argument("--json", type=Path, help="also write the figures as JSON here "
                         "('-' for stdout)")
     args = parser.parse_args(argv)

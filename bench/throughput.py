@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.throughput                   # both modes, 200,000 events
     .venv/bin/python -m bench.throughput --mode single --json bench/results/single.json
     .venv/bin/python -m bench.throughput --smoke           # tiny: does it still run and add up?
+    .venv/bin/python -m bench.throughput --broker kafka    # on Apache Kafka instead of Tansu
 
 Exit status: 0 measured and exact, 1 kpistream's numbers are wrong, 2 could not measure.
 """
@@ -24,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from bench.brokers import add_broker_option, describe, open_broker, wait_for_leaders
 from bench.check import accepted_events, check_kpis
 from bench.kafka import BenchError, publish, raw_consume, topic_messages
 from bench.procstat import ProcessSampler, cpu_seconds
@@ -31,7 +33,7 @@ from bench.profile import Profiler, breakdown, project_frames, top_frames
 from bench.report import say
 from bench.worker import WorkerProcess
 from bench.workload import FX, TOPIC_KEYS, Mode, Workload, make_workload
-from streams.broker import LocalBroker, create_topics, free_port
+from streams.broker import create_topics, free_port
 
 __all__ = ["ModeResult", "main"]
 
@@ -63,6 +65,7 @@ class Options:
     profile_dir: Path | None
     json_path: Path | None
     logs_dir: Path | None
+    broker: str = "tansu"
 
 
 @dataclass(slots=True)
@@ -71,6 +74,8 @@ class ModeResult:
 
     mode: str
     events: int
+    broker: str = "tansu"
+    """The broker of the run: tansu or kafka."""
     messages: int = 0
     publish_eps: float = 0.0
     raw_aiokafka_eps: float = 0.0
@@ -110,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: list[ModeResult] = []
     with tempfile.TemporaryDirectory(prefix="kpistream-bench-") as tmp:
         for mode in options.modes:
-            result = ModeResult(mode, options.events)
+            result = ModeResult(mode, options.events, options.broker)
             try:
                 _run_mode(result, options, Path(tmp))
             except BenchError as exc:
@@ -118,10 +123,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 2
             results.append(result)
     print(_table(results))
+    print(f"broker: {describe(options.broker)}")
     for result in results:
         print(_notes(result))
     if options.json_path is not None:
-        _write_json(options.json_path, results, load)
+        _write_json(options.json_path, results, load, options.broker)
     wrong = [r for r in results if not r.exact]
     for result in wrong:
         say(f"\n!!! {result.mode}: KPISTREAM'S NUMBERS ARE WRONG "
@@ -157,6 +163,7 @@ def _parse(argv: Sequence[str] | None) -> Options:
                         help="also write the figures as JSON")
     parser.add_argument("--logs", type=Path, default=None, metavar="DIR",
                         help="keep the worker's log in DIR")
+    add_broker_option(parser)
     args = parser.parse_args(argv)
     events = args.events if args.events is not None else (
         SMOKE_EVENTS if args.smoke else DEFAULT_EVENTS)
@@ -167,19 +174,21 @@ def _parse(argv: Sequence[str] | None) -> Options:
         modes=modes, events=events, partitions=args.partitions, campaigns=args.campaigns,
         poll_s=args.poll_ms / 1000, start_timeout_s=args.start_timeout,
         stall_timeout_s=args.stall_timeout, profile_dir=args.profile, json_path=args.json,
-        logs_dir=args.logs,
+        logs_dir=args.logs, broker=args.broker,
     )
 
 
 def _run_mode(result: ModeResult, options: Options, tmp: Path) -> None:
     mode: Mode = "single" if result.mode == "single" else "batch"
-    with LocalBroker() as broker:
+    with open_broker(options.broker) as broker:
         app_id = f"bench-{mode}-{uuid.uuid4().hex[:8]}"
         topics = {key: f"{app_id}.{key}" for key in _ALL_TOPIC_KEYS}
         config = tmp / f"{app_id}.toml"
         config.write_text(config_toml(options.partitions, topics), encoding="utf-8")
         create_topics(broker.bootstrap, topics.values(), options.partitions)
-        say(f"[{mode}] building {options.events:,} events")
+        wait_for_leaders(broker.bootstrap, topics.values(), options.partitions)
+        say(f"[{mode}] {describe(options.broker)} on {broker.bootstrap}; building "
+            f"{options.events:,} events")
         workload = make_workload(options.events, mode, time.time_ns() // 1_000_000,
                                  campaigns=options.campaigns)
         result.messages = workload.message_count
@@ -457,8 +466,11 @@ def _notes(r: ModeResult) -> str:
     return "\n".join(lines)
 
 
-def _write_json(path: Path, results: list[ModeResult], load: tuple[float, float, float]) -> None:
+def _write_json(path: Path, results: list[ModeResult], load: tuple[float, float, float],
+                broker: str) -> None:
     doc = {
+        "broker": broker,
+        "broker_version": describe(broker),
         "machine": {"cpus": os.cpu_count(), "load_average_at_start": list(load),
                     "python": platform.python_version()},
         "results": [asdict(r) for r in results],

@@ -28,7 +28,10 @@ def test_freshness_smoke_run_completes_without_loss(tmp_path: Path) -> None:
     assert run.returncode == 0, f"exit {run.returncode}\n{run.stdout}\n{run.stderr[-3000:]}"
     assert "freshness p99 ms" in run.stdout
     assert "no loss (accepted == sent)" in run.stdout
-    result = json.loads(out.read_text())["result"]
+    doc = json.loads(out.read_text())
+    result = doc["result"]
+    assert doc["broker"] == result["broker"] == "tansu"
+    assert result["broker_version"].startswith("Tansu ")
     assert result["exact"] is True and result["problems"] == []
     assert result["probes_sent"] > 0 and result["probes_seen"] == result["probes_sent"]
     assert set(result["latency_ms"]) == {"p50", "p90", "p99", "max"}

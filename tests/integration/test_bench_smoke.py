@@ -30,10 +30,33 @@ def test_benchmark_smoke_run_completes_exact(tmp_path: Path) -> None:
     for row in rows.values():
         assert row[1] == "3,000"
         assert row[-1] == "yes"
-    results = json.loads(out.read_text())["results"]
-    assert [(r["mode"], r["events"], r["exact"], r["problems"]) for r in results] == [
-        ("single", 3000, True, []), ("batch", 3000, True, []),
+    assert lines[3].startswith("broker: Tansu ")
+    doc = json.loads(out.read_text())
+    assert doc["broker"] == "tansu"
+    assert [(r["mode"], r["broker"], r["events"], r["exact"], r["problems"])
+            for r in doc["results"]] == [
+        ("single", "tansu", 3000, True, []), ("batch", "tansu", 3000, True, []),
     ]
+
+
+def test_benchmark_smoke_runs_on_apache_kafka(tmp_path: Path) -> None:
+    """``--broker kafka`` starts Apache Kafka for the run, and the report names it."""
+    out = tmp_path / "kafka.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.throughput", "--smoke", "--mode", "single",
+         "--broker", "kafka", "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, f"exit {run.returncode}\n{run.stdout}\n{run.stderr[-3000:]}"
+    from tests.kafka_broker import kafka_version
+
+    assert f"broker: Apache Kafka {kafka_version()}" in run.stdout.splitlines()
+    doc = json.loads(out.read_text())
+    assert (doc["broker"], doc["broker_version"]) == ("kafka", f"Apache Kafka {kafka_version()}")
+    assert [(r["mode"], r["broker"], r["events"], r["exact"], r["problems"])
+            for r in doc["results"]] == [("single", "kafka", 3000, True, [])]
+    # Kafka refused nothing: every partition was led before the timed publish began.
+    assert "NotLeaderForPartition" not in run.stderr
 
 
 def test_exactness_check_reports_a_miscount() -> None:
