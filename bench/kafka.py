@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.workload import Workload
 
@@ -86,14 +87,23 @@ async def raw_consume(
 
 
 async def topic_messages(bootstrap: str, prefix: str) -> dict[str, int]:
-    """Messages written so far to every topic whose name starts with ``prefix``."""
+    """Messages written so far to every topic whose name starts with ``prefix``.
+
+    The partitions come from the admin client: a consumer knows the partitions only of
+    topics it reads, and Apache Kafka tells it of no others (Tansu did)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        names = sorted(t for t in await admin.list_topics() if t.startswith(prefix))
+        described = await admin.describe_topics(names) if names else []
+    finally:
+        await admin.close()
+    partitions = [TopicPartition(d["topic"], p["partition"]) for d in described
+                  for p in d["partitions"]]
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
                                 enable_auto_commit=False)
     await consumer.start()
     try:
-        names = sorted(t for t in await consumer.topics() if t.startswith(prefix))
-        partitions = [TopicPartition(name, p) for name in names
-                      for p in sorted(consumer.partitions_for_topic(name) or ())]
         ends = await consumer.end_offsets(partitions) if partitions else {}
     finally:
         await consumer.stop()

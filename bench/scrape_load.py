@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.scrape_load                  # 250 campaigns x 4 channels
     .venv/bin/python -m bench.scrape_load --events 3000000 --scrape-gap 0.1
     .venv/bin/python -m bench.scrape_load --smoke          # tiny: runs and adds up (a test)
+    .venv/bin/python -m bench.scrape_load --broker kafka   # on Apache Kafka instead of Tansu
 
 One broker, one worker, batch messages (bench.workload's view-heavy mix):
 
@@ -40,6 +41,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Final
 
+from bench.brokers import add_broker_option, describe, open_broker, wait_for_leaders
 from bench.check import accepted_events, check_kpis
 from bench.kafka import BenchError, publish, raw_consume
 from bench.procstat import cpu_seconds
@@ -47,7 +49,7 @@ from bench.report import machine, percentiles, say, write_json
 from bench.throughput import config_toml
 from bench.worker import WorkerProcess
 from bench.workload import TOPIC_KEYS, Workload, make_workload
-from streams.broker import LocalBroker, create_topics, free_port
+from streams.broker import create_topics, free_port
 
 __all__ = ["ScrapeLoadResult", "main"]
 
@@ -102,6 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--scrape-gap", type=float, default=0.25)
     parser.add_argument("--smoke", action="store_true", help="tiny run: it runs and adds up")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH")
+    add_broker_option(parser)
     args = parser.parse_args(argv)
     if args.smoke:
         args.campaigns, args.seed_events, args.events = 5, 2_000, 6_000
@@ -118,8 +121,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         traceback.print_exc()
         return 2
     print(_report(result))
+    print(f"broker: {describe(args.broker)}")
     if args.json is not None:
-        write_json(args.json, {"machine": machine(load), "options": vars(args) | {
+        write_json(args.json, {"broker": args.broker, "broker_version": describe(args.broker),
+                               "machine": machine(load), "options": vars(args) | {
             "json": str(args.json)}, "result": asdict(result)})
     return 0 if result.exact else 1
 
@@ -131,12 +136,13 @@ def _run(result: ScrapeLoadResult, args: argparse.Namespace, tmp: Path) -> None:
     load = make_workload(args.events, "batch", now_ms, campaigns=args.campaigns, seed=5,
                          first_id=args.seed_events)
     result.load_events = load.expected.events
-    with LocalBroker() as broker:
+    with open_broker(args.broker) as broker:
         app_id = f"scrape-{uuid.uuid4().hex[:8]}"
         topics = {key: f"{app_id}.{key}" for key in _ALL_TOPIC_KEYS}
         config = tmp / "kpistream.toml"
         config.write_text(config_toml(args.partitions, topics), encoding="utf-8")
         create_topics(broker.bootstrap, topics.values(), args.partitions)
+        wait_for_leaders(broker.bootstrap, topics.values(), args.partitions)
         port = free_port()
         worker = WorkerProcess({
             "KPISTREAM_BROKER": broker.url, "KPISTREAM_APP_ID": app_id,
