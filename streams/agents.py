@@ -101,7 +101,7 @@ def register(kpi: KpiApp) -> None:
             else:
                 _log.warning("kpistream: %s[%d] offset %d is next but %s: reading again "
                              "from it", tp.topic, tp.partition, expected, why)
-            await consumer.seek(tp, max(expected, earliest))
+            await consumer.seek_wait({tp: max(expected, earliest)})
         except Exception as exc:  # a rebalance under way seeks by itself; else asked again
             _log.warning("kpistream: seeking %s[%d] back to %d failed: %r", tp.topic,
                          tp.partition, expected, exc)

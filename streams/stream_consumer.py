@@ -109,6 +109,13 @@ class StreamConsumer(faust_aiokafka.Consumer):
         await super().seek(partition, offset)
         self.offset_order.reset({partition: offset})
 
+    async def seek_wait(self, partitions: Mapping[Any, int]) -> None:
+        """Seek in the consumer's own thread and wait for the new positions (Faust's
+        ``seek`` calls aiokafka from the event loop's thread, which is not safe: in a
+        10-minute soak partitions seeked that way never fetched again)."""
+        await super().seek_wait(partitions)
+        self.offset_order.reset(partitions)
+
     async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
         """Faust marks the offsets between two messages it read as acked (a "gap", as
         compaction or transaction markers leave). The stream topics have dense offsets, so
