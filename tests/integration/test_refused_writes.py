@@ -14,7 +14,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 
-from aiokafka.admin import AIOKafkaAdminClient, ConfigResource, ConfigResourceType
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from tests.integration.harness import Deployment, Worker, value, wait_until
 
