@@ -1,6 +1,6 @@
 """The broker a benchmark runs against, chosen by name: the one place to add a broker.
 
-``tansu`` is the local broker of ``kpistream demo`` (``streams.broker.LocalBroker``);
+``tansu`` is the local broker of ``kpistream demo`` (``streams.kafka.tansu.LocalBroker``);
 ``kafka`` is a single-node Apache Kafka from tests/kafka_broker.py, the broker users run.
 Both are context managers that start the broker and stop it, with ``bootstrap``, ``url``
 and ``process`` (the broker's own process, for its CPU time).
@@ -18,7 +18,7 @@ from typing import Final
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.broker import Broker, LocalBroker
+from streams.kafka.tansu import Broker, LocalBroker
 
 __all__ = ["BROKERS", "DEFAULT_BROKER", "add_broker_option", "describe", "open_broker",
            "wait_for_leaders"]

@@ -27,7 +27,7 @@ from typing import Any, Final
 
 import orjson
 
-from streams.broker import LocalBroker, create_topics, free_port
+from streams.kafka.tansu import LocalBroker, create_topics, free_port
 
 __all__ = ["PhaseResult", "main"]
 
@@ -185,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                "KPISTREAM_COLLECTOR_PORT": str(port), "KPISTREAM_COLLECTOR_HOST": "127.0.0.1",
                "KPISTREAM_COLLECTOR_TOKENS": f"bench={TOKEN}"}
         log = (Path(tmp) / "collector.log").open("wb")
-        process = subprocess.Popen([sys.executable, "-m", "streams.cli", "collector"],
+        process = subprocess.Popen([sys.executable, "-m", "streams", "collector"],
                                    env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             _wait_ready(port, process)

@@ -54,10 +54,10 @@ from bench.report import machine, percentile, percentiles, say, write_json
 from bench.throughput import config_toml
 from bench.worker import WorkerProcess
 from bench.workload import MIX, TOPIC_KEYS, Expected, make_event
-from streams.app import partition_for
-from streams.broker import create_topics, free_port
-from streams.durations import parse_duration_ms
-from streams.fetching import INPUT_FETCH_WAIT_MS
+from streams.config.durations import parse_duration_ms
+from streams.kafka.fetching import INPUT_FETCH_WAIT_MS
+from streams.kafka.partitions import partition_for
+from streams.kafka.tansu import create_topics, free_port
 
 __all__ = ["PROBE_SERIES", "FreshnessResult", "Traffic", "code_version", "main", "probe_count"]
 

@@ -25,9 +25,15 @@ import atheris
 with atheris.instrument_imports():
     import orjson
 
-    from streams.events import EVENT_TYPES, Event, Rejection, ValidationRules, parse_message
-    from streams.forwards import Forwards, MalformedForwards
-    from streams.orders import OrderRoute
+    from streams.attribution.orders import OrderRoute
+    from streams.events.validation import (
+        EVENT_TYPES,
+        Event,
+        Rejection,
+        ValidationRules,
+        parse_message,
+    )
+    from streams.flow.forwards import Forwards, MalformedForwards
 
 RULES = ValidationRules({"USD": Decimal(1), "EUR": Decimal("1.08"), "IDR": Decimal("0.000063")})
 NOW_MS = 1_795_430_000_000

@@ -15,7 +15,7 @@ __all__ = ["STAGES", "Profiler", "breakdown", "project_frames", "top_frames"]
 
 
 STAGES: Final = (
-    ("/metrics scrapes", ("generate_latest", "(streams/web.py)")),
+    ("/metrics scrapes", ("generate_latest", "(streams/worker/web.py)")),
     ("table writes -> changelog", ("send_changelog", "on_key_set", "ProducerBuffer")),
     ("producing: aiokafka sender, socket", ("aiokafka/producer/sender", "aiokafka/conn",
                                             "AIOKafkaClient.send")),
@@ -27,7 +27,7 @@ STAGES: Final = (
     ("kpistream code (parse, dedup, fold)", ("(streams/", "(metrics/")),
 )
 """Where a sample's time goes: the first stage one of whose strings is in its stack."""
-_ROOT_FILES: Final = ("(streams/cli.py)",)
+_ROOT_FILES: Final = ("(streams/commands/cli.py)",)
 
 
 class Profiler:

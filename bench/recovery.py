@@ -23,7 +23,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.brokers import add_broker_option, describe, open_broker
 from bench.report import machine, say, write_json
-from streams.recovery import true_end_offsets
+from streams.kafka.recovery import true_end_offsets
 from tests.integration.harness import Deployment, wait_until
 
 MIN_MS = 60_000

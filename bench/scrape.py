@@ -6,7 +6,7 @@
 
 Builds a KpiState the way recovery does (``load`` of every bucket of a full day per
 campaign-channel, plus its total), registers the real KpiCollector in a fresh
-CollectorRegistry and times ``exposition(registry)`` as streams/web.py serves it (it must
+CollectorRegistry and times ``exposition(registry)`` as streams/worker/web.py serves it (it must
 equal ``generate_latest(registry)`` byte for byte; checked). Between scrapes the clock
 moves on a minute and every series gets a message, as in a busy worker. A scrape's time
 is split into ``rows()`` (window sums) and rendering (KPI values, families, text). A
@@ -30,12 +30,12 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
-from metrics.collector import KpiCollector, KpiFamily, exposition
+from metrics.kpi_gauges import KpiCollector, KpiFamily, exposition
 from metrics.names import KPI_HELP
-from streams.counts import WIDTH
-from streams.settings import Window
-from streams.state import KpiRow, KpiState
-from streams.windows import TOTAL, window_sums
+from streams.config.settings import Window
+from streams.windows.counts import WIDTH
+from streams.windows.minutes import TOTAL, window_sums
+from streams.windows.state import KpiRow, KpiState
 
 __all__ = ["build_state", "main"]
 

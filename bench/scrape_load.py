@@ -49,7 +49,7 @@ from bench.report import machine, percentiles, say, write_json
 from bench.throughput import config_toml
 from bench.worker import WorkerProcess
 from bench.workload import TOPIC_KEYS, Workload, make_workload
-from streams.broker import create_topics, free_port
+from streams.kafka.tansu import create_topics, free_port
 
 __all__ = ["ScrapeLoadResult", "main"]
 

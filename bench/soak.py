@@ -45,7 +45,7 @@ from bench.ledger import (
 from bench.report import machine, say, write_json
 from bench.soak_lag import dead_letters, group_lag
 from bench.soak_producer import ProducerStats, produce
-from streams.broker import Broker
+from streams.kafka.tansu import Broker
 from tests.integration.harness import Deployment, Worker, wait_until
 
 __all__ = ["SoakConfig", "SoakResult", "main", "run_soak"]

@@ -9,12 +9,13 @@ from __future__ import annotations
 import tracemalloc
 from collections.abc import Callable
 
-from streams.customers import CustomerBook
-from streams.forwards import Forwards
-from streams.orders import OrderRoute
-from streams.stages import ClickStage, CountStage
-from streams.state import KpiState
-from streams.windows import TOTAL
+from streams.attribution.customers import CustomerBook
+from streams.attribution.orders import OrderRoute
+from streams.flow.forwards import Forwards
+from streams.stages.counting import CountStage
+from streams.stages.joining import ClickStage
+from streams.windows.minutes import TOTAL
+from streams.windows.state import KpiState
 
 N = 100_000
 NOW = 1_795_430_000_000

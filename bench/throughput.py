@@ -33,7 +33,7 @@ from bench.profile import Profiler, breakdown, project_frames, top_frames
 from bench.report import say
 from bench.worker import WorkerProcess
 from bench.workload import FX, TOPIC_KEYS, Mode, Workload, make_workload
-from streams.broker import create_topics, free_port
+from streams.kafka.tansu import create_topics, free_port
 
 __all__ = ["ModeResult", "main"]
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 import orjson
 
 from bench.workload import FX, TOPIC_KEYS, Mode, make_workload
-from streams.events import EVENT_TYPES, Event, ValidationRules, parse_message
+from streams.events.validation import EVENT_TYPES, Event, ValidationRules, parse_message
 
 __all__ = ["main"]
 

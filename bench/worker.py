@@ -22,7 +22,7 @@ class WorkerProcess:
         self.log = log
         with log.open("wb") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "streams.cli", "worker"],
+                [sys.executable, "-m", "streams", "worker"],
                 env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
             )
 

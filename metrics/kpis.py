@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from streams.counts import (
+from streams.windows.counts import (
     CLICKS,
     COMPLETED,
     ENGAGEMENTS,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker import Broker, LocalBroker
+from streams.kafka.tansu import Broker, LocalBroker
 from tests.integration.harness import Deployment
 from tests.kafka_broker import ApacheKafka
 
@@ -26,7 +26,7 @@ ON_TANSU_ONLY = {
     "test_broker_frozen_for_30_s_then_resumes_with_exact_numbers":
         "on Kafka the broker fences itself after a 30 s SIGSTOP (KRaft session lease) and the "
         "worker's table recovery stalls after 'Highwater for active changelog partitions' "
-        "(in Faust's recovery, streams/recovery.py's area): reported, not yet fixed",
+        "(in Faust's recovery, streams/kafka/recovery.py's area): reported, not yet fixed",
 }
 """Tests that do not pass on Apache Kafka yet, and why: they run on Tansu meanwhile."""
 

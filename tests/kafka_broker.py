@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
-from streams.broker import free_port, stop_process
+from streams.kafka.tansu import free_port, stop_process
 
 __all__ = ["KAFKA_DIR", "ApacheKafka", "ensure_jars", "kafka_version"]
 

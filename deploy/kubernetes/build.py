@@ -1,7 +1,7 @@
 """Writes the generated files of the Kubernetes manifests: python deploy/kubernetes/build.py
 
 - components/prometheus-operator/prometheusrule.yaml: the rules of ``kpistream
-  alert-rules`` (streams/alert_rules.py, one source) for base/kpistream.toml, as a
+  alert-rules`` (streams/commands/alert_rules.py, one source) for base/kpistream.toml, as a
   Prometheus Operator PrometheusRule;
 - components/prometheus-operator/dashboards/kpistream.json: the Grafana dashboard,
   copied from deploy/grafana/dashboards/kpistream.json, because kustomize (and so
@@ -28,8 +28,8 @@ RULE_LABELS = {"app.kubernetes.io/name": "kpistream", "release": "kube-prometheu
 def prometheus_rule_text() -> str:
     """The PrometheusRule for base/kpistream.toml."""
     sys.path.insert(0, str(REPO))
-    from streams.alert_rules import prometheus_rule
-    from streams.settings import load_settings
+    from streams.commands.alert_rules import prometheus_rule
+    from streams.config.settings import load_settings
 
     settings = load_settings({"KPISTREAM_CONFIG": str(SETTINGS)})
     return prometheus_rule(settings, name="kpistream", namespace="kpistream",

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from streams.broker import free_port, stop_process
+from streams.kafka.tansu import free_port, stop_process
 from tests.integration.harness import http_status, wait_until
 
 REPO = Path(__file__).resolve().parents[2]

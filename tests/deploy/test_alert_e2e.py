@@ -37,7 +37,7 @@ def _rules(deployment: Deployment, out: Path) -> Path:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KPISTREAM_")}
     env["KPISTREAM_CONFIG"] = str(deployment.config)
     result = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "alert-rules", "--output", str(out)],
+        [sys.executable, "-m", "streams", "alert-rules", "--output", str(out)],
         env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     return out

@@ -40,7 +40,7 @@ def _restart(deployment: Deployment, worker: Worker) -> Worker:
     worker.stop()
     log = deployment.tmp / f"worker-{worker.port}-again.log"
     with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"],
+        process = subprocess.Popen([sys.executable, "-m", "streams", "worker"],
                                    env=deployment.env(worker.port), stdout=out,
                                    stderr=subprocess.STDOUT)
     again = Worker(process, worker.port, log)

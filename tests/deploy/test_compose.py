@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from streams.settings import EVENT_TOPIC_KEYS, settings_from
+from streams.config.settings import EVENT_TOPIC_KEYS, settings_from
 from tests.deploy.servers import DEPLOY, REPO
 from tests.kafka_broker import kafka_version
 

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from streams.alert_rules import RATIOS as RULE_RATIOS
-from streams.targets import KPIS
+from streams.commands.alert_rules import RATIOS as RULE_RATIOS
+from streams.config.targets import KPIS
 from tests.deploy.servers import DEPLOY, Prometheus
 from tests.integration.harness import Deployment, Worker, value, wait_until
 

@@ -22,9 +22,9 @@ import pytest
 import yaml
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streams.alert_rules import WORKER_JOB
-from streams.broker import LocalBroker
-from streams.settings import Settings, load_settings
+from streams.commands.alert_rules import WORKER_JOB
+from streams.config.settings import Settings, load_settings
+from streams.kafka.tansu import LocalBroker
 from tests.deploy.servers import DEPLOY, REPO
 
 K8S = DEPLOY / "kubernetes"

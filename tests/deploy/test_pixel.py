@@ -24,7 +24,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
-from streams.broker import free_port, stop_process
+from streams.kafka.tansu import free_port, stop_process
 from tests.deploy.servers import REPO
 from tests.integration.harness import Deployment, Samples, Worker, value, wait_until
 
@@ -201,7 +201,7 @@ def site(deploy_module: Callable[..., Deployment],
            "KPISTREAM_COLLECTOR_TOKENS": f"web-pixel={TOKEN}",
            "KPISTREAM_COLLECTOR_CORS_ORIGINS": page_origin}
     with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "streams.cli", "collector"],
+        process = subprocess.Popen([sys.executable, "-m", "streams", "collector"],
                                    env=env, stdout=out, stderr=subprocess.STDOUT)
     collector = Collector(process, port, log)
     driver = None

@@ -21,7 +21,7 @@ RULE_TESTS = sorted((DEPLOY / "prometheus" / "tests").glob("*.yml"))
 def _generate(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KPISTREAM_")}
     env["KPISTREAM_CONFIG"] = str(config)
-    return subprocess.run([sys.executable, "-m", "streams.cli", "alert-rules", *args],
+    return subprocess.run([sys.executable, "-m", "streams", "alert-rules", *args],
                           env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from streams.broker import free_port
+from streams.kafka.tansu import free_port
 from tests.deploy.servers import REPO, Prometheus, tool
 
 DAY = 86_400
@@ -98,7 +98,7 @@ def _suggest(*args: str, config: Path | None = None) -> subprocess.CompletedProc
     env = {k: v for k, v in os.environ.items() if not k.startswith("KPISTREAM_")}
     if config is not None:
         env["KPISTREAM_CONFIG"] = str(config)
-    return subprocess.run([sys.executable, "-m", "streams.cli", "suggest-targets", *args],
+    return subprocess.run([sys.executable, "-m", "streams", "suggest-targets", *args],
                           env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
 
 
@@ -173,7 +173,7 @@ def test_targets_sit_ten_percent_beyond_the_median_day(prometheus: Prometheus,
     # What it writes is settings: alert-rules turns it into rules promtool accepts.
     rules = tmp_path / "rules.yml"
     generated = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "alert-rules", "--output", str(rules)],
+        [sys.executable, "-m", "streams", "alert-rules", "--output", str(rules)],
         env={**{k: v for k, v in os.environ.items() if not k.startswith("KPISTREAM_")},
              "KPISTREAM_CONFIG": str(out)},
         cwd=REPO, capture_output=True, text=True, timeout=60)

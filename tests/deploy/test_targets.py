@@ -13,14 +13,14 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from metrics.health import HealthCollector, consumer_lag
+from metrics.health_gauges import HealthCollector, consumer_lag
 from metrics.names import KPI_HELP
-from metrics.targets import TargetCollector
-from streams import cli
-from streams.alert_rules import RATIOS, SUMMED, alert_rules, rule_groups
-from streams.errors import SettingsError
-from streams.settings import Settings, settings_from
-from streams.targets import KPIS, Target, parse_targets, resolve_targets
+from metrics.target_gauges import TargetCollector
+from streams.commands import cli
+from streams.commands.alert_rules import RATIOS, SUMMED, alert_rules, rule_groups
+from streams.config.errors import SettingsError
+from streams.config.settings import Settings, settings_from
+from streams.config.targets import KPIS, Target, parse_targets, resolve_targets
 
 WINDOWS = ["5m", "1h", "24h"]
 
@@ -33,7 +33,7 @@ def test_every_kpi_of_the_contract_can_have_a_target() -> None:
     assert set(KPIS) == {name.removeprefix("marketing_") for name in KPI_HELP}
     assert set(RATIOS) | set(SUMMED) == set(KPIS)
     assert not set(RATIOS) & set(SUMMED)
-    # A ratio is guarded by its denominator, except CAC (by spend, see streams.targets).
+    # A ratio is guarded by its denominator, except CAC (by spend, see streams.config.targets).
     for kpi, (_, denominator) in RATIOS.items():
         assert KPIS[kpi].guard == ("spend" if kpi == "cac" else denominator)
     assert all(KPIS[k].guard is None for k in SUMMED)

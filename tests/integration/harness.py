@@ -22,8 +22,8 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.broker import Broker, create_topics, free_port
-from streams.liveness import http_status
+from streams.kafka.liveness import http_status
+from streams.kafka.tansu import Broker, create_topics, free_port
 
 EVENT_KEYS = ("views", "engagements", "clicks", "orders", "spend", "deadletter")
 
@@ -80,7 +80,7 @@ class Deployment:
         port = free_port()
         log = (self.tmp / f"worker-{port}.log").open("wb")
         process = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker"],
+            [sys.executable, "-m", "streams", "worker"],
             env=self.env(port), stdout=log, stderr=subprocess.STDOUT,
         )
         worker = Worker(process, port, self.tmp / f"worker-{port}.log")

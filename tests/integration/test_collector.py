@@ -18,8 +18,8 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.broker import free_port
-from streams.events import Rejection, ValidationRules, parse_message
+from streams.events.validation import Rejection, ValidationRules, parse_message
+from streams.kafka.tansu import free_port
 from tests.integration.harness import Deployment, Samples, Worker, value, wait_until
 
 SHOP_TOKEN = "shop-backend-token-0123456789"
@@ -77,7 +77,7 @@ class Collector:
 def start_collector(env: dict[str, str], log: Path, *, wait_for: str = "/ready") -> Collector:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "collector"],
+        [sys.executable, "-m", "streams", "collector"],
         env={**env, "KPISTREAM_COLLECTOR_PORT": str(port),
              "KPISTREAM_COLLECTOR_HOST": "127.0.0.1"},
         stdout=log.open("wb"), stderr=subprocess.STDOUT,
@@ -306,7 +306,7 @@ def test_bad_settings_stop_it_at_start_naming_the_setting(
     tmp_path: Path, env: dict[str, str], words: list[str]
 ) -> None:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("KPISTREAM_")}
-    done = subprocess.run([sys.executable, "-m", "streams.cli", "collector"],
+    done = subprocess.run([sys.executable, "-m", "streams", "collector"],
                           env={**clean, **env}, capture_output=True, timeout=60, check=False)
     assert done.returncode == 2
     error = done.stderr.decode()
@@ -316,9 +316,9 @@ def test_bad_settings_stop_it_at_start_naming_the_setting(
 
 
 def test_batch_messages_keep_every_event_and_stay_under_the_limits() -> None:
-    from streams.collector import _BATCH_BYTES, _batched
-    from streams.events import MAX_BATCH_EVENTS
-    from streams.validate import Outgoing
+    from streams.commands.http_collector import _BATCH_BYTES, _batched
+    from streams.commands.validate import Outgoing
+    from streams.events.validation import MAX_BATCH_EVENTS
 
     events = [Outgoing("view" if i % 3 else "click",
                        orjson.dumps(view("chunk", i, pad="x" * (i % 7) * 300)), None, 1)

@@ -10,9 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from streams.broker import free_port
-from streams.demo import render_table
-from streams.simulator import campaigns
+from streams.commands.demo import render_table
+from streams.commands.traffic import campaigns
+from streams.kafka.tansu import free_port
 from tests.integration.harness import wait_until
 
 
@@ -64,7 +64,7 @@ def _listening(port: int) -> bool:
 def test_demo_runs_for_its_duration_and_shows_kpis(tmp_path: Path) -> None:
     port = free_port()
     done = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "demo", "--duration", "25"],
+        [sys.executable, "-m", "streams", "demo", "--duration", "25"],
         env=_demo_env(tmp_path, port), capture_output=True, text=True, timeout=150,
     )
     output = done.stdout + done.stderr
@@ -85,7 +85,7 @@ def test_ctrl_c_stops_everything_cleanly(tmp_path: Path) -> None:
         # A session of its own, so the SIGINT can go to the whole process group as a
         # terminal's Ctrl-C does.
         demo = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "demo"], env=_demo_env(tmp_path, port),
+            [sys.executable, "-m", "streams", "demo"], env=_demo_env(tmp_path, port),
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
     try:

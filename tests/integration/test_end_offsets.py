@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from streams.broker import create_topics, stop_process
-from streams.recovery import end_offsets_need_correction, true_end_offsets
+from streams.kafka.recovery import end_offsets_need_correction, true_end_offsets
+from streams.kafka.tansu import create_topics, stop_process
 from tests.integration.harness import SlowLink, tansu_behind_slow_link
 
 TOPIC = "changelog-like"

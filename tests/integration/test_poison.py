@@ -11,10 +11,10 @@ import time
 from collections.abc import Callable
 from decimal import Decimal
 
-from streams.broker import LocalBroker
-from streams.events import ValidationRules
-from streams.ingest import Ingestor
-from streams.input_consumer import InputConsumer
+from streams.events.validation import ValidationRules
+from streams.kafka.tansu import LocalBroker
+from streams.stages.ingest import Ingestor
+from streams.worker.input_consumer import InputConsumer
 from tests.integration.harness import Deployment, value, wait_until
 
 HUGE = "99999999999999"

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.broker import free_port
+from streams.kafka.tansu import free_port
 from tests.integration.harness import Deployment, Samples, Worker, value, wait_until
 
 FX = "[fx]\nEUR = 1.08\n"
@@ -28,7 +28,7 @@ def events_total(samples: Samples, outcome: str) -> float:
 def kpistream(deployment: Deployment, *args: str, env: dict[str, str] | None = None
               ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "streams.cli", *args],
+        [sys.executable, "-m", "streams", *args],
         env=env or deployment.env(free_port()), capture_output=True, text=True, timeout=120,
         check=False,
     )

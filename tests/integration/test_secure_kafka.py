@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streams.broker import free_port
+from streams.kafka.tansu import free_port
 from tests.integration.harness import Deployment, Worker, value, wait_until
 from tests.integration.test_collector import SHOP_TOKEN, start_collector
 from tests.kafka_broker import ApacheKafka
@@ -50,7 +50,7 @@ def secure_env(kafka: ApacheKafka, certs: Certificates, mechanism: str = "SCRAM-
 
 def kpistream(env: dict[str, str], *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[
         bytes]:
-    return subprocess.run([sys.executable, "-m", "streams.cli", *args], env=env,
+    return subprocess.run([sys.executable, "-m", "streams", *args], env=env,
                           input=stdin, capture_output=True, timeout=120, check=False)
 
 

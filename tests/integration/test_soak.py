@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bench.ledger import METRICS
 from bench.soak import SoakConfig, render, run_soak
-from streams.broker import LocalBroker
+from streams.kafka.tansu import LocalBroker
 
 
 def test_two_sigkills_while_producing_lose_nothing_and_count_nothing_twice(

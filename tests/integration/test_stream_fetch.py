@@ -19,8 +19,8 @@ from typing import Any
 import faust
 from aiokafka import AIOKafkaProducer
 
-from streams.broker import LocalBroker, create_topics
-from streams.stream_consumer import stream_consumer_urls
+from streams.kafka.stream_consumer import stream_consumer_urls
+from streams.kafka.tansu import LocalBroker, create_topics
 
 
 async def _produce(bootstrap: str, topic: str, partition: int, count: int) -> None:

@@ -1,6 +1,6 @@
 """The stages wired as the agents wire them, with dicts for tables and a queue for topics.
 
-Every record travels in its wire form (streams.outgoing encodes it, the stage decodes
+Every record travels in its wire form (streams.stages.outgoing encodes it, the stage decodes
 it as its agent does), through the same stage methods the agents call, so the unit and
 property tests drive the code the worker runs, without a broker, under a clock the test
 controls. Records are delivered in the order they were sent.
@@ -15,17 +15,19 @@ from typing import Any
 
 import orjson
 
-from streams.campaigns import CampaignChannels
-from streams.events import EventType, ValidationRules
-from streams.failures import Failure
-from streams.ingest import Ingestor, RawMessage
-from streams.outgoing import Outgoing, dead_letters, ingested
-from streams.partitions import partition_for
-from streams.settings import Window
-from streams.stages import ClickStage, CountStage, CustomerStage
-from streams.state import KpiState
-from streams.steps import count_message, customer_message, join_message
-from streams.windows import minute_of
+from streams.config.settings import Window
+from streams.events.validation import EventType, ValidationRules
+from streams.flow.campaigns import CampaignChannels
+from streams.flow.failures import Failure
+from streams.kafka.partitions import partition_for
+from streams.stages.counting import CountStage
+from streams.stages.customer_history import CustomerStage
+from streams.stages.ingest import Ingestor, RawMessage
+from streams.stages.joining import ClickStage
+from streams.stages.outgoing import Outgoing, dead_letters, ingested
+from streams.stages.steps import count_message, customer_message, join_message
+from streams.windows.minutes import minute_of
+from streams.windows.state import KpiState
 
 TOPICS: dict[str, EventType] = {
     "views": "view", "engagements": "engagement", "clicks": "click",
@@ -82,7 +84,7 @@ class FlowModel:
             queue.extend(self._handle(record, self.offset))
 
     def _handle(self, record: Outgoing, offset: int) -> list[Outgoing]:
-        """What the agent of ``record.topic`` does with one message (see streams.agents)."""
+        """What the agent of ``record.topic`` does with one message (see streams.worker.agents)."""
         partition = record.partition if record.partition is not None else 0
         now_ms = self.now_ms
         if record.topic == "deadletter":

@@ -8,7 +8,7 @@ from fractions import Fraction as F
 
 import pytest
 
-from streams.baselines import Day, baseline, day_figures, suggested_limit
+from streams.planning.baselines import Day, baseline, day_figures, suggested_limit
 
 MONDAY = dt.date(2026, 11, 2)
 

@@ -10,13 +10,13 @@ from fractions import Fraction
 import pytest
 from prometheus_client import CollectorRegistry
 
-from metrics.budgets import BudgetCollector
-from streams.budgets import Budget, parse_budgets
-from streams.counts import SPEND, WIDTH
-from streams.errors import SettingsError
-from streams.pacing import day_bounds, elapsed_share, pacing, period_bounds
-from streams.settings import Settings, settings_from
-from streams.state import KpiState
+from metrics.budget_gauges import BudgetCollector
+from streams.config.budgets import Budget, parse_budgets
+from streams.config.errors import SettingsError
+from streams.config.settings import Settings, settings_from
+from streams.planning.pacing import day_bounds, elapsed_share, pacing, period_bounds
+from streams.windows.counts import SPEND, WIDTH
+from streams.windows.state import KpiState
 
 H = 3_600_000
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.counts import VIEWS, WIDTH
+from streams.windows.counts import VIEWS, WIDTH
 from tests.unit.flow_model import DAY_MS, FlowModel
 
 NOW = 1_795_430_000_000

@@ -9,12 +9,12 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.attribution import UNATTRIBUTED, attribute
-from streams.clicks import ClickBook
-from streams.customers import CustomerBook, Decision
-from streams.events import Event, EventType, Rejection, ValidationRules, parse_message
-from streams.ingest import Ingestor, RawMessage
-from streams.orders import OrderRoute
+from streams.attribution.clicks import ClickBook
+from streams.attribution.customers import CustomerBook, Decision
+from streams.attribution.named import UNATTRIBUTED, attribute
+from streams.attribution.orders import OrderRoute
+from streams.events.validation import Event, EventType, Rejection, ValidationRules, parse_message
+from streams.stages.ingest import Ingestor, RawMessage
 
 # 2026-11-23T10:00:00Z, computed without the code under test.
 TS_MS = calendar.timegm((2026, 11, 23, 10, 0, 0)) * 1000

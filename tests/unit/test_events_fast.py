@@ -25,8 +25,8 @@ from hypothesis import (
 from hypothesis import strategies as st
 
 from bench.workload import FX, TOPIC_KEYS, make_workload
-from streams import events
-from streams.events import (
+from streams.events import validation as events
+from streams.events.validation import (
     ENGAGEMENT_ACTIONS,
     EVENT_TYPES,
     MAX_EVENT_BYTES,

@@ -12,12 +12,12 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from bench import scrape
-from metrics.collector import KpiCollector, KpiFamily, LabelSet, exposition
-from metrics.health import HealthCollector
+from metrics.health_gauges import HealthCollector
+from metrics.kpi_gauges import KpiCollector, KpiFamily, LabelSet, exposition
 from metrics.kpis import kpi_values
 from metrics.names import KPI_HELP, KPI_LABELS, MONEY_METRICS
-from streams.counts import WIDTH
-from streams.state import KpiRow
+from streams.windows.counts import WIDTH
+from streams.windows.state import KpiRow
 
 
 class ReferenceCollector(Collector):

@@ -19,10 +19,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 
-from metrics.collector import KpiCollector
-from streams.counts import FIELDS, WIDTH
-from streams.events import MAX_BATCH_BYTES, MAX_FUTURE_MS
-from streams.windows import minute_of
+from metrics.kpi_gauges import KpiCollector
+from streams.events.validation import MAX_BATCH_BYTES, MAX_FUTURE_MS
+from streams.windows.counts import FIELDS, WIDTH
+from streams.windows.minutes import minute_of
 from tests.unit.flow_model import WINDOWS, FlowModel
 
 NOW = 1_795_430_000_000 + 12_345

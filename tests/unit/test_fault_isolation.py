@@ -10,14 +10,14 @@ from typing import Any
 import orjson
 import pytest
 
-import streams.aggregate
-import streams.ingest
-from streams.clicks import ClickBook
-from streams.counts import CLICKS, ORDERS, REVENUE, SPEND, VIEWS, WIDTH
-from streams.customers import CustomerBook
-from streams.delivery import InOrderAcks
-from streams.ingest import RawMessage
-from streams.steps import count_message, customer_message, join_message
+import streams.stages.aggregate
+import streams.stages.ingest
+from streams.attribution.clicks import ClickBook
+from streams.attribution.customers import CustomerBook
+from streams.stages.delivery import InOrderAcks
+from streams.stages.ingest import RawMessage
+from streams.stages.steps import count_message, customer_message, join_message
+from streams.windows.counts import CLICKS, ORDERS, REVENUE, SPEND, VIEWS, WIDTH
 from tests.unit.flow_model import FlowModel
 
 NOW = 1_795_430_000_000
@@ -48,14 +48,14 @@ def internal(model: FlowModel) -> list[dict[str, Any]]:
 
 def test_validation_that_raises_dead_letters_only_that_message(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    real = streams.ingest.parse_message
+    real = streams.stages.ingest.parse_message
 
     def parse(raw: bytes, *args: Any, **kwargs: Any) -> Any:
         if b"poison" in raw:
             raise Injected("boom")
         return real(raw, *args, **kwargs)
 
-    monkeypatch.setattr(streams.ingest, "parse_message", parse)
+    monkeypatch.setattr(streams.stages.ingest, "parse_message", parse)
     model = FlowModel(NOW)
     model.publish("views", [view(1), view(2)])
     model.publish("views", {**view(3), "event_id": "poison"})
@@ -68,14 +68,14 @@ def test_validation_that_raises_dead_letters_only_that_message(
 
 def test_routing_that_raises_dead_letters_only_that_event(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    real = streams.ingest.attribute
+    real = streams.stages.ingest.attribute
 
     def attribute(event: Any, promo_codes: Any) -> Any:
         if event.event_id == "o-2":
             raise Injected("boom")
         return real(event, promo_codes)
 
-    monkeypatch.setattr(streams.ingest, "attribute", attribute)
+    monkeypatch.setattr(streams.stages.ingest, "attribute", attribute)
     model = FlowModel(NOW)
     model.publish("orders", [order(1, "a", campaign_id="shop"),
                              order(2, "b", campaign_id="shop"),
@@ -133,14 +133,14 @@ def test_a_customer_decision_that_raises_dead_letters_only_that_order(
 
 def test_counting_that_raises_dead_letters_only_that_event(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    real = streams.aggregate.add_event
+    real = streams.stages.aggregate.add_event
 
     def add_event(acc: list[int], kind: str, amount: int, count: int = 1) -> None:
         if amount % 1_000_000 == 777:  # only the poisoned spend (alone or in a sum)
             raise Injected("boom")
         real(acc, kind, amount, count)
 
-    monkeypatch.setattr(streams.aggregate, "add_event", add_event)
+    monkeypatch.setattr(streams.stages.aggregate, "add_event", add_event)
     model = FlowModel(NOW)
     spends = [{"event_id": f"s-{i}", "ts": NOW, "campaign_id": "c", "channel": "tiktok",
                "amount": amount, "currency": "USD"}
@@ -155,7 +155,7 @@ def test_counting_that_raises_dead_letters_only_that_event(
     assert model.outcomes[("spend", "invalid")] == 1
     # The failed event was never counted, so its id is not remembered: a later
     # delivery of it counts once the failure is gone.
-    monkeypatch.setattr(streams.aggregate, "add_event", real)
+    monkeypatch.setattr(streams.stages.aggregate, "add_event", real)
     model.publish("spend", spends[1])
     assert total(model, "c", "tiktok", SPEND) == 15_000_777
 
@@ -217,7 +217,7 @@ def test_an_input_event_that_raises_is_named_for_the_log_by_place_not_value(
     def attribute(event: Any, promo_codes: Any) -> Any:
         raise Injected("cust-secret")
 
-    monkeypatch.setattr(streams.ingest, "attribute", attribute)
+    monkeypatch.setattr(streams.stages.ingest, "attribute", attribute)
     model = FlowModel(NOW)
     raw = orjson.dumps(order(1, "cust-secret", campaign_id="shop"))
     result = model.ingestor.ingest([RawMessage("orders", 3, 41, raw)])

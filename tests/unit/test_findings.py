@@ -15,12 +15,12 @@ from decimal import Decimal
 import orjson
 import pytest
 
-from streams.counts import NEW_CUSTOMERS, ORDERS, REVENUE, SPEND, WIDTH
-from streams.events import Event, ValidationRules, parse_message
-from streams.forwards import Forwards
-from streams.orders import OrderRoute
-from streams.state import KpiState
-from streams.wire import dumps
+from streams.attribution.orders import OrderRoute
+from streams.events.validation import Event, ValidationRules, parse_message
+from streams.flow.forwards import Forwards
+from streams.flow.wire import dumps
+from streams.windows.counts import NEW_CUSTOMERS, ORDERS, REVENUE, SPEND, WIDTH
+from streams.windows.state import KpiState
 from tests.unit.flow_model import WINDOWS, FlowModel
 
 NOW = 1_795_430_000_000

@@ -7,12 +7,12 @@ from collections import Counter
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.aggregate import Folded, fold
-from streams.counts import WIDTH
-from streams.durations import MINUTE_MS
-from streams.forwards import KIND_TYPES, RETRACTION, Forwards, add_event
-from streams.stages import CountStage
-from streams.state import KpiState
+from streams.config.durations import MINUTE_MS
+from streams.flow.forwards import KIND_TYPES, RETRACTION, Forwards, add_event
+from streams.stages.aggregate import Folded, fold
+from streams.stages.counting import CountStage
+from streams.windows.counts import WIDTH
+from streams.windows.state import KpiState
 
 T0 = 1_795_428_000_000
 

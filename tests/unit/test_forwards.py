@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.counts import FIELDS, WIDTH
-from streams.forwards import KIND_TYPES, Forwards, MalformedForwards, add_event
+from streams.flow.forwards import KIND_TYPES, Forwards, MalformedForwards, add_event
+from streams.windows.counts import FIELDS, WIDTH
 
 events = st.lists(
     st.tuples(st.sampled_from(list(KIND_TYPES)), st.text(min_size=1, max_size=128),

@@ -8,10 +8,10 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from metrics.collector import KpiCollector
+from metrics.kpi_gauges import KpiCollector
 from metrics.kpis import kpi_values
-from streams.counts import FIELDS
-from streams.state import KpiRow
+from streams.windows.counts import FIELDS
+from streams.windows.state import KpiRow
 
 COUNTS = ("views", "completed_views", "engagements", "clicks", "orders", "new_customers")
 RATIOS = (

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.counts import CLICKS, NEW_CUSTOMERS, ORDERS, REVENUE, VIEWS
-from streams.expiry import ExpiringKeys
+from streams.attribution.expiry import ExpiringKeys
+from streams.windows.counts import CLICKS, NEW_CUSTOMERS, ORDERS, REVENUE, VIEWS
 from tests.unit.flow_model import DAY_MS, WINDOWS, FlowModel
 
 NOW = 1_795_430_000_000  # 2026-11-23, mid-minute
@@ -240,9 +240,9 @@ def test_order_of_orders_does_not_change_new_customers(
 
 def test_replayed_message_applies_only_what_did_not_land() -> None:
     """A crash after some changelog records landed: the replay adds only the rest."""
-    from streams.forwards import Forwards
-    from streams.stages import CountStage
-    from streams.state import KpiState
+    from streams.flow.forwards import Forwards
+    from streams.stages.counting import CountStage
+    from streams.windows.state import KpiState
 
     forwards = Forwards()
     for i in range(3):
@@ -267,8 +267,8 @@ def test_replayed_message_applies_only_what_did_not_land() -> None:
 
 
 def test_replayed_order_repeats_its_decision() -> None:
-    from streams.customers import CustomerBook
-    from streams.orders import OrderRoute
+    from streams.attribution.customers import CustomerBook
+    from streams.attribution.orders import OrderRoute
 
     book = CustomerBook(400 * DAY_MS, DAY_MS)
     first = OrderRoute("o-1", NOW, "alice", None, 1, "a", "web", None)
@@ -285,7 +285,7 @@ def minute_of_now() -> int:
 
 def test_click_records_rebuild_the_same_clicks_and_go_with_their_newest_click() -> None:
     """One record per message; a rebuild keeps each id's earliest click, as live does."""
-    from streams.stages import ClickStage
+    from streams.stages.joining import ClickStage
 
     table: dict[Any, Any] = {}
     live = ClickStage(table, {}, DAY_MS, 0)

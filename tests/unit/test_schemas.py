@@ -1,7 +1,7 @@
 """The JSON Schemas agree with parse_message, the validator the worker uses.
 
 Every row is one event fed to both ``jsonschema`` and ``parse_message``; they must give
-the same verdict. The rules a JSON Schema cannot state (streams.schemas.NOT_EXPRESSIBLE)
+the same verdict. The rules a JSON Schema cannot state (streams.events.schemas.NOT_EXPRESSIBLE)
 are kept out of the agreement on purpose, and each has its own test below that shows
 the gap: the worker refuses, the schema lets it through.
 """
@@ -19,7 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from streams.events import (
+from streams.events.schemas import NOT_EXPRESSIBLE, event_schema, schema_json
+from streams.events.validation import (
     ENGAGEMENT_ACTIONS,
     EVENT_TYPES,
     MAX_FUTURE_MS,
@@ -28,7 +29,6 @@ from streams.events import (
     ValidationRules,
     parse_message,
 )
-from streams.schemas import NOT_EXPRESSIBLE, event_schema, schema_json
 from tests.unit.test_events import BAD_EVENTS
 
 TS_MS = calendar.timegm((2026, 11, 23, 10, 0, 0)) * 1000

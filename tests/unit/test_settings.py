@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from streams.durations import parse_duration_ms
-from streams.errors import SettingsError
-from streams.settings import Topics, Window, load_settings, settings_from
+from streams.config.durations import parse_duration_ms
+from streams.config.errors import SettingsError
+from streams.config.settings import Topics, Window, load_settings, settings_from
 
 MINUTE_MS = 60_000
 DAY_MS = 24 * 60 * MINUTE_MS

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from streams.errors import SettingsError
-from streams.settings import settings_from
+from streams.config.errors import SettingsError
+from streams.config.settings import settings_from
 
 DAY_MS = 24 * 3600 * 1000
 

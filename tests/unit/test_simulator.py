@@ -8,8 +8,8 @@ from itertools import pairwise
 
 import pytest
 
-from streams.events import Event, Rejection, ValidationRules, parse_message
-from streams.simulator import DEMO_FX_RATES, DEMO_PROMO_CODES, SimEvent, Simulator, campaigns
+from streams.commands.traffic import DEMO_FX_RATES, DEMO_PROMO_CODES, SimEvent, Simulator, campaigns
+from streams.events.validation import Event, Rejection, ValidationRules, parse_message
 
 NOW = 1_795_428_000_000  # 2026-11-23T...Z, in epoch ms
 RULES = ValidationRules(fx={"USD": Decimal(1), **DEMO_FX_RATES})

@@ -7,12 +7,12 @@ from collections.abc import Mapping, Sequence
 
 import pytest
 
-from streams.counts import FIELDS, WIDTH
-from streams.forwards import Forwards
-from streams.settings import Window
-from streams.stages import CountStage
-from streams.state import BucketKey, KpiState
-from streams.windows import TOTAL
+from streams.config.settings import Window
+from streams.flow.forwards import Forwards
+from streams.stages.counting import CountStage
+from streams.windows.counts import FIELDS, WIDTH
+from streams.windows.minutes import TOTAL
+from streams.windows.state import BucketKey, KpiState
 
 NOW = 29_590_500  # a minute in November 2026
 RETENTION = 60

@@ -7,8 +7,8 @@ import asyncio
 import faust
 import faust.transport
 
-from streams.fetching import STREAM_FETCH_WAIT_MS
-from streams.stream_consumer import StreamConsumer, StreamTransport, stream_consumer_urls
+from streams.kafka.fetching import STREAM_FETCH_WAIT_MS
+from streams.kafka.stream_consumer import StreamConsumer, StreamTransport, stream_consumer_urls
 
 
 def test_the_consumer_urls_select_the_stream_transport_for_every_broker() -> None:

@@ -15,9 +15,9 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.cli import main
-from streams.events import MAX_EVENT_BYTES, Rejection, ValidationRules, parse_message
-from streams.validate import Checker
+from streams.commands.cli import main
+from streams.commands.validate import Checker
+from streams.events.validation import MAX_EVENT_BYTES, Rejection, ValidationRules, parse_message
 
 TS_MS = calendar.timegm((2026, 11, 23, 10, 0, 0)) * 1000
 RULES = ValidationRules({"USD": Decimal(1), "EUR": Decimal("1.08")})
@@ -163,7 +163,7 @@ def test_currencies_come_from_the_settings(
 def test_stdin_and_several_files(tmp_path: Path) -> None:
     first = ndjson(tmp_path, {**VIEW, "type": "view"}, name="a.ndjson")
     done = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "validate", str(first), "-"],
+        [sys.executable, "-m", "streams", "validate", str(first), "-"],
         input=orjson.dumps({**VIEW, "type": "view", "ts": True}) + b"\n",
         capture_output=True, check=False,
     )
@@ -243,7 +243,7 @@ def test_a_check_takes_microseconds() -> None:
 
 
 def test_progress_stream_is_quiet_when_not_a_tty() -> None:
-    from streams.publish import _Progress
+    from streams.commands.publish import _Progress
 
     stream = io.StringIO()
     progress = _Progress(stream)

@@ -8,11 +8,11 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.counts import WIDTH
-from streams.settings import Window
-from streams.state import BucketKey, KpiRow, KpiState
-from streams.window_sums import RunningSums, fresh_sums
-from streams.windows import TOTAL, window_sums
+from streams.config.settings import Window
+from streams.windows.counts import WIDTH
+from streams.windows.minutes import TOTAL, window_sums
+from streams.windows.state import BucketKey, KpiRow, KpiState
+from streams.windows.sums import RunningSums, fresh_sums
 
 NOW = 29_590_500  # a minute in November 2026
 CELLS = [("a", "tiktok"), ("a", "web"), ("b", "tiktok")]

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.counts import FIELDS, WIDTH
-from streams.windows import TOTAL, minute_of, oldest_kept_minute, window_sums
+from streams.windows.counts import FIELDS, WIDTH
+from streams.windows.minutes import TOTAL, minute_of, oldest_kept_minute, window_sums
 
 NOW = 29_590_500  # a minute in November 2026
 

@@ -31,9 +31,9 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
-from streams.errors import SettingsError
-from streams.publish import bootstrap_servers
-from streams.settings import Settings, load_settings
+from streams.commands.publish import bootstrap_servers
+from streams.config.errors import SettingsError
+from streams.config.settings import Settings, load_settings
 
 WAIT_EVERY_S = 5.0
 CONNECT_TIMEOUT_S = 60.0

@@ -1,0 +1,96 @@
+"""The ``kpistream`` command: worker, demo, alert-rules, validate, publish, collector,
+simulate, suggest-targets."""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from streams.commands import http_collector, publish, simulate, suggest_targets, validate
+from streams.config.errors import SettingsError
+from streams.config.settings import Settings, load_settings
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    parser = argparse.ArgumentParser(prog="kpistream", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    worker = commands.add_parser("worker", help="run one Faust worker")
+    worker.add_argument("--loglevel", default="info")
+    demo = commands.add_parser(
+        "demo", help="local broker + worker + simulated campaign traffic, with a live table"
+    )
+    demo.add_argument("--rate", type=float, default=200.0, help="events per second")
+    demo.add_argument("--duration", type=float, default=None,
+                      help="stop after this many seconds (default: run until Ctrl-C)")
+    rules = commands.add_parser(
+        "alert-rules", help="write the Prometheus rule file for the settings' [[targets]]"
+    )
+    rules.add_argument("--output", default=None, help="file to write (default: stdout)")
+    rules.add_argument("--runbook-url", default=None,
+                       help="base of the alerts' runbook_url annotations")
+    # each sets args.run(settings, args)
+    for tool in (validate, publish, http_collector, simulate, suggest_targets):
+        tool.add_parser(commands)
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"kpistream: {exc}", file=sys.stderr)
+        return 2
+    if hasattr(args, "run"):
+        return int(args.run(settings, args))
+    if args.command == "worker":
+        return run_worker(settings, args.loglevel)
+    if args.command == "alert-rules":
+        return write_alert_rules(settings, args.output, args.runbook_url)
+    from streams.commands.demo import run_demo
+
+    return run_demo(settings, rate=args.rate, duration_s=args.duration)
+
+
+def write_alert_rules(settings: Settings, output: str | None, runbook_url: str | None) -> int:
+    """Write the Prometheus rule file to ``output`` (stdout if None)."""
+    from streams.commands.alert_rules import DEFAULT_RUNBOOK, alert_rules
+
+    text = alert_rules(settings, runbook_url or DEFAULT_RUNBOOK)
+    if output is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        Path(output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        print(f"kpistream: cannot write {output}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+GC_THRESHOLDS = (50_000, 50, 100)
+"""Cyclic-garbage collection much rarer than Python's (700, 10, 10).
+
+A worker's state is hundreds of thousands of long-lived containers (buckets, id lists)
+and it allocates a dict per event it reads: with the defaults a full collection ran
+every 0.5-3 s under load, took 100-170 ms (for 300k objects) and found a few dozen
+objects, holding /metrics and every stage up. Reference counting frees almost
+everything; the collector is only needed for cycles, which are rare here.
+"""
+
+
+def run_worker(settings: Settings, loglevel: str = "info") -> int:
+    """Run one worker until it is stopped."""
+    import faust
+    from prometheus_client import disable_created_metrics
+
+    from streams.worker.app import create_app
+
+    disable_created_metrics()  # type: ignore[no-untyped-call]
+    gc.set_threshold(*GC_THRESHOLDS)
+    kpi = create_app(settings)
+    faust.Worker(kpi.faust_app, loglevel=loglevel).execute_from_commandline()
+    return 0
+

@@ -1,0 +1,3 @@
+"""Settings: the TOML file and KPISTREAM_* environment, durations, targets and budgets entries.
+Pure.
+"""

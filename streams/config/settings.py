@@ -1,0 +1,543 @@
+"""One frozen settings object: the TOML file named by KPISTREAM_CONFIG, then KPISTREAM_* env."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from streams.config.budgets import Budget, parse_budgets
+from streams.config.durations import MINUTE_MS, parse_duration_ms
+from streams.config.errors import SettingsError
+from streams.config.targets import Target, parse_targets
+from streams.events.validation import EventType
+
+__all__ = ["EVENT_TOPIC_KEYS", "CollectorSettings", "KafkaSettings", "Settings", "Topics", "Window",
+           "load_settings"]
+
+EVENT_TOPIC_KEYS = ("views", "engagements", "clicks", "orders", "spend")
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+_CAMPAIGN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+_MAX_WINDOW_MS = 90 * 24 * 60 * MINUTE_MS
+_LONGEST_DAY_MINUTES = 25 * 60
+"""A local day when clocks go back: daily budgets sum spend from local midnight."""
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A trailing window: its label as configured and its length in whole minutes."""
+
+    label: str
+    minutes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """Kafka topic names, from the ``[topics]`` table."""
+
+    views: str = "marketing.views"
+    engagements: str = "marketing.engagements"
+    clicks: str = "marketing.clicks"
+    orders: str = "marketing.orders"
+    spend: str = "marketing.spend"
+    deadletter: str = "marketing.deadletter"
+
+
+@dataclass(frozen=True, slots=True)
+class CollectorSettings:
+    """The HTTP collector's settings, from the ``[collector]`` table."""
+
+    port: int = 6067
+    """KPISTREAM_COLLECTOR_PORT or [collector] port."""
+    host: str = "0.0.0.0"
+    """KPISTREAM_COLLECTOR_HOST or [collector] host: address the collector binds."""
+    tokens: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """[collector.tokens] tracker = "token"; KPISTREAM_COLLECTOR_TOKENS="tracker=token,..."
+    replaces the table. Secrets: kept out of repr."""
+    max_body_bytes: int = 1024 * 1024
+    """KPISTREAM_COLLECTOR_MAX_BODY or [collector] max_body_bytes: larger requests get 413."""
+    cors_origins: tuple[str, ...] = ("*",)
+    """KPISTREAM_COLLECTOR_CORS_ORIGINS (comma-separated) or [collector] cors_origins."""
+
+
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+BROKER_DEFAULT = -1
+"""``replication_factor`` meaning the broker's own ``default.replication.factor``."""
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSettings:
+    """How every client reaches and uses the cluster, from the ``[kafka]`` table; each key also
+    as KPISTREAM_KAFKA_<KEY>."""
+
+    replication_factor: int = BROKER_DEFAULT
+    """Of the topics kpistream creates (internal topics, changelogs); -1: the broker's own."""
+    security_protocol: str = "PLAINTEXT"
+    """PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."""
+    sasl_mechanism: str = "PLAIN"
+    """PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (SASL protocols only)."""
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+    """Only from KPISTREAM_KAFKA_SASL_PASSWORD or the file named by sasl_password_file; a
+    secret: kept out of repr and every log line."""
+    ssl_cafile: Path | None = None
+    """CA certificates (PEM) to check the brokers' certificates; none: the system's."""
+    ssl_certfile: Path | None = None
+    """Client certificate (PEM) for mutual TLS, with ssl_keyfile."""
+    ssl_keyfile: Path | None = None
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.security_protocol.startswith("SASL_")
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the worker reads at start; nothing else reads the environment."""
+
+    broker: str = "kafka://localhost:9092"
+    """KPISTREAM_BROKER: bootstrap servers in Faust URL form (``kafka://h1:9092;h2:9092``)."""
+    app_id: str = "kpistream"
+    """KPISTREAM_APP_ID: Faust app id and consumer group."""
+    web_port: int = 6066
+    """KPISTREAM_WEB_PORT: port of /metrics, /health, /ready."""
+    web_host: str = "0.0.0.0"
+    """KPISTREAM_WEB_HOST: address the web server binds."""
+    data_dir: Path = Path("./kpistream-data")
+    """KPISTREAM_DATA_DIR: local state."""
+    partitions: int = 8
+    """KPISTREAM_PARTITIONS or [kafka] partitions: partitions of the topics kpistream creates."""
+    windows: tuple[Window, ...] = (Window("5m", 5), Window("1h", 60), Window("24h", 1440))
+    """[kpi] windows: trailing windows besides ``total``."""
+    reporting_currency: str = "USD"
+    """[kpi] reporting_currency."""
+    attribution_window_ms: int = 7 * 24 * 60 * MINUTE_MS
+    """[kpi] attribution_window: how long a click can claim an order."""
+    dedup_window_ms: int = 24 * 60 * MINUTE_MS
+    """[kpi] dedup_window: how long an event id is remembered to drop a second delivery."""
+    click_grace_ms: int = 60_000
+    """[kpi] click_grace: how long an order waits for its click to be read (topics are
+    read independently) before it counts as unattributed."""
+    customer_window_ms: int = 400 * 24 * 60 * MINUTE_MS
+    """[kpi] customer_window: how long a customer is remembered to tell new from returning."""
+    max_campaign_channels: int = 10_000
+    """[kpi] max_campaign_channels: live campaign-channels per deployment at most (SPEC 4);
+    events that would start one more are dead-lettered."""
+    campaign_retention_ms: int = 30 * 24 * 60 * MINUTE_MS
+    """[kpi] campaign_retention: a campaign-channel with no event for this long leaves the
+    state and /metrics."""
+    fx: Mapping[str, Decimal] = field(default_factory=lambda: {"USD": Decimal(1)})
+    """[fx]: units of the reporting currency per unit; the reporting currency is always 1."""
+    promo_codes: Mapping[str, str] = field(default_factory=dict)
+    """[promo_codes]: promo code -> campaign."""
+    topics: Topics = Topics()
+    collector: CollectorSettings = CollectorSettings()
+    """[collector]: the HTTP collector (``kpistream collector``)."""
+    targets: tuple[Target, ...] = ()
+    """[[targets]]: KPI minimums and maximums to alert on (see streams.config.targets)."""
+    budgets: tuple[Budget, ...] = ()
+    """[[budgets]]: spend budgets per campaign, for pacing (see streams.config.budgets)."""
+    kafka: KafkaSettings = KafkaSettings()
+    """[kafka]: security and topic settings every client uses."""
+
+    @property
+    def event_topics(self) -> dict[str, EventType]:
+        """Topic name -> event type, for the five input topics."""
+        t = self.topics
+        return {
+            t.views: "view",
+            t.engagements: "engagement",
+            t.clicks: "click",
+            t.orders: "order",
+            t.spend: "spend",
+        }
+
+    @property
+    def retention_minutes(self) -> int:
+        """Minute buckets older than the longest window are expired; with a daily budget,
+        not before a local day (up to 25 hours) is over, for its spend since midnight."""
+        longest = max(w.minutes for w in self.windows)
+        if any(b.period == "day" for b in self.budgets):
+            return max(longest, _LONGEST_DAY_MINUTES)
+        return longest
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the TOML file named by KPISTREAM_CONFIG (if any), then KPISTREAM_* overrides."""
+    env = os.environ if environ is None else environ
+    doc: dict[str, Any] = {}
+    config = env.get("KPISTREAM_CONFIG")
+    if config:
+        try:
+            doc = tomllib.loads(Path(config).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SettingsError("KPISTREAM_CONFIG", f"cannot read {config}: {exc}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError("KPISTREAM_CONFIG", f"{config} is not valid TOML: {exc}") from exc
+    return settings_from(doc, env)
+
+
+def settings_from(doc: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
+    """Build settings from a parsed TOML document and environment overrides."""
+    kpi = _table(doc, "kpi")
+    kafka = _table(doc, "kafka")
+    reporting = _currency_code(kpi.get("reporting_currency", "USD"), "[kpi] reporting_currency")
+    defaults = Settings()
+    windows = _windows(kpi.get("windows", ["5m", "1h", "24h"]))
+    return Settings(
+        broker=_broker(env.get("KPISTREAM_BROKER", defaults.broker)),
+        app_id=_app_id(env.get("KPISTREAM_APP_ID", defaults.app_id)),
+        web_port=_port(env.get("KPISTREAM_WEB_PORT", str(defaults.web_port))),
+        web_host=env.get("KPISTREAM_WEB_HOST", defaults.web_host),
+        data_dir=Path(env.get("KPISTREAM_DATA_DIR", str(defaults.data_dir))),
+        partitions=_partitions(env.get("KPISTREAM_PARTITIONS", kafka.get("partitions", 8))),
+        windows=windows,
+        reporting_currency=reporting,
+        attribution_window_ms=_duration(
+            kpi.get("attribution_window", "7d"), "[kpi] attribution_window"
+        ),
+        dedup_window_ms=_duration(kpi.get("dedup_window", "24h"), "[kpi] dedup_window"),
+        click_grace_ms=_duration(kpi.get("click_grace", "60s"), "[kpi] click_grace"),
+        customer_window_ms=_duration(
+            kpi.get("customer_window", "400d"), "[kpi] customer_window"
+        ),
+        max_campaign_channels=_positive_int(kpi.get("max_campaign_channels", 10_000),
+                                            "[kpi] max_campaign_channels"),
+        campaign_retention_ms=_retention(kpi.get("campaign_retention", "30d"), windows),
+        fx=_fx(_table(doc, "fx"), reporting),
+        promo_codes=_promo_codes(_table(doc, "promo_codes")),
+        topics=_topics(_table(doc, "topics")),
+        collector=_collector(_table(doc, "collector"), env),
+        targets=parse_targets(doc.get("targets", []), [w.label for w in windows]),
+        budgets=_budgets(doc),
+        kafka=_kafka(kafka, env),
+    )
+
+
+def _budgets(doc: Mapping[str, Any]) -> tuple[Budget, ...]:
+    """[[budgets]] (streams.config.budgets checks every entry)."""
+    return parse_budgets(doc.get("budgets", []))
+
+
+def _table(doc: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    value = doc.get(name, {})
+    if not isinstance(value, Mapping):
+        raise SettingsError(f"[{name}]", "must be a table")
+    return value
+
+
+def _broker(value: str) -> str:
+    if not re.fullmatch(r"[a-z]+://\S+", value):
+        raise SettingsError(
+            "KPISTREAM_BROKER", f"{value!r} is not a broker URL like kafka://localhost:9092"
+        )
+    return value
+
+
+def _app_id(value: str) -> str:
+    if not _TOPIC.fullmatch(value):
+        raise SettingsError(
+            "KPISTREAM_APP_ID", f"{value!r} must be 1-249 characters of A-Za-z0-9._-"
+        )
+    return value
+
+
+def _port(value: str) -> int:
+    if not value.isascii() or not value.isdigit() or not 1 <= int(value) <= 65535:
+        raise SettingsError("KPISTREAM_WEB_PORT", f"{value!r} is not a port number 1-65535")
+    return int(value)
+
+
+def _partitions(value: object) -> int:
+    text = str(value)
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= 1024:
+        raise SettingsError("KPISTREAM_PARTITIONS", f"{text!r} is not a whole number 1-1024")
+    return int(text)
+
+
+def _duration(value: object, setting: str) -> int:
+    try:
+        return parse_duration_ms(value)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise SettingsError(setting, str(exc)) from None
+
+
+def _positive_int(value: object, setting: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SettingsError(setting, f"{value!r} is not a whole number of at least 1")
+    return value
+
+
+def _retention(value: object, windows: tuple[Window, ...]) -> int:
+    setting = "[kpi] campaign_retention"
+    ms = _duration(value, setting)
+    longest = max(w.minutes for w in windows) * MINUTE_MS
+    if ms < longest:
+        raise SettingsError(setting, f"{value!r} is shorter than the longest window "
+                            f"({longest // MINUTE_MS} minutes): a campaign-channel would "
+                            "leave while its events still count in a window")
+    return ms
+
+
+def _windows(value: object) -> tuple[Window, ...]:
+    setting = "[kpi] windows"
+    if not isinstance(value, list) or not value:
+        raise SettingsError(setting, 'must be a non-empty list like ["5m", "1h", "24h"]')
+    windows = []
+    for item in value:
+        ms = _duration(item, setting)
+        if ms % MINUTE_MS:
+            raise SettingsError(setting, f"{item!r} is not a whole number of minutes")
+        if ms > _MAX_WINDOW_MS:
+            raise SettingsError(setting, f"{item!r} is longer than the 90d limit")
+        windows.append(Window(str(item).strip(), ms // MINUTE_MS))
+    labels = [w.label for w in windows]
+    if len(set(labels)) != len(labels) or "total" in labels:
+        raise SettingsError(setting, f"labels must be distinct and not 'total', got {labels}")
+    return tuple(windows)
+
+
+def _currency_code(value: object, setting: str) -> str:
+    if not isinstance(value, str) or not _CURRENCY.fullmatch(value):
+        raise SettingsError(setting, f"{value!r} is not an ISO 4217 code like USD")
+    return value
+
+
+def _fx(table: Mapping[str, Any], reporting: str) -> dict[str, Decimal]:
+    rates = {reporting: Decimal(1)}
+    for code, rate in table.items():
+        setting = f"[fx] {code}"
+        _currency_code(code, setting)
+        if isinstance(rate, bool) or not isinstance(rate, int | float | str):
+            raise SettingsError(setting, f"rate {rate!r} must be a number")
+        try:
+            parsed = Decimal(str(rate))
+        except InvalidOperation:
+            raise SettingsError(setting, f"rate {rate!r} must be a number") from None
+        if not parsed.is_finite() or parsed <= 0:
+            raise SettingsError(setting, f"rate {rate!r} must be a positive number")
+        if code == reporting and parsed != 1:
+            raise SettingsError(setting, f"the reporting currency's rate must be 1, got {rate}")
+        rates[code] = parsed
+    return rates
+
+
+def _promo_codes(table: Mapping[str, Any]) -> dict[str, str]:
+    for code, campaign in table.items():
+        if not isinstance(campaign, str) or not _CAMPAIGN.fullmatch(campaign):
+            raise SettingsError(
+                f"[promo_codes] {code}",
+                f"{campaign!r} is not a campaign id (1-128 characters of A-Za-z0-9._:-)",
+            )
+    return dict(table)
+
+
+def _topics(table: Mapping[str, Any]) -> Topics:
+    allowed = (*EVENT_TOPIC_KEYS, "deadletter")
+    for key, name in table.items():
+        if key not in allowed:
+            raise SettingsError(f"[topics] {key}", f"unknown topic key; allowed: {allowed}")
+        if not isinstance(name, str) or not _TOPIC.fullmatch(name):
+            raise SettingsError(f"[topics] {key}", f"{name!r} is not a valid Kafka topic name")
+    topics = Topics(**table)
+    names = [getattr(topics, k) for k in allowed]
+    if len(set(names)) != len(names):
+        raise SettingsError("[topics]", f"every topic needs its own name, got {names}")
+    return topics
+
+
+_TRACKER = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_TOKEN = re.compile(r"^[A-Za-z0-9._~+/-]{16,512}=*$")  # RFC 6750 b64token, 16+ characters
+_ORIGIN = re.compile(r"^(\*|https?://[^\s/,]+)$")
+
+
+def _collector(table: Mapping[str, Any], env: Mapping[str, str]) -> CollectorSettings:
+    defaults = CollectorSettings()
+    tokens_env = env.get("KPISTREAM_COLLECTOR_TOKENS")
+    if tokens_env is not None:
+        tokens = _tokens_from_env(tokens_env)
+    else:
+        tokens_table = table.get("tokens", {})
+        if not isinstance(tokens_table, Mapping):
+            raise SettingsError("[collector.tokens]", "must be a table: tracker = \"token\"")
+        tokens = _tokens(tokens_table, "[collector.tokens]")
+    origins = env.get("KPISTREAM_COLLECTOR_CORS_ORIGINS")
+    return CollectorSettings(
+        port=_number(env.get("KPISTREAM_COLLECTOR_PORT", table.get("port", defaults.port)),
+                     "KPISTREAM_COLLECTOR_PORT", 1, 65535),
+        host=str(env.get("KPISTREAM_COLLECTOR_HOST", table.get("host", defaults.host))),
+        tokens=tokens,
+        max_body_bytes=_number(
+            env.get("KPISTREAM_COLLECTOR_MAX_BODY",
+                    table.get("max_body_bytes", defaults.max_body_bytes)),
+            "KPISTREAM_COLLECTOR_MAX_BODY", 1024, 64 * 1024 * 1024),
+        cors_origins=_origins(
+            origins.split(",") if origins is not None
+            else table.get("cors_origins", list(defaults.cors_origins)),
+            "KPISTREAM_COLLECTOR_CORS_ORIGINS" if origins is not None
+            else "[collector] cors_origins"),
+    )
+
+
+def _number(value: object, setting: str, low: int, high: int) -> int:
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.isdigit() or not low <= int(text) <= high:
+        raise SettingsError(setting, f"{value!r} is not a whole number {low}-{high}")
+    return int(text)
+
+
+def _tokens_from_env(text: str) -> dict[str, str]:
+    setting = "KPISTREAM_COLLECTOR_TOKENS"
+    table: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        tracker, sep, token = item.partition("=")
+        if not sep:
+            raise SettingsError(setting, f"entry {tracker[:20]!r}... is not tracker=token")
+        table[tracker.strip()] = token.strip()
+    return _tokens(table, setting)
+
+
+def _tokens(table: Mapping[str, Any], setting: str) -> dict[str, str]:
+    """Tracker -> bearer token; a token is never echoed in an error."""
+    seen: set[str] = set()
+    for tracker, token in table.items():
+        if not _TRACKER.fullmatch(tracker):
+            raise SettingsError(setting, f"tracker name {tracker!r} must be 1-64 characters "
+                                "of A-Za-z0-9._-")
+        if not isinstance(token, str) or not _TOKEN.fullmatch(token):
+            raise SettingsError(f"{setting} {tracker}", "the token must be 16-512 characters "
+                                "of A-Za-z0-9-._~+/ (then = padding), e.g. from "
+                                "python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+        if token in seen:
+            raise SettingsError(f"{setting} {tracker}", "this token is another tracker's too; "
+                                "every tracker needs its own")
+        seen.add(token)
+    return dict(table)
+
+
+def _origins(value: object, setting: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value:
+        raise SettingsError(setting, 'must be a non-empty list like ["https://shop.example"]')
+    origins = tuple(str(item).strip().rstrip("/") for item in value)
+    for origin in origins:
+        if not _ORIGIN.fullmatch(origin):
+            raise SettingsError(setting, f"{origin!r} is not * or an origin like "
+                                "https://shop.example")
+    return origins
+
+
+# --- [kafka]: security and topic settings ----------------------------------------------
+
+_KAFKA_KEYS = ("partitions", "replication_factor", "security_protocol", "sasl_mechanism",
+               "sasl_username", "sasl_password_file", "ssl_cafile", "ssl_certfile",
+               "ssl_keyfile")
+
+
+def _kafka(table: Mapping[str, Any], env: Mapping[str, str]) -> KafkaSettings:
+    """The ``[kafka]`` table with KPISTREAM_KAFKA_<KEY> overrides; files checked at start."""
+    for key in table:
+        if key == "sasl_password":
+            raise SettingsError("[kafka] sasl_password", "a password is never read from the "
+                                "config file: set KPISTREAM_KAFKA_SASL_PASSWORD or "
+                                "[kafka] sasl_password_file")
+        if key not in _KAFKA_KEYS:
+            raise SettingsError(f"[kafka] {key}", f"unknown key; allowed: {_KAFKA_KEYS}")
+
+    def get(key: str) -> tuple[str, object | None]:
+        name = f"KPISTREAM_KAFKA_{key.upper()}"
+        if name in env:
+            return name, env[name]
+        return f"[kafka] {key}", table.get(key)
+
+    protocol = _choice(*get("security_protocol"), SECURITY_PROTOCOLS, "PLAINTEXT")
+    mechanism = _choice(*get("sasl_mechanism"), SASL_MECHANISMS, "PLAIN")
+    username_setting, username = get("sasl_username")
+    password = _sasl_password(env, *get("sasl_password_file"))
+    sasl = protocol.startswith("SASL_")
+    if sasl and not username:
+        raise SettingsError(username_setting, f"security_protocol {protocol} needs a user name")
+    if sasl and not password:
+        raise SettingsError("KPISTREAM_KAFKA_SASL_PASSWORD",
+                            f"security_protocol {protocol} needs a password: set "
+                            "KPISTREAM_KAFKA_SASL_PASSWORD or [kafka] sasl_password_file")
+    if not sasl and (username or password):
+        raise SettingsError(username_setting, f"SASL credentials are given but security_protocol "
+                            f"is {protocol}: use SASL_SSL or SASL_PLAINTEXT")
+    files = {key: _readable_file(*get(key)) for key in ("ssl_cafile", "ssl_certfile",
+                                                         "ssl_keyfile")}
+    if (files["ssl_certfile"] is None) != (files["ssl_keyfile"] is None):
+        raise SettingsError("[kafka] ssl_certfile", "mutual TLS needs both ssl_certfile and "
+                            "ssl_keyfile")
+    if protocol not in ("SSL", "SASL_SSL") and any(files.values()):
+        raise SettingsError("[kafka] security_protocol", f"TLS files are given but "
+                            f"security_protocol is {protocol}: use SSL or SASL_SSL")
+    return KafkaSettings(
+        replication_factor=_replication_factor(*get("replication_factor")),
+        security_protocol=protocol,
+        sasl_mechanism=mechanism,
+        sasl_username=str(username) if username else None,
+        sasl_password=password,
+        ssl_cafile=files["ssl_cafile"],
+        ssl_certfile=files["ssl_certfile"],
+        ssl_keyfile=files["ssl_keyfile"],
+    )
+
+
+def _choice(setting: str, value: object | None, allowed: tuple[str, ...], default: str) -> str:
+    if value is None:
+        return default
+    text = str(value).strip().upper()
+    if text not in allowed:
+        raise SettingsError(setting, f"{value!r} is not one of {', '.join(allowed)}")
+    return text
+
+
+def _replication_factor(setting: str, value: object | None) -> int:
+    if value is None:
+        return BROKER_DEFAULT
+    text = str(value).strip()
+    if isinstance(value, bool) or not re.fullmatch(r"-1|[1-9][0-9]{0,3}", text):
+        raise SettingsError(setting, f"{value!r} is not a replica count 1-1000, or -1 for the "
+                            "broker's default.replication.factor")
+    count = int(text)
+    if count > 1000:
+        raise SettingsError(setting, f"{value!r} is not a replica count 1-1000")
+    return count
+
+
+def _readable_file(setting: str, value: object | None) -> Path | None:
+    if value is None or value == "":
+        return None
+    path = Path(str(value))
+    try:
+        path.read_bytes()
+    except OSError as exc:
+        raise SettingsError(setting, f"cannot read {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def _sasl_password(env: Mapping[str, str], file_setting: str, file: object | None) -> str | None:
+    """From KPISTREAM_KAFKA_SASL_PASSWORD, else the first line of sasl_password_file."""
+    if env.get("KPISTREAM_KAFKA_SASL_PASSWORD"):
+        return env["KPISTREAM_KAFKA_SASL_PASSWORD"]
+    if file is None or file == "":
+        return None
+    try:
+        text = Path(str(file)).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(file_setting, f"cannot read {file}: {exc}") from None
+    password = text.strip("\r\n")
+    if not password:
+        raise SettingsError(file_setting, f"{file} is empty")
+    return password

@@ -1,0 +1,3 @@
+"""What travels between the stages: forwarded events, their exact JSON, failures, the campaign-
+channel cap. Pure.
+"""

@@ -1,0 +1,3 @@
+"""Kafka clients and broker compatibility: connection settings, topics, probes, the stream
+consumer, Tansu.
+"""

@@ -1,0 +1,2 @@
+"""Budget pacing and target baselines: arithmetic over epoch milliseconds and daily figures. Pure.
+"""

@@ -1,0 +1,152 @@
+"""The click-join stage: clicks remembered by click id, orders joined to them."""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.attribution.clicks import Click, ClickBook, Waiting
+from streams.attribution.orders import OrderRoute
+from streams.flow.failures import Failure, internal_reason
+from streams.flow.wire import dumps
+from streams.stages.tables import Table
+
+__all__ = ['ClickStage']
+
+
+@dataclass
+class ClickStage:
+    """Clicks by click id, and orders joined to them, for the click ids of one partition.
+
+    The clicks a source message adds are written as one record keyed
+    ``(partition, offset)``, not one per click: at high rates, table writes cost more
+    than the clicks themselves. A record goes when its newest click leaves the
+    attribution window. Rebuilding keeps the earliest click of an id, as ``remember``
+    does, so records can be read back in any order. (One difference: a click id sent
+    twice is forgotten live when its earlier click leaves the window, while a rebuilt
+    worker may still hold the later click of a record not yet gone.)
+    """
+
+    clicks_table: Table
+    waiting_table: Table
+    window_ms: int
+    grace_ms: int
+    books: dict[int, ClickBook] = field(default_factory=dict)
+    _pending: dict[int, list[list[Any]]] = field(default_factory=dict)
+    """partition -> clicks the message being handled added, as [click_id, ts, campaign,
+    channel]."""
+    _record_expiry: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
+    """partition -> heap of (newest click ts + window, offset) of its click records."""
+
+    def _book(self, partition: int) -> ClickBook:
+        book = self.books.get(partition)
+        if book is None:
+            book = self.books[partition] = ClickBook(self.window_ms, self.grace_ms)
+        return book
+
+    def handle_message(self, items: list[Any], partition: int, offset: int,
+                       now_ms: int) -> tuple[list[OrderRoute], list[Failure]]:
+        """One click-join message: clicks (``["c", click_id, ts, campaign, channel]``) to
+        remember and orders (``["o", *order wire]``) to join, after this partition's tick.
+
+        Returns the orders to send on, and the items that raised (the rest go on).
+        """
+        released = self.tick(partition, now_ms, offset)
+        failures: list[Failure] = []
+        for index, item in enumerate(items):
+            try:
+                if item[0] == "c":
+                    released += self.remember(item[1], (item[2], item[3], item[4]),
+                                              partition, offset)
+                else:
+                    joined = self.join(OrderRoute.from_wire(item[1:]), partition, now_ms)
+                    if joined is not None:
+                        released.append(joined)
+            except Exception as exc:
+                event_type = "click" if isinstance(item, list) and item[:1] == ["c"] else "order"
+                failures.append(Failure(event_type, internal_reason("the click join", exc),
+                                        dumps(item).decode("utf-8"), index))
+        self.end_message(partition, offset)
+        return released, failures
+
+    def remember(self, click_id: str, click: Click, partition: int,
+                 offset: int) -> list[OrderRoute]:
+        """Keep a click (written by ``end_message``); returns the orders it releases."""
+        book = self._book(partition)
+        before = book.clicks.get(click_id)
+        released = book.remember(click_id, click, offset)
+        if book.clicks[click_id] != before:
+            self._pending.setdefault(partition, []).append([click_id, *click])
+        self._save_waiting(book, [click_id])
+        return released
+
+    def end_message(self, partition: int, offset: int) -> None:
+        """Write the clicks the message at ``offset`` added, as one record."""
+        added = self._pending.pop(partition, None)
+        if not added:
+            return
+        self.clicks_table[(partition, offset)] = added
+        newest = max(click[1] for click in added)
+        heapq.heappush(self._record_expiry.setdefault(partition, []),
+                       (newest + self.window_ms, offset))
+
+    def join(self, order: OrderRoute, partition: int, now_ms: int) -> OrderRoute | None:
+        book = self._book(partition)
+        joined = book.join(order, now_ms)
+        if joined is None:
+            assert order.click_id is not None
+            self._save_waiting(book, [order.click_id])
+        return joined
+
+    def tick(self, partition: int, now_ms: int, offset: int) -> list[OrderRoute]:
+        """Orders whose wait for a click is over, and forget clicks past the window."""
+        book = self._book(partition)
+        book.expire(now_ms)
+        records = self._record_expiry.get(partition, [])
+        while records and records[0][0] < now_ms:  # a click exactly window old still counts
+            _, gone = heapq.heappop(records)
+            self.clicks_table.pop((partition, gone), None)
+        released, touched = book.due(now_ms, offset)
+        self._save_waiting(book, touched)
+        return released
+
+    def _save_waiting(self, book: ClickBook, click_ids: Iterable[str]) -> None:
+        for click_id in click_ids:
+            entries = book.waiting.get(click_id)
+            if entries:
+                self.waiting_table[click_id] = [[e.due_ms, e.order.to_wire(), e.released]
+                                                for e in entries]
+            else:
+                self.waiting_table.pop(click_id, None)
+
+    def rebuild(self, owned: set[int], owns: Callable[[str], int | None]) -> None:
+        """Reload from the recovered tables; ``owns`` gives an owned key's partition."""
+        self.books.clear()
+        self._pending = {}
+        self._record_expiry = {}
+        clicks = getattr(self.clicks_table, "data", self.clicks_table)
+        for key in list(clicks):
+            partition, offset = key
+            if partition not in owned:
+                del clicks[key]
+                continue
+            book = self._book(partition)
+            for click_id, ts, campaign, channel in clicks[key]:
+                book.keep_earliest(click_id, (ts, campaign, channel))
+            newest = max(click[1] for click in clicks[key])
+            heapq.heappush(self._record_expiry.setdefault(partition, []),
+                           (newest + self.window_ms, offset))
+        waiting = getattr(self.waiting_table, "data", self.waiting_table)
+        for click_id in list(waiting):
+            partition = owns(click_id)
+            if partition is None:
+                del waiting[click_id]
+            else:
+                self._book(partition).waiting[click_id] = [
+                    Waiting(due, OrderRoute.from_wire(wire), released)
+                    for due, wire, released in waiting[click_id]
+                ]
+
+

@@ -1,0 +1,1 @@
+"""The Faust wiring: the app and its tables, the agents, the input consumer, the web pages."""

@@ -1,0 +1,63 @@
+"""The three stateful stages of a worker, rebuilt together when recovery ends."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from streams.config.settings import Window
+from streams.stages.counting import CountStage
+from streams.stages.customer_history import CustomerStage
+from streams.stages.joining import ClickStage
+from streams.windows.minutes import minute_of
+from streams.windows.state import KpiRow
+from streams.worker.clock import wall_clock_ms
+from streams.worker.ownership import Ownership
+
+__all__ = ["Books", "ServedKpis"]
+
+
+@dataclass(eq=False)
+class Books:
+    counts: CountStage
+    clicks: ClickStage
+    customers: CustomerStage
+
+    def rebuild(self, ownership: Ownership) -> None:
+        """Reload every stage from the recovered tables, dropping partitions we lost."""
+        owned = ownership.owned_partitions()
+        self.counts.rebuild(owned, lambda campaign: ownership.partition(campaign) in owned,
+                            wall_clock_ms())
+        self.clicks.rebuild(ownership.owned_partitions("click_join"),
+                            ownership.owns("click_join"))
+        self.customers.rebuild(ownership.owned_partitions("customer_orders"),
+                               ownership.owns("customer_orders"))
+        # The rebuilt state is long-lived and holds no reference cycles: keep the cyclic
+        # garbage collector from walking it on every full pass (refcounting still frees it).
+        gc.freeze()
+
+
+@dataclass(eq=False)
+class ServedKpis:
+    """The KPI rows of the campaigns this worker serves: what /metrics reads."""
+
+    books: Books
+    ownership: Ownership
+    windows: tuple[Window, ...]
+
+    def rows(self) -> Iterator[KpiRow]:
+        """Window sums of the campaigns this worker serves, for the collector."""
+        owned = self.ownership.served_partitions()
+        return self.books.counts.state.rows(
+            minute_of(wall_clock_ms()), self.windows,
+            lambda campaign: self.ownership.partition(campaign) in owned,
+        )
+
+    def owned_campaigns(self) -> set[str]:
+        """Campaigns this worker serves and has counted, for the target collector."""
+        owned = self.ownership.served_partitions()
+        # No windows: only the running totals come back, so no minute bucket is summed.
+        rows = self.books.counts.state.rows(
+            0, (), lambda campaign: self.ownership.partition(campaign) in owned)
+        return {campaign for campaign, _, _, _ in rows}
