@@ -147,13 +147,16 @@ class FunctionalWorker:
         for record in ingested(result, self.kpi.ownership.partition):
             await self.kpi.sender.send(record)
 
-    async def put(self, record: Outgoing) -> Any:
-        """One internal record into the test context of its agent and partition; returns
-        the event (its ``message`` is the one the agent acks)."""
+    def context(self, role: str, partition: int) -> Any:
+        """The test context (``AgentTestWrapper``) fed ``role``'s messages of ``partition``."""
+        return self._contexts[(role, partition)]
+
+    async def put(self, record: Outgoing, context: Any = None) -> Any:
+        """One internal record into the test context of its agent and partition (or into
+        ``context``); returns the event (its ``message`` is the one the agent acks)."""
         partition = record.partition or 0
-        event = await self._contexts[(record.topic, partition)].put(
-            key=record.key, value=record.value, partition=partition)
-        return event
+        context = self.context(record.topic, partition) if context is None else context
+        return await context.put(key=record.key, value=record.value, partition=partition)
 
     async def deliver(self) -> list[Any]:
         """Hand every internal record that reached its topic on to its agent, in the order
