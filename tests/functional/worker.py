@@ -17,8 +17,15 @@ What Faust's test mode gives and this tier works with:
   run as a group leader runs it (``metadata`` -> ``assign`` -> ``on_assignment``) for a
   group of this one worker, on cluster metadata in the form a broker's metadata answer
   has. So /metrics serves the campaigns of every partition, as a lone worker does.
+- ``put`` returns once the stream has the value (the test wrapper's processor sees it
+  before the agent's body does: faust/agents/agent.py, ``_on_value_processed_processor``),
+  not once the agent handled it: ``deliver`` waits for the message's ack instead.
+  (``message.acked`` is also set for a message a stage drops, StreamConsumer.release;
+  ``deliver`` feeds each partition dense offsets, so every message is taken.)
 - The app is never started: table recovery never completes and the input consumer never
-  joins its group, so /ready names those two reasons all along (``NOT_STARTED``).
+  joins its group, so /ready names those two reasons all along (``NOT_STARTED``); and the
+  consumer's thread, which makes its own event loop when created (mode/threads.py), never
+  runs, so that loop is never closed (a ResourceWarning, ignored by default).
 """
 
 from __future__ import annotations
