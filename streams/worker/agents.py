@@ -41,11 +41,7 @@ def register(kpi: KpiApp) -> None:
     topics = kpi.topics
     books, counters, partition_of = kpi.books, kpi.counters, kpi.ownership.partition
 
-    async def send(record: Outgoing) -> Awaitable[Any]:
-        """Hand one record to the producer; returns its delivery (a future)."""
-        fut: Awaitable[Any] = await topics[record.topic].send(
-            key=record.key, value=record.value, partition=record.partition)
-        return fut
+    send = kpi.sender.send  # one record to the producer; returns its delivery (a future)
 
     async def send_all(records: Iterable[Outgoing], partition: int,
                        *tables: Any) -> list[Awaitable[Any]]:
@@ -175,7 +171,7 @@ def register(kpi: KpiApp) -> None:
 
     async def tick() -> None:
         for partition in range(kpi.settings.partitions):
-            await topics["click_join"].send(value=b"[]", partition=partition)
+            await send(Outgoing("click_join", b"[]", partition))
 
     app.timer(interval=TICK_INTERVAL_S)(tick)
 

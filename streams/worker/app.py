@@ -39,12 +39,15 @@ from streams.worker.faust_app import faust_app
 from streams.worker.kpi_app import KpiApp
 from streams.worker.ownership import Ownership
 from streams.worker.readiness import Readiness
+from streams.worker.sending import FaustSender, Sender
 
 __all__ = ["create_app"]
 
 
-def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> KpiApp:
-    """Build the app; nothing here reads the environment."""
+def create_app(settings: Settings, registry: CollectorRegistry | None = None,
+               sender: Sender | None = None) -> KpiApp:
+    """Build the app; nothing here reads the environment. Every record it produces goes
+    through ``sender`` (default: Faust's producer, streams.worker.sending)."""
     registry = CollectorRegistry() if registry is None else registry
     app = faust_app(settings)
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
@@ -59,9 +62,11 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         "customer_orders": internal("customer-orders"),
         "deadletter": app.topic(settings.topics.deadletter, **raw),
     }
+    sender = FaustSender(app, topics) if sender is None else sender
 
     def table(name: str) -> ChangelogTable:
-        return ChangelogTable(app.Table(name, default=None, partitions=settings.partitions))
+        return ChangelogTable(app.Table(name, default=None, partitions=settings.partitions),
+                              sender)
 
     books = Books(
         counts=CountStage(
@@ -79,6 +84,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         settings=settings,
         faust_app=app,
         topics=topics,
+        sender=sender,
         books=books,
         ownership=ownership,
         served=ServedKpis(books, ownership, settings.windows),

@@ -5,7 +5,8 @@ holds the agent while more than 100 wait: at a few thousand bucket changes a sec
 counting stage then spends its time waiting on that buffer (measured: 1,029 "producer
 buffer full" stalls in 40 s at 5,000 events/s, and a backlog). Here a stage writes into
 the table's own store, the changes are queued, and the agent hands them straight to the
-producer after each message, in the source message's partition; ``send`` returns their
+producer (through the worker's sender, streams.worker.sending) after each message, in the
+source message's partition; ``send`` returns their
 deliveries, and the agent acks the message only once they completed
 (streams.stages.delivery), so a change is durable before the message that made it counts as
 done; recovery reads the changelog exactly as before.
@@ -17,15 +18,18 @@ from collections.abc import Awaitable, Iterator, MutableMapping
 from typing import Any
 
 from streams.flow.wire import dumps
+from streams.worker.sending import Sender
 
 __all__ = ["ChangelogTable"]
 
 
 class ChangelogTable(MutableMapping[Any, Any]):
-    """Reads and writes the store of ``table``; ``send`` writes the changes to its changelog."""
+    """Reads and writes the store of ``table``; ``send`` writes the changes to its changelog
+    through ``sender``."""
 
-    def __init__(self, table: Any) -> None:
+    def __init__(self, table: Any, sender: Sender) -> None:
         self.table = table
+        self._sender = sender
         self._pending: list[tuple[Any, Any]] = []
 
     @property
@@ -63,7 +67,6 @@ class ChangelogTable(MutableMapping[Any, Any]):
         dumps_key = app.serializers.dumps_key
         for key, value in pending:
             raw_value = None if value is None else dumps(value)
-            deliveries.append(await app.producer.send(
-                topic, dumps_key(None, key, serializer="json"), raw_value, partition, None,
-                None))
+            deliveries.append(await self._sender.send_change(
+                topic, dumps_key(None, key, serializer="json"), raw_value, partition))
         return deliveries

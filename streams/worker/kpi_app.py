@@ -14,6 +14,7 @@ from streams.worker.event_counters import EventCounters
 from streams.worker.faust_app import FaustApp
 from streams.worker.ownership import Ownership
 from streams.worker.readiness import Readiness
+from streams.worker.sending import Sender
 
 __all__ = ["KpiApp"]
 
@@ -27,6 +28,8 @@ class KpiApp:
     topics: dict[str, Any]
     """kpi_events, click_join, customer_orders, deadletter (input is read by
     streams.worker.input_consumer, outside Faust's streams)."""
+    sender: Sender
+    """Where every record the worker produces goes (streams.worker.sending)."""
     books: Books
     ownership: Ownership
     served: ServedKpis
