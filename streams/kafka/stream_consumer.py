@@ -114,20 +114,6 @@ class StreamConsumer(faust_aiokafka.Consumer):
         ``seek`` calls aiokafka from the event loop's thread, which is not safe: in a
         10-minute soak partitions seeked that way never fetched again)."""
         await super().seek_wait(partitions)
-        self.reread_from(partitions)
-
-    def reread_from(self, partitions: Mapping[Any, int]) -> None:
-        """After a seek: Faust hands these partitions' messages over again from these
-        offsets, and their stages take them from there.
-
-        Faust's fetch loop drops every message below a partition's read offset (the last
-        it handed over); its own ``seek`` moves that back, ``seek_wait`` does not. Without
-        this a hole's seek back fetched the missing offsets only for Faust to drop them
-        again: in a 10-minute Kafka soak partitions stalled at one offset for minutes.
-        (Faust's ``_read_offset`` has no public setter; this is what ``seek`` does to it.)
-        """
-        for tp, offset in partitions.items():
-            self._read_offset[tp] = offset if offset else None
         self.offset_order.reset(partitions)
 
     async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:

@@ -31,19 +31,3 @@ def test_faust_builds_its_stream_consumer_with_our_fetch_wait() -> None:
         return wait_ms
 
     assert asyncio.run(build()) == STREAM_FETCH_WAIT_MS
-
-
-def test_a_seek_back_lets_faust_hand_over_the_offsets_it_already_read() -> None:
-    """The 10-minute Kafka soak's finding: Faust's fetch loop drops every message below the
-    partition's read offset (the last it handed over; only Faust's own ``seek`` moves it
-    back). A hole's seek back went through ``seek_wait``, which does not, so the missing
-    offsets were fetched and dropped again and again: partitions stalled for minutes."""
-    app = faust.App("consumer-test", broker="kafka://127.0.0.1:9092",
-                    broker_consumer=stream_consumer_urls("kafka://127.0.0.1:9092"))
-    consumer = app.consumer
-    assert isinstance(consumer, StreamConsumer)
-    tp = faust.types.TP("kpi-kpi-events", 4)
-    consumer._read_offset[tp] = 4943  # as Faust's fetch loop leaves it: 4943 came first
-    consumer.reread_from({tp: 4928})
-    assert consumer._read_offset[tp] == 4928  # Faust now hands over 4928 onward
-    assert consumer.offset_order.expected(tp) == 4928
