@@ -143,6 +143,23 @@ class StreamConsumer(faust_aiokafka.Consumer):
         acked: bool = super().ack(message)
         return acked
 
+    def hold_open(self, tp: Any, offset: int) -> None:
+        """Let Faust hand over ``tp``'s messages from ``offset`` again: its hole.
+
+        Faust's fetch loop drops every message below a partition's read offset, the last
+        offset it handed over; a seek (Faust's own, after a rebalance, or a hole's) moves
+        that back. But a batch fetched before the seek may still be draining, slowly under
+        load (each message waits for room in its stream's buffer), and each of its
+        messages moves the read offset past the hole again, so the missing messages,
+        fetched again, are dropped again (a 10-minute Kafka soak: partitions held at one
+        offset for 15 s and more, until the next rebalance). The stage calls this for
+        every message it sees past a hole, the last word after any stale batch.
+        (Faust keeps the read offset in ``_read_offset``, with no setter but ``seek``.)
+        """
+        read = self._read_offset.get(tp)
+        if read is not None and read > offset:
+            self._read_offset[tp] = offset
+
     def release(self, message: Any) -> None:
         """Stop waiting for a message that is not acked: a stage dropped it. A rebalance
         waits until every message handed to a stream is acked."""

@@ -82,6 +82,8 @@ def register(kpi: KpiApp) -> None:
         if verdict is Admit.TAKE:
             return True
         consumer.release(message)
+        if verdict is not Admit.SEEN:  # past a hole: Faust must hand its offsets over again
+            consumer.hold_open(message.tp, order.expected(message.tp))
         if verdict is Admit.HOLE:
             read_again(consumer, message.tp, order.expected(message.tp),
                        f"offset {message.offset} came first")
