@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from streams.config.budgets import Budget, parse_budgets
+from streams.config.collector import CollectorSettings, collector_settings
 from streams.config.durations import MINUTE_MS, parse_duration_ms
 from streams.config.errors import SettingsError
+from streams.config.kafka import KafkaSettings, kafka_settings
 from streams.config.targets import Target, parse_targets
 from streams.events.validation import EventType
 
-__all__ = ["EVENT_TOPIC_KEYS", "CollectorSettings", "KafkaSettings", "Settings", "Topics", "Window",
-           "load_settings"]
+__all__ = ["EVENT_TOPIC_KEYS", "Settings", "Topics", "Window", "load_settings"]
 
 EVENT_TOPIC_KEYS = ("views", "engagements", "clicks", "orders", "spend")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -47,59 +48,6 @@ class Topics:
     orders: str = "marketing.orders"
     spend: str = "marketing.spend"
     deadletter: str = "marketing.deadletter"
-
-
-@dataclass(frozen=True, slots=True)
-class CollectorSettings:
-    """The HTTP collector's settings, from the ``[collector]`` table."""
-
-    port: int = 6067
-    """KPISTREAM_COLLECTOR_PORT or [collector] port."""
-    host: str = "0.0.0.0"
-    """KPISTREAM_COLLECTOR_HOST or [collector] host: address the collector binds."""
-    tokens: Mapping[str, str] = field(default_factory=dict, repr=False)
-    """[collector.tokens] tracker = "token"; KPISTREAM_COLLECTOR_TOKENS="tracker=token,..."
-    replaces the table. Secrets: kept out of repr."""
-    max_body_bytes: int = 1024 * 1024
-    """KPISTREAM_COLLECTOR_MAX_BODY or [collector] max_body_bytes: larger requests get 413."""
-    cors_origins: tuple[str, ...] = ("*",)
-    """KPISTREAM_COLLECTOR_CORS_ORIGINS (comma-separated) or [collector] cors_origins."""
-
-
-SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
-SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
-BROKER_DEFAULT = -1
-"""``replication_factor`` meaning the broker's own ``default.replication.factor``."""
-
-
-@dataclass(frozen=True, slots=True)
-class KafkaSettings:
-    """How every client reaches and uses the cluster, from the ``[kafka]`` table; each key also
-    as KPISTREAM_KAFKA_<KEY>."""
-
-    replication_factor: int = BROKER_DEFAULT
-    """Of the topics kpistream creates (internal topics, changelogs); -1: the broker's own."""
-    security_protocol: str = "PLAINTEXT"
-    """PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."""
-    sasl_mechanism: str = "PLAIN"
-    """PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (SASL protocols only)."""
-    sasl_username: str | None = None
-    sasl_password: str | None = field(default=None, repr=False)
-    """Only from KPISTREAM_KAFKA_SASL_PASSWORD or the file named by sasl_password_file; a
-    secret: kept out of repr and every log line."""
-    ssl_cafile: Path | None = None
-    """CA certificates (PEM) to check the brokers' certificates; none: the system's."""
-    ssl_certfile: Path | None = None
-    """Client certificate (PEM) for mutual TLS, with ssl_keyfile."""
-    ssl_keyfile: Path | None = None
-
-    @property
-    def uses_sasl(self) -> bool:
-        return self.security_protocol.startswith("SASL_")
-
-    @property
-    def uses_tls(self) -> bool:
-        return self.security_protocol in ("SSL", "SASL_SSL")
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,13 +90,13 @@ class Settings:
     promo_codes: Mapping[str, str] = field(default_factory=dict)
     """[promo_codes]: promo code -> campaign."""
     topics: Topics = Topics()
-    collector: CollectorSettings = CollectorSettings()
+    collector: CollectorSettings = field(default_factory=CollectorSettings)
     """[collector]: the HTTP collector (``kpistream collector``)."""
     targets: tuple[Target, ...] = ()
     """[[targets]]: KPI minimums and maximums to alert on (see streams.config.targets)."""
     budgets: tuple[Budget, ...] = ()
     """[[budgets]]: spend budgets per campaign, for pacing (see streams.config.budgets)."""
-    kafka: KafkaSettings = KafkaSettings()
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
     """[kafka]: security and topic settings every client uses."""
 
     @property
@@ -218,10 +166,10 @@ def settings_from(doc: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
         fx=_fx(_table(doc, "fx"), reporting),
         promo_codes=_promo_codes(_table(doc, "promo_codes")),
         topics=_topics(_table(doc, "topics")),
-        collector=_collector(_table(doc, "collector"), env),
+        collector=collector_settings(_table(doc, "collector"), env),
         targets=parse_targets(doc.get("targets", []), [w.label for w in windows]),
         budgets=_budgets(doc),
-        kafka=_kafka(kafka, env),
+        kafka=kafka_settings(kafka, env),
     )
 
 
@@ -355,189 +303,3 @@ def _topics(table: Mapping[str, Any]) -> Topics:
     if len(set(names)) != len(names):
         raise SettingsError("[topics]", f"every topic needs its own name, got {names}")
     return topics
-
-
-_TRACKER = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-_TOKEN = re.compile(r"^[A-Za-z0-9._~+/-]{16,512}=*$")  # RFC 6750 b64token, 16+ characters
-_ORIGIN = re.compile(r"^(\*|https?://[^\s/,]+)$")
-
-
-def _collector(table: Mapping[str, Any], env: Mapping[str, str]) -> CollectorSettings:
-    defaults = CollectorSettings()
-    tokens_env = env.get("KPISTREAM_COLLECTOR_TOKENS")
-    if tokens_env is not None:
-        tokens = _tokens_from_env(tokens_env)
-    else:
-        tokens_table = table.get("tokens", {})
-        if not isinstance(tokens_table, Mapping):
-            raise SettingsError("[collector.tokens]", "must be a table: tracker = \"token\"")
-        tokens = _tokens(tokens_table, "[collector.tokens]")
-    origins = env.get("KPISTREAM_COLLECTOR_CORS_ORIGINS")
-    return CollectorSettings(
-        port=_number(env.get("KPISTREAM_COLLECTOR_PORT", table.get("port", defaults.port)),
-                     "KPISTREAM_COLLECTOR_PORT", 1, 65535),
-        host=str(env.get("KPISTREAM_COLLECTOR_HOST", table.get("host", defaults.host))),
-        tokens=tokens,
-        max_body_bytes=_number(
-            env.get("KPISTREAM_COLLECTOR_MAX_BODY",
-                    table.get("max_body_bytes", defaults.max_body_bytes)),
-            "KPISTREAM_COLLECTOR_MAX_BODY", 1024, 64 * 1024 * 1024),
-        cors_origins=_origins(
-            origins.split(",") if origins is not None
-            else table.get("cors_origins", list(defaults.cors_origins)),
-            "KPISTREAM_COLLECTOR_CORS_ORIGINS" if origins is not None
-            else "[collector] cors_origins"),
-    )
-
-
-def _number(value: object, setting: str, low: int, high: int) -> int:
-    text = str(value).strip()
-    if isinstance(value, bool) or not text.isdigit() or not low <= int(text) <= high:
-        raise SettingsError(setting, f"{value!r} is not a whole number {low}-{high}")
-    return int(text)
-
-
-def _tokens_from_env(text: str) -> dict[str, str]:
-    setting = "KPISTREAM_COLLECTOR_TOKENS"
-    table: dict[str, str] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        tracker, sep, token = item.partition("=")
-        if not sep:
-            raise SettingsError(setting, f"entry {tracker[:20]!r}... is not tracker=token")
-        table[tracker.strip()] = token.strip()
-    return _tokens(table, setting)
-
-
-def _tokens(table: Mapping[str, Any], setting: str) -> dict[str, str]:
-    """Tracker -> bearer token; a token is never echoed in an error."""
-    seen: set[str] = set()
-    for tracker, token in table.items():
-        if not _TRACKER.fullmatch(tracker):
-            raise SettingsError(setting, f"tracker name {tracker!r} must be 1-64 characters "
-                                "of A-Za-z0-9._-")
-        if not isinstance(token, str) or not _TOKEN.fullmatch(token):
-            raise SettingsError(f"{setting} {tracker}", "the token must be 16-512 characters "
-                                "of A-Za-z0-9-._~+/ (then = padding), e.g. from "
-                                "python -c 'import secrets; print(secrets.token_urlsafe(32))'")
-        if token in seen:
-            raise SettingsError(f"{setting} {tracker}", "this token is another tracker's too; "
-                                "every tracker needs its own")
-        seen.add(token)
-    return dict(table)
-
-
-def _origins(value: object, setting: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not value:
-        raise SettingsError(setting, 'must be a non-empty list like ["https://shop.example"]')
-    origins = tuple(str(item).strip().rstrip("/") for item in value)
-    for origin in origins:
-        if not _ORIGIN.fullmatch(origin):
-            raise SettingsError(setting, f"{origin!r} is not * or an origin like "
-                                "https://shop.example")
-    return origins
-
-
-# --- [kafka]: security and topic settings ----------------------------------------------
-
-_KAFKA_KEYS = ("partitions", "replication_factor", "security_protocol", "sasl_mechanism",
-               "sasl_username", "sasl_password_file", "ssl_cafile", "ssl_certfile",
-               "ssl_keyfile")
-
-
-def _kafka(table: Mapping[str, Any], env: Mapping[str, str]) -> KafkaSettings:
-    """The ``[kafka]`` table with KPISTREAM_KAFKA_<KEY> overrides; files checked at start."""
-    for key in table:
-        if key == "sasl_password":
-            raise SettingsError("[kafka] sasl_password", "a password is never read from the "
-                                "config file: set KPISTREAM_KAFKA_SASL_PASSWORD or "
-                                "[kafka] sasl_password_file")
-        if key not in _KAFKA_KEYS:
-            raise SettingsError(f"[kafka] {key}", f"unknown key; allowed: {_KAFKA_KEYS}")
-
-    def get(key: str) -> tuple[str, object | None]:
-        name = f"KPISTREAM_KAFKA_{key.upper()}"
-        if name in env:
-            return name, env[name]
-        return f"[kafka] {key}", table.get(key)
-
-    protocol = _choice(*get("security_protocol"), SECURITY_PROTOCOLS, "PLAINTEXT")
-    mechanism = _choice(*get("sasl_mechanism"), SASL_MECHANISMS, "PLAIN")
-    username_setting, username = get("sasl_username")
-    password = _sasl_password(env, *get("sasl_password_file"))
-    sasl = protocol.startswith("SASL_")
-    if sasl and not username:
-        raise SettingsError(username_setting, f"security_protocol {protocol} needs a user name")
-    if sasl and not password:
-        raise SettingsError("KPISTREAM_KAFKA_SASL_PASSWORD",
-                            f"security_protocol {protocol} needs a password: set "
-                            "KPISTREAM_KAFKA_SASL_PASSWORD or [kafka] sasl_password_file")
-    if not sasl and (username or password):
-        raise SettingsError(username_setting, f"SASL credentials are given but security_protocol "
-                            f"is {protocol}: use SASL_SSL or SASL_PLAINTEXT")
-    files = {key: _readable_file(*get(key)) for key in ("ssl_cafile", "ssl_certfile",
-                                                         "ssl_keyfile")}
-    if (files["ssl_certfile"] is None) != (files["ssl_keyfile"] is None):
-        raise SettingsError("[kafka] ssl_certfile", "mutual TLS needs both ssl_certfile and "
-                            "ssl_keyfile")
-    if protocol not in ("SSL", "SASL_SSL") and any(files.values()):
-        raise SettingsError("[kafka] security_protocol", f"TLS files are given but "
-                            f"security_protocol is {protocol}: use SSL or SASL_SSL")
-    return KafkaSettings(
-        replication_factor=_replication_factor(*get("replication_factor")),
-        security_protocol=protocol,
-        sasl_mechanism=mechanism,
-        sasl_username=str(username) if username else None,
-        sasl_password=password,
-        ssl_cafile=files["ssl_cafile"],
-        ssl_certfile=files["ssl_certfile"],
-        ssl_keyfile=files["ssl_keyfile"],
-    )
-
-
-def _choice(setting: str, value: object | None, allowed: tuple[str, ...], default: str) -> str:
-    if value is None:
-        return default
-    text = str(value).strip().upper()
-    if text not in allowed:
-        raise SettingsError(setting, f"{value!r} is not one of {', '.join(allowed)}")
-    return text
-
-
-def _replication_factor(setting: str, value: object | None) -> int:
-    if value is None:
-        return BROKER_DEFAULT
-    text = str(value).strip()
-    if isinstance(value, bool) or not re.fullmatch(r"-1|[1-9][0-9]{0,3}", text):
-        raise SettingsError(setting, f"{value!r} is not a replica count 1-1000, or -1 for the "
-                            "broker's default.replication.factor")
-    count = int(text)
-    if count > 1000:
-        raise SettingsError(setting, f"{value!r} is not a replica count 1-1000")
-    return count
-
-
-def _readable_file(setting: str, value: object | None) -> Path | None:
-    if value is None or value == "":
-        return None
-    path = Path(str(value))
-    try:
-        path.read_bytes()
-    except OSError as exc:
-        raise SettingsError(setting, f"cannot read {path}: {exc.strerror or exc}") from None
-    return path
-
-
-def _sasl_password(env: Mapping[str, str], file_setting: str, file: object | None) -> str | None:
-    """From KPISTREAM_KAFKA_SASL_PASSWORD, else the first line of sasl_password_file."""
-    if env.get("KPISTREAM_KAFKA_SASL_PASSWORD"):
-        return env["KPISTREAM_KAFKA_SASL_PASSWORD"]
-    if file is None or file == "":
-        return None
-    try:
-        text = Path(str(file)).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SettingsError(file_setting, f"cannot read {file}: {exc}") from None
-    password = text.strip("\r\n")
-    if not password:
-        raise SettingsError(file_setting, f"{file} is empty")
-    return password

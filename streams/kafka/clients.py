@@ -10,7 +10,7 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
-from streams.config.settings import KafkaSettings
+from streams.config.kafka import KafkaSettings
 
 __all__ = ["aiokafka_options", "faust_credentials", "ssl_context"]
 
