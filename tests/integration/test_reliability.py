@@ -52,6 +52,12 @@ def _accepted(worker: Worker) -> float:
     return accepted
 
 
+def _duplicates(workers: list[Worker]) -> float:
+    """Events the workers' stages dropped as already counted (re-sent upstream work)."""
+    return sum(v for worker in workers for (name, labels), v in worker.samples().items()
+               if name == "kpistream_events_total" and ("outcome", "duplicate") in labels)
+
+
 def test_sigkill_mid_stream_and_restart_loses_and_doubles_nothing(
     deploy: Callable[..., Deployment],
 ) -> None:
@@ -75,7 +81,8 @@ def test_sigkill_mid_stream_and_restart_loses_and_doubles_nothing(
     counted = totals["marketing_views"]
     print(f"\nSIGKILL at {killed_at:.0f} accepted; restart ready in {ready_s:.1f} s; "
           f"views sent {N_VIEWS}, counted {counted:.0f}, lost {max(0, N_VIEWS - counted):.0f}, "
-          f"double counted {max(0, counted - N_VIEWS):.0f}")
+          f"double counted {max(0, counted - N_VIEWS):.0f}; "
+          f"dropped as duplicates {_duplicates([restarted]):.0f}")
     wait_until(lambda: _totals(restarted.samples()).get("marketing_orders") == N_ORDERS,
                30, "every order counted")
     totals = _totals(restarted.samples())
@@ -186,7 +193,8 @@ def test_scale_one_two_three_one_workers_while_publishing(
             started = time.monotonic()
             wait_until(settled, 90, f"{expected} summed over {len(workers)} workers")
             print(f"{len(workers)} worker(s): totals exact after "
-                  f"{time.monotonic() - started:.1f} s")
+                  f"{time.monotonic() - started:.1f} s; dropped as duplicates so far "
+                  f"{_duplicates(workers):.0f}")
     except AssertionError as exc:
         print(scale_report(expected, seen))
         raise AssertionError(f"{exc}; last seen: {seen}") from None
