@@ -83,8 +83,12 @@ def test_sigkill_mid_stream_and_restart_loses_and_doubles_nothing(
           f"views sent {N_VIEWS}, counted {counted:.0f}, lost {max(0, N_VIEWS - counted):.0f}, "
           f"double counted {max(0, counted - N_VIEWS):.0f}; "
           f"dropped as duplicates {_duplicates([restarted]):.0f}")
-    wait_until(lambda: _totals(restarted.samples()).get("marketing_orders") == N_ORDERS,
-               30, "every order counted")
+    try:
+        wait_until(lambda: _totals(restarted.samples()).get("marketing_orders") == N_ORDERS,
+                   30, "every order counted")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; last seen: {_totals(restarted.samples())}, dropped as "
+                             f"duplicates {_duplicates([restarted]):.0f}") from None
     totals = _totals(restarted.samples())
     assert totals == expected
 
