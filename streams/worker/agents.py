@@ -83,8 +83,10 @@ def register(kpi: KpiApp) -> None:
             # reads to, recovery then writes the older changelog value over it, and the
             # rebuild at its end drops the count: after a 30 s broker freeze on Kafka the
             # second 2,000 views were counted, acked and lost. Left unacked, the message
-            # is read again after recovery's seek to the committed offsets (or as a hole).
+            # is read again after recovery's seek to the committed offsets (or, should
+            # that seek come first, by the hole timer).
             consumer.release(message)
+            consumer.offset_order.put_back(message.tp, message.offset, wall_clock_ms())
             return False
         order = consumer.offset_order
         verdict = order.admit(message.tp, message.offset, wall_clock_ms())
