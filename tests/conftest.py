@@ -22,12 +22,7 @@ MakeDeployment = Callable[..., Deployment]
 ON_TANSU_TOO = ("test_pipeline", "test_orders", "test_reliability")
 """Modules that also run on Tansu: the demo's broker keeps a smoke of the whole pipeline."""
 
-ON_TANSU_ONLY = {
-    "test_broker_frozen_for_30_s_then_resumes_with_exact_numbers":
-        "on Kafka the broker fences itself after a 30 s SIGSTOP (KRaft session lease) and the "
-        "worker's table recovery stalls after 'Highwater for active changelog partitions' "
-        "(in Faust's recovery, streams/kafka/recovery.py's area): reported, not yet fixed",
-}
+ON_TANSU_ONLY: dict[str, str] = {}
 """Tests that do not pass on Apache Kafka yet, and why: they run on Tansu meanwhile."""
 
 KAFKA_PROPERTIES = {

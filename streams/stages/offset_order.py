@@ -103,6 +103,17 @@ class OffsetOrder:
         self._seeking.add(tp)
         return Admit.HOLE
 
+    def put_back(self, tp: Hashable, offset: int, now_ms: int) -> None:
+        """The stage did not take the message at ``offset`` (it came while the tables were
+        being recovered): it is expected again, and, should no seek bring it, the timer
+        (``overdue``) asks for a seek back to it ``RESEEK_AFTER_MS`` from now."""
+        expected = self._next.get(tp)
+        if expected is not None and expected != offset:
+            return  # handled already (below), or an earlier offset is missing (above)
+        self._next[tp] = offset
+        self._seek_asked_ms[tp] = now_ms
+        self._seeking.discard(tp)
+
     def sought(self, tp: Hashable, now_ms: int) -> None:
         """The seek back to ``tp``'s hole is done (or failed): ``overdue`` counts from now."""
         self._seeking.discard(tp)

@@ -72,6 +72,35 @@ def test_a_hole_with_no_message_after_its_seek_is_found_overdue_by_the_timer() -
     assert order.overdue(now_ms=60_000) == []
 
 
+def test_a_message_put_back_during_recovery_is_taken_when_it_comes_again() -> None:
+    """After a 30 s broker freeze on Kafka, the count stage took messages while Faust was
+    still recovering its tables; recovery wrote older changelog values over their changes
+    and they were lost. Such a message is put back: taken once it comes again, and if no
+    seek brings it, the timer asks for one."""
+    order = OffsetOrder()
+    order.reset({P0: 40})
+    assert order.admit(P0, 40, now_ms=0) is Admit.TAKE
+    order.put_back(P0, 41, now_ms=100)  # came during recovery: not taken
+    assert order.expected(P0) == 41
+    assert order.overdue(now_ms=100 + RESEEK_AFTER_MS - 1) == []
+    assert order.overdue(now_ms=100 + RESEEK_AFTER_MS) == [(P0, 41)]
+    order.sought(P0, now_ms=100 + RESEEK_AFTER_MS)
+    assert order.admit(P0, 41, now_ms=3_000) is Admit.TAKE
+    assert order.overdue(now_ms=60_000) == []
+
+
+def test_a_later_message_put_back_keeps_the_earlier_missing_offset() -> None:
+    order = OffsetOrder()
+    order.reset({P0: 40})
+    order.put_back(P0, 40, now_ms=0)
+    order.put_back(P0, 41, now_ms=1)
+    assert order.expected(P0) == 40
+    order.put_back(P0, 39, now_ms=1)  # a copy of one handled already changes nothing
+    assert order.expected(P0) == 40
+    order.reset({P0: 40})  # recovery's seek to the committed offset
+    assert [order.admit(P0, o, now_ms=2) for o in (40, 41)] == [Admit.TAKE, Admit.TAKE]
+
+
 def test_a_partition_never_committed_starts_where_its_first_message_is() -> None:
     order = OffsetOrder()
     order.reset({P0: None})
