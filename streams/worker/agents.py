@@ -25,10 +25,12 @@ from streams.worker.clock import wall_clock_ms
 from streams.worker.input_consumer import InputConsumer
 from streams.worker.kpi_app import KpiApp
 
-__all__ = ["PROBE_INTERVAL_S", "TICK_INTERVAL_S", "register"]
+__all__ = ["PROBE_INTERVAL_S", "SEEK_TIMEOUT_S", "TICK_INTERVAL_S", "register"]
 
 TICK_INTERVAL_S = 1.0
 """How often every click-join partition gets a tick to release orders done waiting."""
+SEEK_TIMEOUT_S = 5.0
+"""How long a hole's seek back may take before the timer may ask for it again."""
 PROBE_INTERVAL_S = 2.0
 """How often the broker is asked for metadata to tell /ready whether it answers."""
 
@@ -121,7 +123,10 @@ def register(kpi: KpiApp) -> None:
             else:
                 _log.warning("kpistream: %s[%d] offset %d is next but %s: reading again "
                              "from it", tp.topic, tp.partition, expected, why)
-            await consumer.seek_wait({tp: max(expected, earliest)})
+            # Bounded: after a broker freeze on Kafka a seek_wait did not return for the 90 s
+            # of Faust's request timeout, and while it waited the timer asked for no other.
+            await asyncio.wait_for(consumer.seek_wait({tp: max(expected, earliest)}),
+                                   SEEK_TIMEOUT_S)
         except Exception as exc:  # a rebalance under way seeks by itself; else asked again
             _log.warning("kpistream: seeking %s[%d] back to %d failed: %r", tp.topic,
                          tp.partition, expected, exc)
