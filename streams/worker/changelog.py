@@ -6,10 +6,9 @@ counting stage then spends its time waiting on that buffer (measured: 1,029 "pro
 buffer full" stalls in 40 s at 5,000 events/s, and a backlog). Here a stage writes into
 the table's own store, the changes are queued, and the agent hands them straight to the
 producer (through the worker's sender, streams.worker.sending) after each message, in the
-source message's partition; ``send`` returns their
-deliveries, and the agent acks the message only once they completed
-(streams.stages.delivery), so a change is durable before the message that made it counts as
-done; recovery reads the changelog exactly as before.
+source message's partition; ``send`` returns their deliveries, and the agent acks the
+message only once they completed (streams.stages.delivery), so a change is durable before
+the message that made it counts as done; recovery reads the changelog exactly as before.
 """
 
 from __future__ import annotations
