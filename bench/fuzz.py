@@ -74,7 +74,9 @@ TOKENS = ['"event_id"', '"ts"', '"campaign_id"', '"channel"', '"user_id"', '"com
           '"watch_ms"', '"action"', '"click_id"', '"order_id"', '"customer_id"', '"revenue"',
           '"currency"', '"promo_code"', '"new_customer"', '"amount"', '""', "null", "true",
           "false", "[]", "{}", '"USD"', '"EUR"', '"like"', '"2026-11-23T10:00:00Z"',
-          '"1e3"', "1795430000000", "1000000000000000", '"999999999999999.999999"', '"\\u0000"']
+          '"1e3"', "1795430000000", "1000000000000000", '"999999999999999.999999"', '"\\u0000"',
+          '"content_type"', '"tutorial"', '"Tutorial"', '"cost"', '"items"', '"product_id"',
+          '"quantity"']
 """A libFuzzer dictionary: the fields and values that reach the validator's branches."""
 SEEDS = {
     "parse": [b"\x00" + orjson.dumps({"event_id": "v", "ts": NOW_MS, "campaign_id": "c",
@@ -82,7 +84,14 @@ SEEDS = {
               b"\x03" + orjson.dumps([{"event_id": "o", "ts": "2026-11-23T10:00:00Z",
                                        "order_id": "A", "customer_id": "x",
                                        "revenue": "999999999999999.999999",
-                                       "currency": "EUR"}])],
+                                       "currency": "EUR"}]),
+              b"\x01" + orjson.dumps({"event_id": "e", "ts": NOW_MS, "campaign_id": "c",
+                                      "action": "like", "content_type": "live"}),
+              b"\x03" + orjson.dumps({"event_id": "o", "ts": NOW_MS, "order_id": "A",
+                                      "customer_id": "x", "revenue": 5, "currency": "IDR",
+                                      "cost": "1.5", "items": [{"product_id": "p",
+                                                                "quantity": 1,
+                                                                "revenue": "0.5"}]})],
     "wire": [orjson.dumps(["vs", ["a", "b"], [1, 2], ["web", "tv"],
                            [0, "10000000000000000000000"]]),
              orjson.dumps(["o", 1, "c", None, 5, "camp", "web", "k"])],

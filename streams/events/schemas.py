@@ -8,7 +8,9 @@ verdict. A few rules of the worker no JSON Schema can state; every schema's
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
+from functools import cache
 from typing import Any, Final
 
 import orjson
@@ -20,6 +22,7 @@ from streams.events.validation import (
     MAX_BATCH_EVENTS,
     MAX_EVENT_BYTES,
     MAX_FUTURE_MS,
+    MAX_ORDER_ITEMS,
     EventType,
 )
 
@@ -59,8 +62,8 @@ NOT_EXPRESSIBLE: Final = (
     "(a schema served by a worker lists the codes it has rates for)",
     f"one event message may be at most {MAX_EVENT_BYTES} bytes of UTF-8 JSON, a batch "
     f"message (a JSON array) at most {MAX_BATCH_BYTES} bytes and {MAX_BATCH_EVENTS} events",
-    "'ts' and 'watch_ms' must be written without fraction or exponent: 1.0 is refused, "
-    "although JSON Schema calls it an integer",
+    "'ts', 'watch_ms' and an item's 'quantity' must be written without fraction or "
+    "exponent: 1.0 is refused, although JSON Schema calls it an integer",
 )
 """Rules the worker applies that no JSON Schema states."""
 
@@ -71,6 +74,36 @@ _SUMMARY: Final[dict[EventType, str]] = {
     "order": "A purchase, or any conversion with a value.",
     "spend": "Money spent on a campaign: an increment, not a running total.",
 }
+
+
+@cache
+def _lower_case_pattern() -> str:
+    """Strings without control characters and without any character str.lower() changes.
+
+    That is the worker's test (value == value.lower()); JSON Schema has no such keyword, so
+    the characters are listed, as ranges, from Python's Unicode database. Literal
+    characters, not escapes: \\U is no ECMA-262 and \\u{...} no Python.
+    """
+    ranges: list[list[int]] = []
+    for code in range(sys.maxunicode + 1):
+        char = chr(code)
+        if char.lower() != char:
+            if ranges and ranges[-1][1] == code - 1:
+                ranges[-1][1] = code
+            else:
+                ranges.append([code, code])
+    cased = "".join(chr(a) if a == b else f"{chr(a)}-{chr(b)}" for a, b in ranges)
+    return rf"^[^\x00-\x1f\x7f{cased}]*" + _END
+
+
+def _content_type() -> dict[str, Any]:
+    return {
+        "type": ["string", "null"], "minLength": 1, "maxLength": 64,
+        "pattern": _lower_case_pattern(),
+        "description": "The kind of content (tutorial, unboxing, challenge, live, ...): "
+                       "lower-case as sent (an upper-case letter is refused, not lowered), "
+                       "no control characters; 'unknown' when absent.",
+    }
 
 
 def _text(meaning: str, max_len: int | None = 128) -> dict[str, Any]:
@@ -90,15 +123,31 @@ def _optional(schema: dict[str, Any], extra_type: str = "null") -> dict[str, Any
     return {**schema, "type": [kind, extra_type]}
 
 
-def _amount(meaning: str) -> dict[str, Any]:
+def _amount(meaning: str, *, optional: bool = False) -> dict[str, Any]:
+    kinds: list[dict[str, Any]] = [
+        {"type": "number", "minimum": 0, "exclusiveMaximum": 10**_AMOUNT_DIGITS},
+        {"type": "string", "pattern": _AMOUNT_TEXT},
+    ]
     return {
         "description": f"{meaning}: a decimal >= 0 and below 10^{_AMOUNT_DIGITS}, as a JSON "
                        "number or a string (a string keeps every digit).",
-        "anyOf": [
-            {"type": "number", "minimum": 0, "exclusiveMaximum": 10**_AMOUNT_DIGITS},
-            {"type": "string", "pattern": _AMOUNT_TEXT},
-        ],
+        "anyOf": [*kinds, {"type": "null"}] if optional else kinds,
     }
+
+
+def _items() -> dict[str, Any]:
+    line = {
+        "type": "object",
+        "required": ["product_id", "quantity", "revenue"],
+        "properties": {
+            "product_id": _text("The product."),
+            "quantity": {"type": "integer", "minimum": 1, "description": "Units, 1 or more."},
+            "revenue": _amount("The line's revenue, in the order's currency"),
+        },
+    }
+    return {"type": ["array", "null"], "maxItems": MAX_ORDER_ITEMS, "items": line,
+            "description": f"The order's lines (at most {MAX_ORDER_ITEMS}), for product "
+                           "breakdowns."}
 
 
 def _currency(currencies: Iterable[str] | None) -> dict[str, Any]:
@@ -143,13 +192,16 @@ def _specific(event_type: EventType, currencies: Iterable[str] | None) -> dict[s
             "completed": {"type": ["boolean", "null"], "description": "Watched to the end."},
             "watch_ms": {"type": ["integer", "null"], "minimum": 0,
                          "description": "Watch time in milliseconds."},
+            "content_type": _content_type(),
         }
     if event_type == "engagement":
         return {"action": {"enum": sorted(ENGAGEMENT_ACTIONS),
-                           "description": "What the viewer did."}}
+                           "description": "What the viewer did."},
+                "content_type": _content_type()}
     if event_type == "click":
         return {"click_id": _optional(_text(
-            "The ad platform's click id (ttclid, gclid, fbclid, ...)."))}
+            "The ad platform's click id (ttclid, gclid, fbclid, ...).")),
+                "content_type": _content_type()}
     money = "revenue" if event_type == "order" else "amount"
     fields: dict[str, Any] = {}
     if event_type == "order":
@@ -161,6 +213,9 @@ def _specific(event_type: EventType, currencies: Iterable[str] | None) -> dict[s
             "new_customer": {"type": ["boolean", "null"],
                              "description": "First order of this customer; if absent the "
                                             "worker decides from the customers it has seen."},
+            "cost": _amount("Cost of the goods sold, in the order's currency, for gross "
+                            "profit", optional=True),
+            "items": _items(),
         }
     meaning = "Order value" if event_type == "order" else "Money spent"
     return {**fields, money: _amount(meaning), "currency": _currency(currencies)}

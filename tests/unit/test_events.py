@@ -13,7 +13,14 @@ from streams.attribution.clicks import ClickBook
 from streams.attribution.customers import CustomerBook, Decision
 from streams.attribution.named import UNATTRIBUTED, attribute
 from streams.attribution.orders import OrderRoute
-from streams.events.validation import Event, EventType, Rejection, ValidationRules, parse_message
+from streams.events.validation import (
+    Event,
+    EventType,
+    Item,
+    Rejection,
+    ValidationRules,
+    parse_message,
+)
 from streams.stages.ingest import Ingestor, RawMessage
 
 # 2026-11-23T10:00:00Z, computed without the code under test.
@@ -211,6 +218,74 @@ BAD_EVENTS = [
     # click_id longer than 128
     pytest.param("click", edit("click", click_id="k" * 129), ["'click_id'", "1-128"],
                  id="click_id-too-long"),
+    # content_type: lower-case as sent (refused, not lowered), 1-64, no control characters
+    *[pytest.param(t, edit(t, content_type="Tutorial"),
+                   ["'content_type'", "Tutorial", "lower-case", '"tutorial"'],
+                   id=f"content_type-upper-case-{t}") for t in ("view", "engagement", "click")],
+    pytest.param("view", edit("view", content_type="LIVE"), ["'content_type'", "lower-case"],
+                 id="content_type-all-capitals"),
+    pytest.param("view", edit("view", content_type="ǅ"), ["'content_type'", "lower-case"],
+                 id="content_type-title-case-letter"),
+    pytest.param("view", edit("view", content_type=""), ["'content_type'", "1-64"],
+                 id="content_type-empty"),
+    pytest.param("click", edit("click", content_type="t" * 65), ["'content_type'", "1-64"],
+                 id="content_type-too-long"),
+    pytest.param("engagement", edit("engagement", content_type="live\n"),
+                 ["'content_type'", "control"], id="content_type-control-character"),
+    pytest.param("view", edit("view", content_type=7), ["'content_type'", "string"],
+                 id="content_type-number"),
+    # view user_id empty
+    pytest.param("view", edit("view", user_id=""), ["'user_id'", "1 or more"],
+                 id="user_id-empty"),
+    # order cost: like revenue, optional
+    pytest.param("order", edit("order", cost="-1"), ["'cost'", "negative"],
+                 id="cost-negative-string"),
+    pytest.param("order", edit("order", cost=-0.5), ["'cost'", "negative"],
+                 id="cost-negative-number"),
+    pytest.param("order", edit("order", cost="free"), ["'cost'", "decimal", "free"],
+                 id="cost-not-numeric"),
+    pytest.param("order", edit("order", cost=True), ["'cost'", "decimal"], id="cost-bool"),
+    pytest.param("order", edit("order", cost="1000000000000000"), ["'cost'", "10^15"],
+                 id="cost-too-large"),
+    # order items: an array of at most 100 {product_id, quantity >= 1, revenue >= 0}
+    pytest.param("order", edit("order", items=[{"product_id": f"p{i}", "quantity": 1,
+                                                "revenue": "1"} for i in range(101)]),
+                 ["'items'", "101", "100"], id="items-101"),
+    pytest.param("order", edit("order", items={"product_id": "p1"}),
+                 ["'items'", "array", "object"], id="items-not-an-array"),
+    pytest.param("order", edit("order", items=[{"product_id": "p1", "quantity": 1,
+                                                "revenue": "1"}, "p2"]),
+                 ["'items[1]'", "object", "string"], id="items-line-not-an-object"),
+    pytest.param("order", edit("order", items=[{"quantity": 2, "revenue": "5"}]),
+                 ["'items[0].product_id'", "missing"], id="items-without-product_id"),
+    pytest.param("order", edit("order", items=[{"product_id": "p" * 129, "quantity": 2,
+                                                "revenue": "5"}]),
+                 ["'items[0].product_id'", "1-128", "129"], id="items-product_id-too-long"),
+    pytest.param("order", edit("order", items=[{"product_id": 12, "quantity": 2,
+                                                "revenue": "5"}]),
+                 ["'items[0].product_id'", "string"], id="items-product_id-number"),
+    pytest.param("order", edit("order", items=[
+        {"product_id": "p1", "quantity": 1, "revenue": "1"}, {"product_id": "p2",
+        "quantity": 1, "revenue": "1"}, {"product_id": "p3", "quantity": 1, "revenue": "1"},
+        {"product_id": "p4", "quantity": 0, "revenue": "1"}]),
+                 ["field 'items[3].quantity' must be a whole number >= 1, got 0"],
+                 id="items-quantity-0"),
+    pytest.param("order", edit("order", items=[{"product_id": "p", "quantity": 1.5,
+                                                "revenue": "5"}]),
+                 ["'items[0].quantity'", "whole number", "1.5"], id="items-quantity-fraction"),
+    pytest.param("order", edit("order", items=[{"product_id": "p", "quantity": True,
+                                                "revenue": "5"}]),
+                 ["'items[0].quantity'", "whole number"], id="items-quantity-bool"),
+    pytest.param("order", edit("order", items=[{"product_id": "p", "revenue": "5"}]),
+                 ["'items[0].quantity'", "missing"], id="items-quantity-missing"),
+    pytest.param("order", edit("order", items=[{"product_id": "p", "quantity": 1,
+                                                "revenue": "-5"}]),
+                 ["'items[0].revenue'", "negative"], id="items-revenue-negative"),
+    pytest.param("order", edit("order", items=[{"product_id": "p", "quantity": 1}]),
+                 ["'items[0].revenue'", "missing"], id="items-revenue-missing"),
+    pytest.param("order", edit("order", items=[{"product_id": "p", "quantity": 1,
+                                                "revenue": "NaN"}]),
+                 ["'items[0].revenue'", "NaN"], id="items-revenue-NaN"),
 ]
 
 
@@ -401,6 +476,44 @@ GOOD_EVENTS = [
     pytest.param("order", {}, {"new_customer": None}, id="new_customer-absent"),
     pytest.param("click", {}, {"click_id": "ttclid-77", "campaign_id": "summer-sale"},
                  id="click-fields"),
+    # the new fields (issue 15): kept as sent; absent ones are None
+    pytest.param("view", {"user_id": "u9", "watch_ms": 14000, "content_type": "tutorial"},
+                 {"user_id": "u9", "watch_ms": 14000, "content_type": "tutorial"},
+                 id="view-new-fields"),
+    pytest.param("view", {"watch_ms": 0, "user_id": "ü" * 5000},
+                 {"watch_ms": 0, "user_id": "ü" * 5000}, id="view-watch-0-long-user"),
+    pytest.param("view", {}, {"user_id": None, "watch_ms": None, "content_type": None,
+                              "action": None}, id="view-new-fields-absent"),
+    pytest.param("view", {"content_type": "vidéo_ß-2"}, {"content_type": "vidéo_ß-2"},
+                 id="content_type-lower-case-non-ascii"),
+    pytest.param("engagement", {"action": "follow", "content_type": "live"},
+                 {"action": "follow", "content_type": "live", "user_id": None},
+                 id="engagement-new-fields"),
+    pytest.param("engagement", {"action": "profile_visit"},
+                 {"action": "profile_visit", "content_type": None}, id="engagement-action"),
+    pytest.param("click", {"content_type": "unboxing"}, {"content_type": "unboxing"},
+                 id="click-content_type"),
+    pytest.param("order", {}, {"cost_micros": None, "items": None, "content_type": None},
+                 id="order-without-cost-and-items"),
+    # cost and item revenue in the order's currency, converted like revenue:
+    # 200000 IDR at 0.000063 = 12.6 USD; 1.5 IDR = 94.5 micros -> 94, 0.5 IDR -> 32
+    pytest.param("order", {"cost": "200000"}, {"cost_micros": 12_600_000}, id="cost-idr"),
+    pytest.param("order", {"cost": 0}, {"cost_micros": 0}, id="cost-zero"),
+    pytest.param("order", {"cost": 10, "revenue": 12.5, "currency": "EUR"},
+                 {"cost_micros": 10_800_000, "value_micros": 13_500_000}, id="cost-eur"),
+    pytest.param("order", {"items": []}, {"items": ()}, id="items-empty"),
+    pytest.param("order", {"items": [
+        {"product_id": "sku-1", "quantity": 2, "revenue": "300000"},
+        {"product_id": "sku-2", "quantity": 1, "revenue": 50000, "name": "ignored"},
+        {"product_id": "sku-3", "quantity": 7, "revenue": "1.5"},
+        {"product_id": "sku-3", "quantity": 1, "revenue": "0.5"},
+    ]}, {"items": (Item("sku-1", 2, 18_900_000), Item("sku-2", 1, 3_150_000),
+                   Item("sku-3", 7, 94), Item("sku-3", 1, 32))}, id="items-idr"),
+    pytest.param("order", {"currency": "usd", "revenue": "999999999999999.999999",
+                           "items": [{"product_id": "p" * 128, "quantity": 2**64 - 1,
+                                      "revenue": "999999999999999.999999"}] * 100},
+                 {"items": (Item("p" * 128, 2**64 - 1, 999_999_999_999_999_999_999),) * 100},
+                 id="items-at-every-limit"),
 ]
 
 

@@ -167,6 +167,17 @@ ANY_TS = st.one_of(
     ODD,
 )
 
+VALID_CONTENT = st.one_of(
+    st.sampled_from(["tutorial", "unboxing", "live", "vidéo", "ß", "ς", "x" * 64, " ",
+                     "\u0085"]),
+    st.text(st.characters(codec="utf-8", exclude_characters=[chr(c) for c in [*range(32), 127]]),
+            min_size=1, max_size=8).map(str.lower).filter(lambda t: t == t.lower()),
+)
+ANY_CONTENT = st.one_of(
+    VALID_CONTENT, st.text(max_size=8), lengths("c", (0, 65)),
+    st.sampled_from(["Tutorial", "LIVE", "İ", "ǅ", "Σ", "x\n", "\x7f", "live\t"]), ODD,
+)
+
 VALID_MONEY = st.sampled_from(["12.5", "0", "350000", "0.0000005", 12.5, 0.1, 350000, 0])
 ANY_MONEY = st.one_of(VALID_MONEY, st.sampled_from(["-1", "1e3", "NaN", -3, True, "1" * 16]),
                       ODD)
@@ -182,6 +193,9 @@ FIELDS: dict[str, tuple[st.SearchStrategy[Any], st.SearchStrategy[Any]]] = {
     "customer_id": (VALID_ID, ANY_ID), "promo_code": (VALID_ID, ANY_ID),
     "new_customer": (st.booleans(), ANY_BOOL), "revenue": (VALID_MONEY, ANY_MONEY),
     "amount": (VALID_MONEY, ANY_MONEY), "currency": (VALID_CURRENCY, ANY_CURRENCY),
+    "content_type": (VALID_CONTENT, ANY_CONTENT), "cost": (VALID_MONEY, ANY_MONEY),
+    "items": (st.just([{"product_id": "p", "quantity": 1, "revenue": "1"}]),
+              st.one_of(st.just([]), st.just([{"product_id": "p", "quantity": 0}]), ODD)),
 }
 """Field -> (a valid value, any value: valid, subtly wrong or of a wrong type)."""
 REQUIRED: dict[str, tuple[str, ...]] = {
@@ -192,10 +206,11 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "spend": ("event_id", "ts", "campaign_id", "amount", "currency"),
 }
 OPTIONAL: dict[str, tuple[str, ...]] = {
-    "view": ("channel", "user_id", "watch_ms", "completed"),
-    "engagement": ("channel",),
-    "click": ("channel", "click_id"),
-    "order": ("channel", "campaign_id", "click_id", "promo_code", "new_customer"),
+    "view": ("channel", "user_id", "watch_ms", "completed", "content_type"),
+    "engagement": ("channel", "content_type"),
+    "click": ("channel", "click_id", "content_type"),
+    "order": ("channel", "campaign_id", "click_id", "promo_code", "new_customer", "cost",
+              "items"),
     "spend": ("channel",),
 }
 
@@ -257,9 +272,9 @@ def test_batch_messages_match_the_precise_rules(
 _DROP = object()
 VALID: dict[str, dict[str, Any]] = {
     "view": {"event_id": "v-1", "ts": NOW_MS, "campaign_id": "summer-sale", "channel": "TikTok",
-             "user_id": "u9", "watch_ms": 14000, "completed": True},
+             "user_id": "u9", "watch_ms": 14000, "completed": True, "content_type": "live"},
     "engagement": {"event_id": "e-1", "ts": NOW_MS, "campaign_id": "summer-sale",
-                   "channel": "tiktok", "action": "like"},
+                   "channel": "tiktok", "action": "like", "content_type": "tutorial"},
     "click": {"event_id": "c-1", "ts": NOW_MS, "campaign_id": "summer-sale",
               "channel": "tiktok", "click_id": "ttclid-77"},
     "order": {"event_id": "o-1", "ts": NOW_MS, "order_id": "A100", "customer_id": "cust-5",
@@ -314,6 +329,9 @@ EDGES: dict[str, list[Any]] = {
     "action": [*sorted(ENGAGEMENT_ACTIONS), "Like", "like ", "dislike", "profile-visit"],
     "revenue": ["12.5", "-1", "NaN", 1e15], "amount": ["0", -0.0, "1e3"],
     "currency": ["usd", "XYZ", "US"],
+    "content_type": ["c", "c" * 64, "c" * 65, "C", "Live", "İ", "ǅ", "ß", "vidéo", "\x00",
+                     "\x1f", "\x7f", "\u0085", " ", "a\tb"],
+    "cost": ["0", "-1", 12.5], "items": [[{"product_id": "p", "quantity": 1, "revenue": 1}]],
     "utm_source": ["x" * (MAX_EVENT_BYTES - 200), "x" * MAX_EVENT_BYTES],  # under, over 64 KiB
 }
 """Field -> values at and beyond its limits; every field also gets _WRONG_TYPES."""
@@ -368,9 +386,42 @@ def test_the_bench_mix_takes_the_fast_path_and_matches(mode: str) -> None:
                     assert events._fast_event(doc, event_type, latest_ms, mode == "batch")
 
 
+FULL_VIEW = {"event_id": "v-1", "ts": "2026-11-23T10:00:00.250Z", "campaign_id": "summer-sale",
+             "channel": "TikTok", "user_id": "u9", "completed": True, "watch_ms": 14000,
+             "content_type": "tutorial"}
+
+
+@pytest.mark.parametrize(("event_type", "doc", "new_fields"), [
+    ("view", FULL_VIEW, {"user_id": "u9", "watch_ms": 14000, "content_type": "tutorial"}),
+    ("engagement", {**VALID["engagement"], "action": "follow"},
+     {"action": "follow", "content_type": "tutorial", "user_id": None}),
+    ("click", {**VALID["click"], "content_type": "unboxing"},
+     {"content_type": "unboxing", "click_id": "ttclid-77", "action": None}),
+])
+def test_the_fast_path_takes_the_new_fields_and_fills_them(
+    event_type: EventType, doc: dict[str, Any], new_fields: dict[str, Any],
+) -> None:
+    latest_ms = NOW_MS + MAX_FUTURE_MS
+    for check_size in (False, True):
+        fast = events._fast_event(doc, event_type, latest_ms, check_size)
+        assert fast is not None  # taken, not declined to the precise path
+        [precise] = parse_message(orjson.dumps(doc), event_type, RULES, NOW_MS, fast=False)
+        assert repr(fast) == repr(precise)
+        assert {name: getattr(fast, name) for name in new_fields} == new_fields
+        assert (fast.cost_micros, fast.items) == (None, None)
+
+
+def test_an_upper_case_content_type_is_declined_then_refused() -> None:
+    doc = {**FULL_VIEW, "content_type": "Tutorial"}
+    assert events._fast_event(doc, "view", NOW_MS + MAX_FUTURE_MS, False) is None
+    [verdict] = same_as_reference(orjson.dumps(doc), "view")
+    assert "'content_type'" in verdict.reason
+
+
 def test_caches_stay_bounded_and_correct() -> None:
     limit = events._CACHE_LIMIT
     docs = [{"event_id": f"v-{n}", "campaign_id": f"camp-{n}", "channel": f"Ch-{n}",
+             "content_type": f"kind-{n}",
              "ts": f"2026-11-23T{n // 3600:02d}:{n // 60 % 60:02d}:{n % 60:02d}.{n % 1000:03d}Z"}
             for n in range(limit + 10)]
     for chunk in range(0, len(docs), 1000):
@@ -378,6 +429,7 @@ def test_caches_stay_bounded_and_correct() -> None:
     assert 0 < len(events._good_campaigns) <= limit
     assert 0 < len(events._channels) <= limit
     assert 0 < len(events._utc_seconds) <= limit
+    assert 0 < len(events._content_types) <= limit
     # A value seen before the caches were emptied is still right (learnt again).
     same_as_reference(orjson.dumps(docs[0]), "view")
 

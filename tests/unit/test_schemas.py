@@ -9,9 +9,11 @@ the gap: the worker refuses, the schema lets it through.
 from __future__ import annotations
 
 import calendar
+import re
 import string
+import sys
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pytest
@@ -19,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
+from streams.events import validation
 from streams.events.schemas import NOT_EXPRESSIBLE, event_schema, schema_json
 from streams.events.validation import (
     ENGAGEMENT_ACTIONS,
@@ -92,9 +95,15 @@ def agree(doc: Any, event_type: EventType) -> bool | None:
 
 
 def _integral_float(doc: object) -> bool:
-    """JSON Schema calls 1.0 an integer; the worker wants 'ts' and 'watch_ms' without '.0'."""
-    return isinstance(doc, dict) and any(
-        isinstance(doc.get(name), float) and doc[name].is_integer() for name in ("ts", "watch_ms"))
+    """JSON Schema calls 1.0 an integer; the worker wants 'ts', 'watch_ms' and an item's
+    'quantity' without '.0'."""
+    if not isinstance(doc, dict):
+        return False
+    items = doc.get("items")
+    lines = [line for line in items if isinstance(line, dict)] if isinstance(items, list) else []
+    return any(isinstance(fields.get(name), float) and fields[name].is_integer()
+               for fields, name in [(doc, "ts"), (doc, "watch_ms"),
+                                    *((line, "quantity") for line in lines)])
 
 
 def _currency_known(doc: object, event_type: str) -> bool:
@@ -158,6 +167,22 @@ GOOD = [
     # currency codes are taken in any case
     ("order", edit("order", currency="usd")),
     ("spend", edit("spend", currency="Eur")),
+    # content_type: lower-case as sent, any script, 1-64 characters, or null
+    *[(t, edit(t, content_type=v)) for t in ("view", "engagement", "click") for v in (
+        "tutorial", "live_2026", "x" * 64, "vidéo", "ß", "ς", "ŉ", "日本", "a b", "\u0085",
+        "\U00010428", None,
+    )],
+    ("order", edit("order", content_type="Not Checked On Orders")),
+    # order cost: like revenue, optional
+    *[("order", edit("order", cost=v)) for v in (0, "0", 12.5, "200000", "999999999999999.9",
+                                                  -0.0, None)],
+    # order items: up to 100 lines; unknown fields in a line are ignored
+    *[("order", edit("order", items=v)) for v in (
+        None, [],
+        [{"product_id": "sku-1", "quantity": 1, "revenue": "0"}],
+        [{"product_id": "p" * 128, "quantity": 2**63, "revenue": 999999999999999, "x": None}],
+        [{"product_id": f"p{i}", "quantity": i + 1, "revenue": i / 4} for i in range(100)],
+    )],
 ]
 
 BAD = [
@@ -216,6 +241,39 @@ BAD = [
     # spend
     *[("spend", edit("spend", amount=v)) for v in (DROP, -5, "-5", "5 USD")],
     ("spend", edit("spend", currency=DROP)),
+    # content_type: upper- or title-case letters, empty, too long, control characters
+    *[(t, edit(t, content_type=v)) for t in ("view", "engagement", "click") for v in (
+        "Tutorial", "LIVE", "İ", "ǅ", "Σ", "\U00010400", "vidÉo", "", "x" * 65, "live\n",
+        "\x7f", 7, True, ["live"], {"kind": "live"},
+    )],
+    # order cost
+    *[("order", edit("order", cost=v)) for v in cast(tuple[Any, ...], (
+        -1, "-0.01", "free", True, [1], {}, "1e3", 1e15, "1000000000000000",
+    ))],
+    # order items: not an array, too many, a line that is no object or breaks a rule
+    *[("order", edit("order", items=v)) for v in cast(tuple[Any, ...], (
+        {}, "sku-1", 1, True,
+        [{"product_id": f"p{i}", "quantity": 1, "revenue": 1} for i in range(101)],
+        [None], ["sku-1"], [[]],
+        [{"quantity": 1, "revenue": "1"}],
+        [{"product_id": None, "quantity": 1, "revenue": "1"}],
+        [{"product_id": "", "quantity": 1, "revenue": "1"}],
+        [{"product_id": "p" * 129, "quantity": 1, "revenue": "1"}],
+        [{"product_id": 5, "quantity": 1, "revenue": "1"}],
+        [{"product_id": "p", "revenue": "1"}],
+        [{"product_id": "p", "quantity": None, "revenue": "1"}],
+        [{"product_id": "p", "quantity": 0, "revenue": "1"}],
+        [{"product_id": "p", "quantity": -1, "revenue": "1"}],
+        [{"product_id": "p", "quantity": 1.5, "revenue": "1"}],
+        [{"product_id": "p", "quantity": "1", "revenue": "1"}],
+        [{"product_id": "p", "quantity": True, "revenue": "1"}],
+        [{"product_id": "p", "quantity": 1}],
+        [{"product_id": "p", "quantity": 1, "revenue": None}],
+        [{"product_id": "p", "quantity": 1, "revenue": "-1"}],
+        [{"product_id": "p", "quantity": 1, "revenue": "1e3"}],
+        [{"product_id": "p", "quantity": 1, "revenue": 1e15}],
+        [{"product_id": "p", "quantity": 1, "revenue": "1"}, {"product_id": "q"}],
+    ))],
 ]
 
 
@@ -310,8 +368,30 @@ _SCALARS = st.one_of(
     st.decimals(allow_nan=False, allow_infinity=False).map(str),
     st.floats(-1e16, 1e16, allow_nan=False),
 )
+_GOOD_LINE = {"product_id": "sku-1", "quantity": 2, "revenue": "12.5"}
+
+
+@st.composite
+def _item_lines(draw: st.DrawFn) -> list[Any]:
+    """An order's items: valid lines, a few with a field edited, dropped or added."""
+    lines: list[Any] = []
+    for _ in range(draw(st.sampled_from([0, 1, 2, 3, 100, 101]))):
+        line: Any = dict(_GOOD_LINE)
+        if draw(st.integers(0, 3)) == 0:
+            name = draw(st.sampled_from(["product_id", "quantity", "revenue", "extra"]))
+            value = draw(st.one_of(st.just(DROP), _SCALARS))
+            if value is DROP:
+                line.pop(name, None)
+            else:
+                line[name] = value
+        elif draw(st.integers(0, 19)) == 0:
+            line = draw(_SCALARS)
+        lines.append(line)
+    return lines
+
+
 _VALUES = st.one_of(_SCALARS, st.lists(_SCALARS, max_size=2),
-                    st.dictionaries(st.text(max_size=3), _SCALARS, max_size=2))
+                    st.dictionaries(st.text(max_size=3), _SCALARS, max_size=2), _item_lines())
 
 
 @settings(max_examples=1500, deadline=None, derandomize=True)
@@ -360,6 +440,13 @@ def test_a_whole_number_written_with_a_fraction_is_refused_by_the_worker_alone(
     assert not worker_accepts(doc, "view")
 
 
+def test_an_item_quantity_written_with_a_fraction_is_refused_by_the_worker_alone() -> None:
+    doc = edit("order", items=[{"product_id": "p", "quantity": 2.0, "revenue": "1"}])
+    assert agree(doc, "order") is None
+    assert schema_accepts(doc, "order", fx=True)
+    assert not worker_accepts(doc, "order")
+
+
 def test_every_schema_names_what_it_cannot_state() -> None:
     for event_type in EVENT_TYPES:
         description = event_schema(event_type)["description"]
@@ -376,6 +463,25 @@ def test_schemas_are_valid_draft_2020_12(event_type: EventType) -> None:
         schema = orjson.loads(schema_json(event_type, currencies))
         Draft202012Validator.check_schema(schema)
         assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+
+
+def test_the_content_type_pattern_agrees_with_the_worker_on_every_character() -> None:
+    """Each Unicode character alone as a content_type (the lower-case rule is per character)."""
+    pattern = re.compile(event_schema("view")["properties"]["content_type"]["pattern"])
+    disagree = []
+    for code in range(sys.maxunicode + 1):
+        if 0xD800 <= code <= 0xDFFF:  # surrogates: no JSON text holds one alone
+            continue
+        char = chr(code)
+        try:
+            validation._content_type(char)
+            worker = True
+        except validation._Invalid:
+            worker = False
+        if worker != bool(pattern.search(char)):
+            disagree.append(hex(code))
+    assert disagree == []
+    assert not pattern.search("A") and not pattern.search("\x00") and pattern.search("a")
 
 
 def test_required_fields_follow_the_spec() -> None:

@@ -96,6 +96,43 @@ def test_bad_lines_print_the_worker_s_own_reason_and_exit_1(
     assert "5 events: 1 valid, 4 invalid (order 2, unknown 1, view 1)" in out[-1]
 
 
+def test_the_new_fields_are_checked_and_each_bad_one_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 15's new fields: good ones pass, each bad one is refused with its field named."""
+    line = {"product_id": "sku-1", "quantity": 2, "revenue": "9.99"}
+    full_order = {**ORDER, "type": "order", "cost": "7.5", "items": [line, line]}
+    path = ndjson(
+        tmp_path,
+        {**VIEW, "type": "view", "user_id": "u9", "watch_ms": 14000, "content_type": "live"},
+        {**VIEW, "type": "engagement", "event_id": "e-1", "action": "follow",
+         "content_type": "tutorial"},
+        {**VIEW, "type": "click", "event_id": "c-1", "content_type": "unboxing"},
+        full_order,                                                           # 4 good
+        {**full_order, "cost": -2},                                           # 5
+        {**full_order, "items": [line] * 101},                                # 6
+        {**full_order, "items": [line, {"quantity": 1, "revenue": "1"}]},     # 7
+        {**full_order, "items": [line, line, line, {**line, "quantity": 0}]},  # 8
+        {**VIEW, "type": "view", "content_type": "Tutorial"},                 # 9
+        [{**VIEW, "type": "click", "content_type": "LIVE"},                   # 10, a batch
+         {**VIEW, "type": "click", "content_type": "live"}],
+    )
+    status, out = validate(capsys, str(path))
+    assert status == 1
+    assert out[:-1] == [
+        f"{path}:5: invalid order: field 'cost' is -2; it cannot be negative",
+        f"{path}:6: invalid order: field 'items' holds 101 items; an order may have at most 100",
+        f"{path}:7: invalid order: missing required field 'items[1].product_id' "
+        "(a string of 1-128 characters)",
+        f"{path}:8: invalid order: field 'items[3].quantity' must be a whole number >= 1, got 0",
+        f"{path}:9: invalid view: field 'content_type' is \"Tutorial\"; it must be lower-case, "
+        "like \"tutorial\"",
+        f"{path}:10[0]: invalid click: field 'content_type' is \"LIVE\"; it must be lower-case, "
+        "like \"live\"",
+    ]
+    assert "11 events: 5 valid, 6 invalid (click 1, order 4, view 1)" in out[-1]
+
+
 def test_the_type_comes_from_the_field_or_the_option(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
