@@ -85,13 +85,12 @@ def _lower_case_pattern() -> str:
     characters, not escapes: \\U is no ECMA-262 and \\u{...} no Python.
     """
     ranges: list[list[int]] = []
-    for code in range(sys.maxunicode + 1):
-        char = chr(code)
-        if char.lower() != char:
-            if ranges and ranges[-1][1] == code - 1:
-                ranges[-1][1] = code
-            else:
-                ranges.append([code, code])
+    for char in [c for c in map(chr, range(sys.maxunicode + 1)) if c.lower() != c]:
+        code = ord(char)
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1][1] = code
+        else:
+            ranges.append([code, code])
     cased = "".join(chr(a) if a == b else f"{chr(a)}-{chr(b)}" for a, b in ranges)
     return rf"^[^\x00-\x1f\x7f{cased}]*" + _END
 
