@@ -31,10 +31,10 @@ from typing import Any
 
 from datasketches import cpc_sketch, cpc_union, hll_sketch, hll_union, tgt_hll_type
 
-from streams.windows.reach import WindowReach, user_key
+from streams.windows.reach import LG_K, WindowReach, user_key
 
 VIEWERS = (1_000, 100_000, 1_000_000)
-SEEDS = 10
+SEEDS = 20
 SKETCH_SIZES = (10, 100, 1_000, 100_000)
 HEAP_COPIES = 2_000
 BATCH = 1_000
@@ -227,7 +227,9 @@ def measure() -> dict[str, Any]:
     return {"kinds": kinds, "user_key_us": (time.perf_counter() - start) * 1e6 / len(hashed),
             "viewers": list(VIEWERS), "sketch_sizes": list(SKETCH_SIZES),
             "order_trials": ORDER_TRIALS, "union_minutes": UNION_MINUTES,
-            "window_minutes": WINDOW_MINUTES, "window_heap": window_heaps()}
+            "window_minutes": WINDOW_MINUTES, "window_heap": window_heaps(),
+            "window_estimate_us": {str(v): window_estimate_us(v)
+                                   for v in WINDOW_VIEWERS_PER_MINUTE}}
 
 
 def window_heap(per_minute: int, minutes: int, cells: int, frozen: bool) -> float:
@@ -252,6 +254,37 @@ def window_heap(per_minute: int, minutes: int, cells: int, frozen: bool) -> floa
     after = _heap_in_use()
     gc.enable()
     return (after - before) / cells
+
+
+def window_estimate_us(per_minute: int) -> dict[str, float]:
+    """µs of a 24 h ``WindowReach.estimate`` over WINDOW_MINUTES minutes of ``per_minute``
+    viewers: cached; after a view at the current minute (its hour's roll-up rebuilt); after
+    the clock moved a minute on (start's partial hour re-read); and a plain union of every
+    minute sketch, the answer without roll-ups."""
+    rng = random.Random(per_minute)
+    pool = viewer_keys(100_000, seed=-4)
+    reach = WindowReach()
+    now = WINDOW_MINUTES - 1
+    for minute in range(WINDOW_MINUTES):
+        reach.add(minute, rng.sample(pool, per_minute))
+    reach.estimate(now, WINDOW_MINUTES)
+    minutes = [s for m in range(WINDOW_MINUTES) if (s := reach.minute_sketch(m)) is not None]
+
+    def plain() -> None:
+        gadget = cpc_union(LG_K)
+        for sketch in minutes:
+            gadget.update(sketch.cpc)
+        gadget.get_result().get_estimate()
+
+    def after_view() -> None:
+        reach.add(now, [rng.choice(pool)])
+        reach.estimate(now, WINDOW_MINUTES)
+
+    moved = iter(range(now + 1, now + 10_000))
+    return {"cached": _best(lambda: reach.estimate(now, WINDOW_MINUTES), REPEATS),
+            "after_view": _best(after_view, 20),
+            "next_minute": _best(lambda: reach.estimate(next(moved), WINDOW_MINUTES), 20),
+            "plain_union": _best(plain, 5)}
 
 
 def window_heaps() -> dict[str, dict[str, float]]:
@@ -303,7 +336,13 @@ def tables(result: dict[str, Any]) -> str:
          "minutes", "after a 24 h estimate (past hours frozen, roll-ups built)"],
         [[v, f"{h['live'] / 1024:,.1f}", f"{h['frozen'] / 1024:,.1f}"]
          for v, h in result["window_heap"].items()])
-    return "\n\n".join([errors, sizes_table, speed, window])
+    scrape = render(
+        ["viewers per minute", "us 24 h estimate cached", "after a view now",
+         "after the clock moved a minute", "plain union of every minute"],
+        [[v, *[f"{e[case]:,.1f}" for case in ("cached", "after_view", "next_minute",
+                                                "plain_union")]]
+         for v, e in result["window_estimate_us"].items()])
+    return "\n\n".join([errors, sizes_table, speed, window, scrape])
 
 
 def main(argv: Sequence[str] | None = None) -> None:

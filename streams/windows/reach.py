@@ -135,48 +135,59 @@ def _union(sketches: Iterable[UserSketch]) -> UserSketch:
 class WindowReach:
     """One campaign-channel's minute sketches, their hour roll-ups and a running total."""
 
-    __slots__ = ("_answers", "_minutes", "_newest", "_rollups", "_total")
+    __slots__ = ("_answers", "_hours", "_newest", "_rollups", "_total", "_total_answer")
 
     def __init__(self) -> None:
-        self._minutes: dict[int, UserSketch] = {}
+        self._hours: dict[int, dict[int, UserSketch]] = {}
+        """Minute sketches by hour, then by minute."""
         self._rollups: dict[int, UserSketch] = {}
         self._answers: dict[int, float] = {}
+        """Window answers by the window's first minute."""
         self._total = UserSketch()
+        self._total_answer: float | None = None
         self._newest = -(2**62)
         """The newest minute added or loaded."""
 
     def add(self, minute: int, keys: Iterable[int]) -> UserSketch:
-        """Add viewers to a minute (and to the total); returns that minute's sketch."""
+        """Add viewers to a minute (and to the total); returns that minute's sketch (to
+        write to the changelog; add to it through this method only)."""
         keys = keys if isinstance(keys, list | tuple) else list(keys)
-        sketch = self._minutes.get(minute)
+        hour = self._hours.setdefault(minute // _HOUR, {})
+        sketch = hour.get(minute)
         if sketch is None:
-            sketch = self._minutes[minute] = UserSketch()
+            sketch = hour[minute] = UserSketch()
         if keys:
             sketch.add(keys)
             self._total.add(keys)
+            self._total_answer = None
             self._changed(minute)
         return sketch
 
     def load(self, minute: int, sketch: UserSketch) -> None:
         """Put back a minute's sketch from the changelog (recovery); replaces that minute."""
-        self._minutes[minute] = sketch
+        self._hours.setdefault(minute // _HOUR, {})[minute] = sketch
         self._changed(minute)
 
     def drop_before(self, minute: int) -> None:
         """Forget the minutes before ``minute`` (retention); the total keeps them."""
-        dropped = [m for m in self._minutes if m < minute]
-        if not dropped:
-            return
-        for m in dropped:
-            del self._minutes[m]
-        for hour in {m // _HOUR for m in dropped}:
-            self._rollups.pop(hour, None)
-        newest = max(dropped)
-        self._answers = {start: value for start, value in self._answers.items()
-                         if start > newest}
+        gone: list[int] = []
+        for hour in [h for h in self._hours if h <= minute // _HOUR]:
+            minutes = self._hours[hour]
+            dropped = [m for m in minutes if m < minute]
+            for m in dropped:
+                del minutes[m]
+            if not minutes:
+                del self._hours[hour]
+            if dropped:
+                self._rollups.pop(hour, None)
+                gone += dropped
+        if gone:
+            newest = max(gone)
+            self._answers = {start: value for start, value in self._answers.items()
+                             if start > newest}
 
     def minute_sketch(self, minute: int) -> UserSketch | None:
-        return self._minutes.get(minute)
+        return self._hours.get(minute // _HOUR, {}).get(minute)
 
     def estimate(self, now_minute: int, window_minutes: int) -> float:
         """Distinct users in minutes [now_minute - window_minutes + 1, +inf) (buckets ahead
@@ -191,27 +202,27 @@ class WindowReach:
         return answer
 
     def total_estimate(self) -> float:
-        return self._total.estimate()
+        if self._total_answer is None:
+            self._total_answer = self._total.estimate()
+        return self._total_answer
 
     def load_total(self, sketch: UserSketch) -> None:
-        self._total = sketch
+        self._total, self._total_answer = sketch, None
 
     def total_sketch(self) -> UserSketch:
         return self._total
 
     def _window_parts(self, start: int) -> list[UserSketch]:
         """Minute sketches of start's partial hour, then a roll-up per later hour."""
-        first_full_hour = -(-start // _HOUR)
-        parts = [s for m, s in self._minutes.items() if start <= m < first_full_hour * _HOUR]
-        for hour in sorted({m // _HOUR for m in self._minutes if m // _HOUR >= first_full_hour}):
-            parts.append(self._rollup(hour))
+        partial = self._hours.get(start // _HOUR, {}) if start % _HOUR else {}
+        parts = [s for m, s in partial.items() if m >= start]
+        parts += [self._rollup(hour) for hour in self._hours if hour * _HOUR >= start]
         return parts
 
     def _rollup(self, hour: int) -> UserSketch:
         rollup = self._rollups.get(hour)
         if rollup is None:
-            first = hour * _HOUR
-            minutes = [s for m, s in self._minutes.items() if first <= m < first + _HOUR]
+            minutes = self._hours[hour].values()
             rollup = self._rollups[hour] = _union(minutes)
             if hour < self._newest // _HOUR:  # an hour gone by: its minutes rarely change
                 for sketch in minutes:

@@ -47,6 +47,9 @@ def test_the_reach_sketch_measurement_runs_and_gives_its_figures(
     assert kinds["CPC-11"]["order_mismatches"] == kinds["CPC-12"]["order_mismatches"] == 0
     heap = result["window_heap"]["10"]
     assert heap["live"] > 0 and heap["frozen"] > 0
+    estimate = result["window_estimate_us"]["10"]
+    assert set(estimate) == {"cached", "after_view", "next_minute", "plain_union"}
+    assert all(value > 0 for value in estimate.values())
     out = capsys.readouterr().out
     assert "| CPC-11 | 1.53% |" in out
     assert "KiB per campaign-channel, 120 live minutes" in out

@@ -225,7 +225,7 @@ def test_windowed_estimates_equal_a_plain_union_of_the_minutes(
         for now in (minute, minute + a, NOW):
             for window in WINDOWS:
                 assert reach.estimate(now, window) == reference(reach, minutes, now, window)
-    assert reach.total_estimate() == fed(every_key).estimate()
+        assert reach.total_estimate() == fed(every_key).estimate()
 
 
 def test_a_cached_answer_follows_a_change_inside_its_window_only() -> None:
