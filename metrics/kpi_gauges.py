@@ -11,6 +11,8 @@ row; ``KpiFamily.exposition`` writes the sample lines from that, byte for byte w
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
 
 from prometheus_client import generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -19,11 +21,21 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample, Timestamp
 from prometheus_client.utils import floatToGoString
 
-from metrics.kpis import kpi_values
-from metrics.names import KPI_HELP, KPI_LABELS, MONEY_METRICS
-from streams.windows.state import KpiRow
+from metrics.kpis import (
+    CONTENT_RANK,
+    PRODUCT_RANK,
+    content_counts,
+    frequency,
+    kpi_values,
+    ltv_values,
+    top_named,
+)
+from metrics.names import KPI_HELP, KPI_LABELS, LABELLED_HELP, MONEY_METRICS
+from streams.windows.counts import ACTION_FIELDS
+from streams.windows.extras import C_CLICKS, C_ENGAGEMENTS, C_ORDERS, C_REVENUE, C_VIEWS
+from streams.windows.state import ExtrasRow, KpiRow, WindowExtras
 
-__all__ = ["KpiCollector", "KpiFamily", "LabelSet", "Series", "exposition"]
+__all__ = ["KpiCollector", "KpiFamily", "LabelSet", "SeedKpis", "Series", "exposition"]
 
 _go_float: Callable[[float], str] = floatToGoString  # untyped in prometheus_client
 
@@ -109,12 +121,35 @@ def exposition(registry: Collector) -> bytes:
     )
 
 
+_CONTENT_METRICS = (("marketing_content_views", C_VIEWS),
+                    ("marketing_content_engagements", C_ENGAGEMENTS),
+                    ("marketing_content_clicks", C_CLICKS),
+                    ("marketing_content_orders", C_ORDERS),
+                    ("marketing_content_revenue", C_REVENUE))
+_NO_EXTRAS = WindowExtras()
+
+
+@dataclass(frozen=True, slots=True)
+class SeedKpis:
+    """What the KPIs of the seed articles need beside the counters (SPEC 2)."""
+
+    extras: Callable[[], Iterable[ExtrasRow]] = lambda: ()
+    margin: Fraction | None = None
+    """[kpi] default_gross_margin."""
+    top_products: int = 10
+    top_content_types: int = 10
+    ltv_horizons: Sequence[tuple[str, int]] = ()
+    """(label, days) of [kpi] ltv_horizons."""
+
+
 class KpiCollector(Collector):
     """Every KPI gauge of the campaigns this worker owns, computed when scraped."""
 
-    def __init__(self, rows: Callable[[], Iterable[KpiRow]], reporting_currency: str) -> None:
+    def __init__(self, rows: Callable[[], Iterable[KpiRow]], reporting_currency: str,
+                 seed: SeedKpis | None = None) -> None:
         self._rows = rows
         self._currency = reporting_currency
+        self._seed = SeedKpis() if seed is None else seed
 
     def collect(self) -> Iterator[KpiFamily]:
         plain_labels, money_labels = LabelSet(KPI_LABELS), LabelSet([*KPI_LABELS, "currency"])
@@ -123,17 +158,59 @@ class KpiCollector(Collector):
                             (money_labels if name in MONEY_METRICS else plain_labels).names)
             for name, help_text in KPI_HELP.items()
         }
+        labelled = {
+            name: KpiFamily(name, help_text, [*KPI_LABELS, *(
+                ["currency"] if name in MONEY_METRICS else []), *extra])
+            for name, (help_text, extra) in LABELLED_HELP.items()
+        }
         appends = {name: (f.series.append, f.values.append, name in MONEY_METRICS)
                    for name, f in families.items()}
+        seed = self._seed
+        extras = {(c, ch, w): e for c, ch, w, e in seed.extras()}
+        currency = self._currency
         for campaign, channel, window, counts in self._rows():
             plain = plain_labels.series((campaign, channel, window))
-            money = money_labels.series((campaign, channel, window, self._currency))
-            for name, value in kpi_values(counts).items():
+            money = money_labels.series((campaign, channel, window, currency))
+            for name, value in kpi_values(counts, seed.margin).items():
                 if value is not None:
                     add_series, add_value, is_money = appends[name]
                     add_series(money if is_money else plain)
                     add_value(value)
+            _seed_series(labelled, (campaign, channel, window), currency, counts,
+                         extras.get((campaign, channel, window), _NO_EXTRAS), seed)
         yield from families.values()
+        yield from labelled.values()
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
         return iter(())
+
+
+def _seed_series(families: dict[str, KpiFamily], row: tuple[str, str, str], currency: str,
+                 counts: Sequence[int], extras: WindowExtras, seed: SeedKpis) -> None:
+    """One row's series of the KPIs with labels beyond campaign, channel and window."""
+    def add(name: str, value: float | None, *labels: str) -> None:
+        if value is not None:
+            family = families[name]
+            money = (currency,) if name in MONEY_METRICS else ()
+            family.add_metric((*row, *money, *labels), value)
+
+    if extras.reach is not None:
+        reach = float(round(extras.reach))  # a number of people: the sketch's nearest
+        add("marketing_reach", reach)
+        add("marketing_frequency", frequency(counts, reach))
+    for action, index in ACTION_FIELDS.items():
+        add("marketing_engagement_actions", float(counts[index]), action)
+    for product, (units, revenue) in top_named(extras.products, seed.top_products,
+                                               PRODUCT_RANK):
+        add("marketing_product_units", float(units), product)
+        add("marketing_product_revenue", revenue / 1_000_000, product)
+    content = content_counts(counts, extras.content)
+    for content_type, values in top_named(content, seed.top_content_types, CONTENT_RANK):
+        for name, index in _CONTENT_METRICS:
+            value = values[index]
+            add(name, value / 1_000_000 if name in MONEY_METRICS else float(value),
+                content_type)
+    if row[2] == "total":
+        for horizon, ltv, ratio in ltv_values(extras.ltv, seed.ltv_horizons, counts):
+            add("marketing_ltv", ltv, horizon)
+            add("marketing_ltv_cac_ratio", ratio, horizon)

@@ -3,6 +3,8 @@
 Each campaign this worker owns gets the target that holds for it (its own entry, else
 the default), so an alert rule or a Grafana panel joins a KPI with its target
 ``on (campaign, window)`` and never needs to know about defaults and overrides.
+A lifetime-value target also carries ``horizon`` (joined ``on (campaign, window,
+horizon)``); the others have no such label, as before.
 """
 
 from __future__ import annotations
@@ -14,11 +16,14 @@ from prometheus_client.registry import Collector
 
 from streams.config.targets import Target, resolve_targets
 
-__all__ = ["MIN_DENOMINATOR_METRIC", "TARGET_LABELS", "TARGET_METRIC", "TargetCollector"]
+__all__ = ["HORIZON_LABEL", "MIN_DENOMINATOR_METRIC", "TARGET_LABELS", "TARGET_METRIC",
+           "TargetCollector"]
 
 TARGET_METRIC = "marketing_kpi_target"
 MIN_DENOMINATOR_METRIC = "marketing_kpi_target_min_denominator"
 TARGET_LABELS = ("campaign", "kpi", "bound", "window")
+HORIZON_LABEL = "horizon"
+"""Added to the labels of targets that have a horizon (lifetime value)."""
 
 
 class TargetCollector(Collector):
@@ -43,10 +48,14 @@ class TargetCollector(Collector):
         if self._targets:
             for campaign in sorted(set(self._campaigns())):
                 for t in resolve_targets(self._targets, campaign):
-                    labels = [campaign, t.kpi, t.bound, t.window]
-                    target.add_metric(labels, float(t.value))
+                    labels = dict(zip(TARGET_LABELS, (campaign, t.kpi, t.bound, t.window),
+                                      strict=True))
+                    if t.horizon:
+                        labels[HORIZON_LABEL] = t.horizon
+                    # add_sample, not add_metric: the horizon label only where there is one
+                    target.add_sample(TARGET_METRIC, labels, float(t.value))
                     if t.guard is not None:
-                        guard.add_metric(labels, float(t.min_denominator))
+                        guard.add_sample(MIN_DENOMINATOR_METRIC, labels, float(t.min_denominator))
         yield target
         yield guard
 

@@ -19,8 +19,8 @@ from streams.attribution.orders import OrderRoute
 
 __all__ = ["Click", "ClickBook"]
 
-Click = tuple[int, str, str]
-"""(ts_ms, campaign, channel) of a remembered click."""
+Click = tuple[int, str, str, str | None]
+"""(ts_ms, campaign, channel, content type) of a remembered click."""
 
 KEEP_RELEASED_MS = 60_000
 """How long a released order keeps its mark: far longer than a commit interval."""
@@ -106,7 +106,7 @@ class ClickBook:
     def keep_earliest(self, click_id: str, click: Click) -> None:
         """Keep ``click`` unless an earlier click of the same id is known."""
         known = self.clicks.get(click_id)
-        if known is None or click < known:
+        if known is None or click[:3] < known[:3]:
             self.load_click(click_id, click)
 
     def load_click(self, click_id: str, click: Click) -> None:
@@ -122,8 +122,8 @@ class ClickBook:
         click = self.clicks.get(order.click_id or "")
         if click is None:
             return False
-        ts_ms, campaign, channel = click
+        ts_ms, campaign, channel, content = click
         if not 0 <= order.ts_ms - ts_ms <= self.window_ms:
             return False
-        order.campaign, order.channel = campaign, channel
+        order.campaign, order.channel, order.content = campaign, channel, content
         return True

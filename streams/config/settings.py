@@ -8,6 +8,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from streams.config.collector import CollectorSettings, collector_settings
 from streams.config.durations import MINUTE_MS, parse_duration_ms
 from streams.config.errors import SettingsError
 from streams.config.kafka import KafkaSettings, kafka_settings
-from streams.config.targets import Target, parse_targets
+from streams.config.targets import DEFAULT_LTV_HORIZONS, Target, parse_targets
 from streams.events.validation import EventType
 
 __all__ = ["EVENT_TOPIC_KEYS", "Settings", "Topics", "Window", "load_settings"]
@@ -85,6 +86,14 @@ class Settings:
     campaign_retention_ms: int = 30 * 24 * 60 * MINUTE_MS
     """[kpi] campaign_retention: a campaign-channel with no event for this long leaves the
     state and /metrics."""
+    default_gross_margin: Fraction | None = None
+    """[kpi] default_gross_margin: gross profit as a share of revenue for orders without a
+    cost (None: such orders add no gross profit)."""
+    top_products: int = 10
+    """[kpi] top_products: products per campaign, channel and window before ``other``."""
+    top_content_types: int = 10
+    """[kpi] top_content_types: content types per campaign, channel and window before
+    ``other``."""
     fx: Mapping[str, Decimal] = field(default_factory=lambda: {"USD": Decimal(1)})
     """[fx]: units of the reporting currency per unit; the reporting currency is always 1."""
     promo_codes: Mapping[str, str] = field(default_factory=dict)
@@ -163,14 +172,50 @@ def settings_from(doc: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
         max_campaign_channels=_positive_int(kpi.get("max_campaign_channels", 10_000),
                                             "[kpi] max_campaign_channels"),
         campaign_retention_ms=_retention(kpi.get("campaign_retention", "30d"), windows),
+        default_gross_margin=_margin(kpi.get("default_gross_margin")),
+        top_products=_top(kpi.get("top_products", 10), "[kpi] top_products"),
+        top_content_types=_top(kpi.get("top_content_types", 10), "[kpi] top_content_types"),
         fx=_fx(_table(doc, "fx"), reporting),
         promo_codes=_promo_codes(_table(doc, "promo_codes")),
         topics=_topics(_table(doc, "topics")),
         collector=collector_settings(_table(doc, "collector"), env),
-        targets=parse_targets(doc.get("targets", []), [w.label for w in windows]),
+        targets=parse_targets(doc.get("targets", []), [w.label for w in windows],
+                              _target_horizons(kpi.get("ltv_horizons", DEFAULT_LTV_HORIZONS))),
         budgets=_budgets(doc),
         kafka=kafka_settings(kafka, env),
     )
+
+
+def _margin(value: object) -> Fraction | None:
+    """[kpi] default_gross_margin: a share of revenue from 0 to 1, exact as written."""
+    if value is None:
+        return None
+    setting = "[kpi] default_gross_margin"
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise SettingsError(setting, f"must be a number from 0 to 1, like 0.35; got {value!r}")
+    try:
+        margin = Fraction(Decimal(str(value)))
+    except (ArithmeticError, ValueError):
+        raise SettingsError(setting, f"must be a number from 0 to 1, like 0.35; "
+                                     f"got {value!r}") from None
+    if not 0 <= margin <= 1:
+        raise SettingsError(setting, f"must be from 0 to 1 (a share of revenue), got {value!r}")
+    return margin
+
+
+def _top(value: object, setting: str) -> int:
+    """How many names a top list shows before ``other``: 1 to 100."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100:
+        raise SettingsError(setting, f"must be a whole number from 1 to 100, got {value!r}")
+    return value
+
+
+def _target_horizons(value: object) -> tuple[str, ...]:
+    """The [kpi] ltv_horizons labels LTV targets may name (the list itself is checked
+    where the worker reads it; here anything but a list of strings names none)."""
+    if not isinstance(value, list | tuple) or not all(isinstance(h, str) for h in value):
+        return ()
+    return tuple(h.strip() for h in value)
 
 
 def _budgets(doc: Mapping[str, Any]) -> tuple[Budget, ...]:

@@ -22,6 +22,15 @@ with a denominator, not CAC, whose rise is the bad news)::
     window = "1h"
     for = "30m"
     min_denominator = 100    # in the window now and in the window compared with
+
+Lifetime value is judged per horizon (``[kpi] ltv_horizons``) over ``window = "total"``,
+the only window it has; ``horizon`` defaults to the first of them::
+
+    [[targets]]
+    kpi = "ltv_cac_ratio"
+    min = 3                  # customers bring back 3 times what they cost
+    horizon = "90d"
+    min_denominator = 500    # of spend since the campaign began
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ from streams.events.validation import EventType
 
 __all__ = [
     "DEFAULT_CAMPAIGN",
+    "DEFAULT_LTV_HORIZONS",
     "KPIS",
     "Bound",
     "Kpi",
@@ -54,9 +64,13 @@ Severity = Literal["page", "ticket"]
 KpiKind = Literal["count", "money", "ratio"]
 
 DEFAULT_CAMPAIGN: Final = "*"
+DEFAULT_LTV_HORIZONS: Final = ("30d", "90d", "365d")
+"""``[kpi] ltv_horizons`` when the settings give none."""
+_BY_HORIZON: Final = frozenset({"ltv_cac_ratio"})
+"""KPIs with a ``horizon`` label, served for ``window="total"`` only."""
 _CAMPAIGN: Final = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _KEYS: Final = ("kpi", "campaign", "min", "max", "window", "for", "severity",
-                "min_denominator", "drop", "versus")
+                "min_denominator", "drop", "versus", "horizon")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +105,11 @@ KPIS: Final[Mapping[str, Kpi]] = {
     "cac": Kpi("money", "spend", ("order", "spend")),
     "aov": Kpi("money", "orders", ("order",)),
     "repeat_purchase_ratio": Kpi("ratio", "orders", ("order",)),
+    # Gross profit may be negative (cost above revenue), so POAS has no floor of its own.
+    "poas_ratio": Kpi("ratio", "spend", ("order", "spend")),
+    # Per horizon, over window "total". Guarded by spend like CAC: spend that has won no
+    # customer yet is an LTV:CAC of 0 for the alert, below any minimum.
+    "ltv_cac_ratio": Kpi("ratio", "spend", ("order", "spend")),
 }
 """Every KPI of SPEC section 2 by its metric name without ``marketing_``."""
 
@@ -113,6 +132,8 @@ class Target:
     """1-based position among the ``[[targets]]`` entries, for messages."""
     versus: Versus = "1w"
     """Drop targets: the value is compared with the KPI this long before."""
+    horizon: str = ""
+    """LTV targets: the lifetime-value horizon (``[kpi] ltv_horizons``); "" for the rest."""
 
     @property
     def guard(self) -> str | None:
@@ -121,33 +142,38 @@ class Target:
 
 def resolve_targets(targets: Sequence[Target], campaign: str) -> list[Target]:
     """The targets that hold for ``campaign``: its own entry, else the default, per KPI+bound."""
-    chosen: dict[tuple[str, Bound], Target] = {}
+    chosen: dict[tuple[str, str, Bound], Target] = {}
     for wanted in (DEFAULT_CAMPAIGN, campaign):  # the campaign's own entries last: they win
-        chosen.update({(t.kpi, t.bound): t for t in targets if t.campaign == wanted})
+        chosen.update({(t.kpi, t.horizon, t.bound): t for t in targets if t.campaign == wanted})
     return list(chosen.values())
 
 
-def parse_targets(value: object, windows: Sequence[str]) -> tuple[Target, ...]:
-    """Targets from the ``targets`` array of tables; SettingsError names the entry and key."""
+def parse_targets(value: object, windows: Sequence[str],
+                  horizons: Sequence[str] = DEFAULT_LTV_HORIZONS) -> tuple[Target, ...]:
+    """Targets from the ``targets`` array of tables; SettingsError names the entry and key.
+
+    ``horizons``: the ``[kpi] ltv_horizons``, for LTV targets' ``horizon``."""
     if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
         raise SettingsError("[[targets]]", "must be an array of tables: write [[targets]] entries")
     targets: list[Target] = []
-    seen: dict[tuple[str, str, Bound], int] = {}
+    seen: dict[tuple[str, str, str, Bound], int] = {}
     for number, entry in enumerate(value, start=1):
-        for target in _entry(number, entry, (*windows, "total")):
-            key = (target.kpi, target.campaign, target.bound)
+        for target in _entry(number, entry, (*windows, "total"), horizons):
+            key = (target.kpi, target.horizon, target.campaign, target.bound)
             if key in seen:
+                over = f" over {target.horizon}" if target.horizon else ""
                 raise SettingsError(
                     f"[[targets]] {number}",
-                    f"entry {seen[key]} already sets the {target.bound} of {target.kpi} "
-                    f"for campaign {target.campaign!r}",
+                    f"entry {seen[key]} already sets the {target.bound} of {target.kpi}"
+                    f"{over} for campaign {target.campaign!r}",
                 )
             seen[key] = number
             targets.append(target)
     return tuple(targets)
 
 
-def _entry(number: int, entry: Mapping[str, Any], windows: Sequence[str]) -> list[Target]:
+def _entry(number: int, entry: Mapping[str, Any], windows: Sequence[str],
+           horizons: Sequence[str]) -> list[Target]:
     def setting(key: str) -> str:
         return f"[[targets]] {number} {key}"
 
@@ -179,11 +205,7 @@ def _entry(number: int, entry: Mapping[str, Any], windows: Sequence[str]) -> lis
         raise SettingsError(
             setting("max"), f"max {bounds['max']} must be above min {bounds['min']}"
         )
-    window = entry.get("window")
-    if not isinstance(window, str) or window not in windows:
-        raise SettingsError(
-            setting("window"), f"{window!r} is not a window; one of {', '.join(windows)}"
-        )
+    window, horizon = _window_and_horizon(entry, kpi_name, windows, horizons, setting)
     for_ms = _for(entry.get("for", "15m"), setting("for"))
     severity = entry.get("severity", "ticket")
     if severity not in get_args(Severity):
@@ -201,9 +223,37 @@ def _entry(number: int, entry: Mapping[str, Any], windows: Sequence[str]) -> lis
         )
     return [
         Target(kpi_name, campaign, bound, limit, window, for_ms, severity, min_denominator,
-               number, versus)
+               number, versus, horizon)
         for bound, limit in bounds.items()
     ]
+
+
+def _window_and_horizon(entry: Mapping[str, Any], kpi_name: str, windows: Sequence[str],
+                        horizons: Sequence[str], setting: Callable[[str], str]
+                        ) -> tuple[str, str]:
+    """The entry's window, and its horizon ("" for a KPI without one)."""
+    if kpi_name not in _BY_HORIZON:
+        if "horizon" in entry:
+            raise SettingsError(setting("horizon"), f"{kpi_name} has no horizon; only "
+                                f"{', '.join(sorted(_BY_HORIZON))} has")
+        window = entry.get("window")
+        if not isinstance(window, str) or window not in windows:
+            raise SettingsError(
+                setting("window"), f"{window!r} is not a window; one of {', '.join(windows)}"
+            )
+        return window, ""
+    window = entry.get("window", "total")
+    if window != "total":
+        raise SettingsError(setting("window"), f"{kpi_name} is served over window 'total' "
+                            f"only (lifetime value), got {window!r}")
+    if not horizons:
+        raise SettingsError(setting("horizon"), "no [kpi] ltv_horizons (a list of durations) to "
+                            "judge lifetime value over")
+    horizon = entry.get("horizon", horizons[0])
+    if not isinstance(horizon, str) or horizon not in horizons:
+        raise SettingsError(setting("horizon"), f"{horizon!r} is not one of [kpi] "
+                            f"ltv_horizons: {', '.join(horizons)}")
+    return window, horizon
 
 
 def _drop(entry: Mapping[str, Any], kpi_name: str, kpi: Kpi, bounds: dict[Bound, Decimal],
@@ -214,9 +264,10 @@ def _drop(entry: Mapping[str, Any], kpi_name: str, kpi: Kpi, bounds: dict[Bound,
         if "versus" in entry:
             raise SettingsError(setting("versus"), "only a drop target compares with the past")
         return "1w"
-    if kpi.guard is None or kpi_name == "cac":
+    if kpi.guard is None or kpi_name == "cac" or kpi_name in _BY_HORIZON:
         raise SettingsError(setting("drop"), f"{kpi_name} cannot have a drop target; ratio "
-                            "and money KPIs with a denominator can, except cac")
+                            "and money KPIs with a denominator can, except cac and "
+                            "ltv_cac_ratio (a lifetime figure, no trailing window)")
     drop = _number(entry["drop"], setting("drop"))
     if not 0 < drop < 1:
         raise SettingsError(setting("drop"), f"must be a fraction above 0 and below 1 (0.3 "
@@ -241,7 +292,9 @@ def _number(value: object, setting: str) -> Decimal:
 
 def _limit(value: object, kpi_name: str, kpi: Kpi, setting: str) -> Decimal:
     limit = _number(value, setting)
-    # ROI is the only KPI below zero: -1 when nothing comes back.
+    # ROI is -1 when nothing comes back; POAS has no floor (cost may exceed revenue).
+    if kpi_name == "poas_ratio":
+        return limit
     lowest = Decimal(-1) if kpi_name == "roi_ratio" else Decimal(0)
     if limit < lowest:
         raise SettingsError(setting, f"{kpi_name} is never below {lowest}, got {limit}")

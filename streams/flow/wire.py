@@ -18,7 +18,9 @@ __all__ = ["dumps", "exact_int", "exact_ints", "json_safe_ints"]
 
 _LOW = -(2**63)
 _HIGH = 2**63 - 1
-_OPTIONS = orjson.OPT_NON_STR_KEYS
+_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
+"""Dataclasses too go through ``to_wire``: orjson would write one as an object of its
+fields, and a record must read back in the form its ``from_wire`` expects."""
 
 
 def json_safe_ints(values: list[int]) -> list[Any]:

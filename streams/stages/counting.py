@@ -101,8 +101,9 @@ def _fold_each(campaign: str, forwards: Forwards, recorded_at: dict[str, int],
             return [new]
 
         try:
-            one = fold(campaign, Forwards([kind], [event_id], [ts_ms], [channel], [amount]),
-                       first_time)
+            extra = forwards.extra_of(index)
+            one = fold(campaign, Forwards([kind], [event_id], [ts_ms], [channel], [amount],
+                                          None if extra is None else [extra]), first_time)
         except Exception as exc:
             failures.append(Failure(KIND_TYPES.get(kind, "unknown"),
                                     internal_reason("the counting stage", exc),
@@ -124,6 +125,12 @@ def _merge(into: Folded, one: Folded) -> None:
             into.deltas[key] = list(delta)
         else:
             add_into(acc, delta)
+    for key, more in one.extras.items():
+        held = into.extras.get(key)
+        if held is None:
+            into.extras[key] = more
+        else:
+            held.merge(more)
     into.accepted.update(one.accepted)
     into.duplicates.update(one.duplicates)
     for event_type, ts in one.newest_ts_ms.items():
@@ -192,7 +199,7 @@ class CountStage:
             expires = now_ms + self.dedup_window_ms
             ids.add(offset, expires, new_ids)
             self.table[(IDS, partition, offset)] = [expires, ids.by_offset[offset]]
-        changed = self.state.apply(folded.deltas, minute_of(now_ms), offset)
+        changed = self.state.apply(folded.deltas, minute_of(now_ms), offset, folded.extras)
         for key, counts in changed.items():
             if counts is None:
                 self.table.pop(key, None)
@@ -224,7 +231,7 @@ class CountStage:
         refused = []
         for index, event in enumerate(forwards):
             if event[3] in admitted:
-                kept.add(*event)
+                kept.add(*event, forwards.extra_of(index))
             else:
                 refused.append(Failure(KIND_TYPES.get(event[0], "unknown"), reason,
                                        _event_text(campaign, event), index))

@@ -21,7 +21,8 @@ from streams.attribution.named import UNATTRIBUTED, attribute
 from streams.attribution.orders import OrderRoute
 from streams.events.validation import Event, EventType, Rejection, ValidationRules, parse_message
 from streams.flow.failures import INTERNAL_ERROR, internal_reason
-from streams.flow.forwards import Forwards
+from streams.flow.forwards import ACTION_KINDS, Extra, Forwards
+from streams.windows.reach import user_key
 
 __all__ = ["IngestResult", "Ingestor", "RawMessage", "dead_letter"]
 
@@ -88,12 +89,12 @@ class Ingestor:
                         if campaign_forwards is None:
                             campaign_forwards = forwards[campaign] = Forwards()
                         campaign_forwards.add(
-                            "V" if verdict.completed else _KINDS[verdict.type],
-                            verdict.event_id, verdict.ts_ms, verdict.channel,
-                            verdict.value_micros)
+                            _kind(verdict), verdict.event_id, verdict.ts_ms, verdict.channel,
+                            verdict.value_micros, _extra(verdict))
                         if verdict.click_id is not None:
                             clicks.append((verdict.click_id,
-                                           (verdict.ts_ms, campaign, verdict.channel)))
+                                           (verdict.ts_ms, campaign, verdict.channel,
+                                            verdict.content_type)))
                     elif isinstance(verdict, Rejection):
                         result.invalid[verdict.type] += 1
                         result.dead_letters.append(dead_letter(verdict, message))
@@ -125,7 +126,24 @@ class Ingestor:
 
 
 _KINDS: dict[str, str] = {"view": "v", "engagement": "e", "click": "c", "spend": "s"}
-"""Kind letter (streams.flow.forwards) of a counted event; a completed view is "V"."""
+"""Kind letter (streams.flow.forwards) of a counted event; a completed view is "V", an
+engagement's letter is its action's."""
+
+
+def _kind(event: Event) -> str:
+    if event.type == "view":
+        return "V" if event.completed else "v"
+    if event.type == "engagement" and event.action is not None:
+        return ACTION_KINDS[event.action]
+    return _KINDS[event.type]
+
+
+def _extra(event: Event) -> Extra | None:
+    """What a view, engagement or click carries beyond its kind (None: nothing)."""
+    if event.user_id is None and event.watch_ms is None and event.content_type is None:
+        return None
+    return Extra(None if event.user_id is None else user_key(event.user_id), event.watch_ms,
+                 event.content_type)
 
 
 def _verdicts(raw: bytes, event_type: EventType, rules: ValidationRules,

@@ -36,7 +36,7 @@ class ClickStage:
     books: dict[int, ClickBook] = field(default_factory=dict)
     _pending: dict[int, list[list[Any]]] = field(default_factory=dict)
     """partition -> clicks the message being handled added, as [click_id, ts, campaign,
-    channel]."""
+    channel, content type]."""
     _record_expiry: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
     """partition -> heap of (newest click ts + window, offset) of its click records."""
 
@@ -48,7 +48,8 @@ class ClickStage:
 
     def handle_message(self, items: list[Any], partition: int, offset: int,
                        now_ms: int) -> tuple[list[OrderRoute], list[Failure]]:
-        """One click-join message: clicks (``["c", click_id, ts, campaign, channel]``) to
+        """One click-join message: clicks (``["c", click_id, ts, campaign, channel,
+        content type]``; no content type if written before it was kept) to
         remember and orders (``["o", *order wire]``) to join, after this partition's tick.
 
         Returns the orders to send on, and the items that raised (the rest go on).
@@ -58,8 +59,9 @@ class ClickStage:
         for index, item in enumerate(items):
             try:
                 if item[0] == "c":
-                    released += self.remember(item[1], (item[2], item[3], item[4]),
-                                              partition, offset)
+                    released += self.remember(
+                        item[1], (item[2], item[3], item[4], item[5] if len(item) > 5 else None),
+                        partition, offset)
                 else:
                     joined = self.join(OrderRoute.from_wire(item[1:]), partition, now_ms)
                     if joined is not None:
@@ -133,8 +135,9 @@ class ClickStage:
                 del clicks[key]
                 continue
             book = self._book(partition)
-            for click_id, ts, campaign, channel in clicks[key]:
-                book.keep_earliest(click_id, (ts, campaign, channel))
+            for click_id, ts, campaign, channel, *content in clicks[key]:
+                book.keep_earliest(click_id, (ts, campaign, channel,
+                                              content[0] if content else None))
             newest = max(click[1] for click in clicks[key])
             heapq.heappush(self._record_expiry.setdefault(partition, []),
                            (newest + self.window_ms, offset))

@@ -166,6 +166,15 @@ class WindowReach:
             self._changed(minute)
         return sketch
 
+    def add_total(self, keys: Iterable[int]) -> UserSketch:
+        """Add viewers to the total only (a minute past every window, or a replay whose
+        minute bucket has them already: adding a viewer twice changes nothing)."""
+        keys = keys if isinstance(keys, list | tuple) else list(keys)
+        if keys:
+            self._total.add(keys)
+            self._total_answer = None
+        return self._total
+
     def load(self, minute: int, sketch: UserSketch) -> None:
         """Put back a minute's sketch from the changelog (recovery); replaces that minute."""
         self._hours.setdefault(minute // _HOUR, {})[minute] = sketch

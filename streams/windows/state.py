@@ -11,19 +11,37 @@ to exactly the buckets whose records did not land before the crash.
 Window sums are kept running (streams.windows.sums): ``apply`` passes every bucket change
 on, ``load`` marks the cell to be summed afresh, and a scrape only moves the sums to the
 current minute instead of re-summing every bucket.
+
+A bucket with viewers, products, content types or LTV credits carries them after its
+offset, as a ``BucketExtras`` (streams.windows.extras), in the same changelog record; its
+viewers' sketch is the one the cell's ``WindowReach`` holds for that minute.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from streams.config.settings import Window
 from streams.flow.wire import exact_ints
-from streams.windows.counts import WIDTH, add_into, zero
+from streams.windows.counts import WIDTH, add_into, widened, zero
+from streams.windows.extras import (
+    CONTENT_CAP,
+    CONTENT_FIELDS,
+    OTHER,
+    PRODUCT_CAP,
+    PRODUCT_FIELDS,
+    BucketExtras,
+    ExtrasDelta,
+    Named,
+    summed_named,
+)
 from streams.windows.minutes import TOTAL, oldest_kept_minute
+from streams.windows.reach import WindowReach
 from streams.windows.sums import RunningSums
 
-__all__ = ["BucketKey", "KpiRow", "KpiState", "MinuteRange"]
+__all__ = ["BucketKey", "ExtrasRow", "KpiRow", "KpiState", "MinuteRange", "WindowExtras"]
 
 BucketKey = tuple[str, str, int]
 """(campaign, channel, minute); minute is ``TOTAL`` for the running total."""
@@ -35,39 +53,103 @@ MinuteRange = tuple[int, int] | None
 """[first, end) minutes for ``campaign_sums``; None: the running total."""
 
 
+@dataclass(slots=True)
+class WindowExtras:
+    """A window's viewers, products, content types and (total only) LTV credits."""
+
+    reach: float | None = None
+    """Estimated distinct viewers; None: no view in the window carried a user id."""
+    products: Named = field(default_factory=dict)
+    content: Named = field(default_factory=dict)
+    ltv: dict[int, int] = field(default_factory=dict)
+
+
+ExtrasRow = tuple[str, str, str, WindowExtras]
+"""(campaign, channel, window label, its extras)."""
+
+
+def _extras_of(bucket: list[Any] | None) -> BucketExtras | None:
+    return bucket[WIDTH + 1] if bucket is not None and len(bucket) > WIDTH + 1 else None
+
+
+def _names_in_order(deltas: Sequence[ExtrasDelta], attr: str) -> list[str]:
+    return list(dict.fromkeys(name for d in deltas for name in getattr(d, attr)))
+
+
+def _name_map(names: Sequence[str], known: Named, cap: int) -> dict[str, str] | None:
+    """New names past the cap -> ``OTHER`` (None: every name keeps its own)."""
+    room = cap - len(known)
+    mapping: dict[str, str] = {}
+    for name in names:
+        if name not in known:
+            if room > 0:
+                room -= 1
+            else:
+                mapping[name] = OTHER
+    return mapping or None
+
+
+def _renamed(named: Named, mapping: dict[str, str] | None) -> Named:
+    if mapping is None or mapping.keys().isdisjoint(named):
+        return named
+    out: Named = {}
+    for name, counts in named.items():
+        name = mapping.get(name, name)
+        acc = out.get(name)
+        if acc is None:
+            out[name] = list(counts)
+        else:
+            for i, value in enumerate(counts):
+                acc[i] += value
+    return out
+
+
 class KpiState:
     """Buckets of the campaigns this worker owns."""
 
     def __init__(self, retention_minutes: int) -> None:
         self._retention = retention_minutes
-        self._cells: dict[tuple[str, str], dict[int, list[int]]] = {}
+        self._cells: dict[tuple[str, str], dict[int, list[Any]]] = {}
+        """Cell -> minute -> ``[*counters, offset]``, then its ``BucketExtras`` if any."""
         self._sums = RunningSums()
         self._kept_from: dict[tuple[str, str], int] = {}
         """Cell -> the ``oldest`` of its last expiry scan: no older bucket is left in it, and
         ``apply`` adds none, so the cell needs no scan until the minute moves on."""
+        self._reach: dict[tuple[str, str], WindowReach] = {}
+        """Cell -> its viewers per minute (only cells with views that carry a user id)."""
+        self._with_extras: set[tuple[str, str]] = set()
+        """Cells with a bucket that has extras."""
 
     def apply(
-        self, deltas: Mapping[BucketKey, Sequence[int]], now_minute: int, offset: int
-    ) -> dict[BucketKey, list[int] | None]:
-        """Add one source message's counters; returns changed buckets (None: delete it).
+        self, deltas: Mapping[BucketKey, Sequence[int]], now_minute: int, offset: int,
+        extras: Mapping[BucketKey, ExtrasDelta] | None = None,
+    ) -> dict[BucketKey, list[Any] | None]:
+        """Add one source message's counters (and extras); returns changed buckets (None:
+        delete it).
 
         Each delta also goes into the total. A delta for a minute already past every
         window only goes into the total. A bucket that already holds ``offset`` (or a
         later one) is left alone: the message is a replay and that bucket has it.
         """
         oldest = oldest_kept_minute(now_minute, self._retention)
-        changed: dict[BucketKey, list[int] | None] = {}
+        changed: dict[BucketKey, list[Any] | None] = {}
         totals: dict[tuple[str, str], list[int]] = {}
-        for (campaign, channel, minute), delta in deltas.items():
+        for (campaign, channel, _), delta in deltas.items():
             total_delta = totals.get((campaign, channel))
             if total_delta is None:
                 totals[(campaign, channel)] = list(delta)
             else:
                 add_into(total_delta, delta)
+        renamed = self._admitted(extras) if extras else {}
+        for key, delta in deltas.items():
+            campaign, channel, minute = key
             if minute >= oldest:
-                self._add(campaign, channel, minute, delta, offset, changed)
+                self._add(campaign, channel, minute, delta, offset, changed, renamed.get(key))
+            elif key in renamed:  # past every window: its viewers count in the total only
+                self._reach_of(campaign, channel).add_total(renamed[key].users)
         for (campaign, channel), delta in totals.items():
-            self._add(campaign, channel, TOTAL, delta, offset, changed)
+            self._add(campaign, channel, TOTAL, delta, offset, changed,
+                      renamed.get((campaign, channel, TOTAL)))
         for campaign, channel, _ in list(changed):
             if self._kept_from.get((campaign, channel), oldest - 1) >= oldest:
                 continue
@@ -76,10 +158,45 @@ class KpiState:
             for minute in [m for m in cell if m != TOTAL and m < oldest]:
                 self._sums.changed((campaign, channel), minute, cell.pop(minute), -1)
                 changed[(campaign, channel, minute)] = None
+            reach = self._reach.get((campaign, channel))
+            if reach is not None:
+                reach.drop_before(oldest)
         return changed
 
+    def _admitted(self, extras: Mapping[BucketKey, ExtrasDelta]) -> dict[BucketKey, ExtrasDelta]:
+        """Each cell's extras with names past its caps under ``OTHER``, decided once per
+        cell against its total (so every bucket and the total agree), plus the total's
+        delta under the ``TOTAL`` key."""
+        by_cell: dict[tuple[str, str], list[BucketKey]] = {}
+        for key in extras:
+            by_cell.setdefault((key[0], key[1]), []).append(key)
+        out: dict[BucketKey, ExtrasDelta] = {}
+        for (campaign, channel), keys in by_cell.items():
+            deltas = [extras[key] for key in keys]
+            known = _extras_of(self._cells.get((campaign, channel), {}).get(TOTAL))
+            if known is None:
+                known = BucketExtras()
+            products = _name_map(_names_in_order(deltas, "products"), known.products,
+                                 PRODUCT_CAP)
+            content = _name_map(_names_in_order(deltas, "content"), known.content, CONTENT_CAP)
+            total = ExtrasDelta()
+            for key, delta in zip(keys, deltas, strict=True):
+                one = ExtrasDelta(delta.users, _renamed(delta.products, products),
+                                  _renamed(delta.content, content), delta.ltv)
+                out[key] = one
+                total.merge(one)
+            out[(campaign, channel, TOTAL)] = total
+        return out
+
+    def _reach_of(self, campaign: str, channel: str) -> WindowReach:
+        reach = self._reach.get((campaign, channel))
+        if reach is None:
+            reach = self._reach[(campaign, channel)] = WindowReach()
+        return reach
+
     def _add(self, campaign: str, channel: str, minute: int, delta: Sequence[int],
-             offset: int, changed: dict[BucketKey, list[int] | None]) -> None:
+             offset: int, changed: dict[BucketKey, list[Any] | None],
+             extra: ExtrasDelta | None = None) -> None:
         cell = self._cells.setdefault((campaign, channel), {})
         bucket = cell.get(minute)
         if bucket is None:
@@ -91,11 +208,40 @@ class KpiState:
         changed[(campaign, channel, minute)] = bucket
         if minute != TOTAL:
             self._sums.changed((campaign, channel), minute, delta)
+        if extra is not None:
+            self._add_extra(campaign, channel, minute, bucket, extra)
 
-    def load(self, key: BucketKey, counts: list[int | str]) -> None:
+    def _add_extra(self, campaign: str, channel: str, minute: int, bucket: list[Any],
+                   extra: ExtrasDelta) -> None:
+        if len(bucket) == WIDTH + 1:
+            bucket.append(BucketExtras())
+        sketch = None
+        if extra.users:
+            reach = self._reach_of(campaign, channel)
+            sketch = (reach.add_total(extra.users) if minute == TOTAL
+                      else reach.add(minute, extra.users))
+        bucket[WIDTH + 1].add(extra, sketch)
+        self._with_extras.add((campaign, channel))
+
+    def load(self, key: BucketKey, counts: list[Any]) -> None:
         """Put back one bucket read from the table (recovery)."""
         campaign, channel, minute = key
-        self._cells.setdefault((campaign, channel), {})[minute] = exact_ints(counts)
+        extra = None
+        if counts and isinstance(counts[-1], dict | BucketExtras):
+            extra, counts = counts[-1], counts[:-1]
+        bucket: list[Any] = widened(exact_ints(counts))
+        if extra is not None:
+            if not isinstance(extra, BucketExtras):
+                extra = BucketExtras.from_wire(extra)
+            bucket.append(extra)
+            self._with_extras.add((campaign, channel))
+            if extra.reach is not None:
+                reach = self._reach_of(campaign, channel)
+                if minute == TOTAL:
+                    reach.load_total(extra.reach)
+                else:
+                    reach.load(minute, extra.reach)
+        self._cells.setdefault((campaign, channel), {})[minute] = bucket
         self._kept_from.pop((campaign, channel), None)
         if minute != TOTAL:
             self._sums.stale((campaign, channel))
@@ -105,6 +251,8 @@ class KpiState:
         cell = self._cells.pop((campaign, channel), {})
         self._sums.forget((campaign, channel))
         self._kept_from.pop((campaign, channel), None)
+        self._reach.pop((campaign, channel), None)
+        self._with_extras.discard((campaign, channel))
         return [(campaign, channel, minute) for minute in cell]
 
     def cells(self) -> list[tuple[str, str]]:
@@ -121,6 +269,8 @@ class KpiState:
         self._cells.clear()
         self._sums.clear()
         self._kept_from.clear()
+        self._reach.clear()
+        self._with_extras.clear()
 
     def rows(
         self, now_minute: int, windows: Sequence[Window], owned: Callable[[str], bool]
@@ -139,6 +289,32 @@ class KpiState:
             for label, i in zip(labels, index, strict=True):
                 yield campaign, channel, label, zero() if sums is None else list(sums[i])
             yield campaign, channel, "total", list(cell.get(TOTAL, zero())[:WIDTH])
+
+    def extras_rows(
+        self, now_minute: int, windows: Sequence[Window], owned: Callable[[str], bool]
+    ) -> Iterator[ExtrasRow]:
+        """Viewers, products, content types and LTV of each window (and the total) of every
+        campaign-channel that has any and ``owned`` accepts."""
+        for campaign, channel in self._with_extras:
+            if not owned(campaign):
+                continue
+            cell = self._cells[(campaign, channel)]
+            reach = self._reach.get((campaign, channel))
+            for window in windows:
+                start = now_minute - window.minutes + 1
+                inside: list[BucketExtras] = [
+                    b[WIDTH + 1] for m, b in cell.items()
+                    if m >= start and m != TOTAL and len(b) > WIDTH + 1]
+                yield campaign, channel, window.label, WindowExtras(
+                    None if reach is None else reach.estimate(now_minute, window.minutes),
+                    summed_named((e.products for e in inside), len(PRODUCT_FIELDS)),
+                    summed_named((e.content for e in inside), len(CONTENT_FIELDS)))
+            held = _extras_of(cell.get(TOTAL))
+            yield campaign, channel, "total", WindowExtras(
+                None if reach is None else reach.total_estimate(),
+                {} if held is None else {k: list(v) for k, v in held.products.items()},
+                {} if held is None else {k: list(v) for k, v in held.content.items()},
+                {} if held is None else dict(held.ltv))
 
     def campaign_sums(self, ranges: Mapping[str, MinuteRange], field: int) -> dict[str, int]:
         """One counter (``streams.windows.counts`` index) of each campaign over all its channels,

@@ -15,6 +15,7 @@ bucket would make each load ~5 times as slow, on the event loop, while the worke
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from itertools import islice
 
 from streams.windows.counts import WIDTH, add_into, zero
 from streams.windows.minutes import TOTAL
@@ -33,7 +34,9 @@ def fresh_sums(buckets: Buckets, now_minute: int, window_minutes: Sequence[int])
     for minutes in window_minutes:
         start = now_minute - minutes + 1
         inside = [b for m, b in buckets.items() if m >= start and m != TOTAL]
-        sums.append([sum(column) for column in zip(*inside, strict=False)][:WIDTH] or zero())
+        # The first WIDTH columns only: after them come the offset and maybe the extras.
+        sums.append([sum(column) for column in islice(zip(*inside, strict=False), WIDTH)]
+                    or zero())
     return sums
 
 

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from metrics.budget_gauges import BudgetCollector
 from metrics.health_gauges import HealthCollector, consumer_lag
-from metrics.kpi_gauges import KpiCollector
+from metrics.kpi_gauges import KpiCollector, SeedKpis
 from metrics.target_gauges import TargetCollector
 from streams.config.settings import Settings
 from streams.events.validation import ValidationRules
@@ -103,7 +103,9 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None,
              TopicSpec(f"{app.conf.id}-__assignor-__leader", 1, replicas, compacted=False)]
     app.before_start.append(
         lambda: ensure_topics(kpi.bootstrap, aiokafka_options(settings.kafka), specs))
-    registry.register(KpiCollector(kpi.served.rows, settings.reporting_currency))
+    registry.register(KpiCollector(kpi.served.rows, settings.reporting_currency, SeedKpis(
+        kpi.served.extras_rows, settings.default_gross_margin, settings.top_products,
+        settings.top_content_types)))
     registry.register(TargetCollector(settings.targets, kpi.served.owned_campaigns))
     registry.register(BudgetCollector(settings, books.counts.state, ownership, wall_clock_ms))
     registry.register(HealthCollector(

@@ -11,7 +11,7 @@ from streams.stages.counting import CountStage
 from streams.stages.customer_history import CustomerStage
 from streams.stages.joining import ClickStage
 from streams.windows.minutes import minute_of
-from streams.windows.state import KpiRow
+from streams.windows.state import ExtrasRow, KpiRow
 from streams.worker.clock import wall_clock_ms
 from streams.worker.ownership import Ownership
 
@@ -50,6 +50,14 @@ class ServedKpis:
         """Window sums of the campaigns this worker serves, for the collector."""
         owned = self.ownership.served_partitions()
         return self.books.counts.state.rows(
+            minute_of(wall_clock_ms()), self.windows,
+            lambda campaign: self.ownership.partition(campaign) in owned,
+        )
+
+    def extras_rows(self) -> Iterator[ExtrasRow]:
+        """Viewers, products, content types and LTV of the campaigns this worker serves."""
+        owned = self.ownership.served_partitions()
+        return self.books.counts.state.extras_rows(
             minute_of(wall_clock_ms()), self.windows,
             lambda campaign: self.ownership.partition(campaign) in owned,
         )

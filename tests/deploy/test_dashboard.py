@@ -53,8 +53,10 @@ def test_builder_derives_ratios_like_the_recording_rules() -> None:
 
 def test_rows_variables_and_datasource() -> None:
     rows = [p["title"] for p in DASHBOARD["panels"] if p["type"] == "row"]
-    assert rows == ["Reach and engagement", "Clicks and conversion", "Revenue", "ROAS, ROI",
-                    "CAC and AOV", "Compared with last week", "Budgets", "Service health"]
+    assert rows == ["Views and engagement", "Clicks and conversion", "Revenue", "ROAS, ROI",
+                    "CAC and AOV", "Reach and frequency", "Actions", "Watch time",
+                    "Profit and POAS", "LTV and LTV:CAC", "Top products", "Content types",
+                    "Compared with last week", "Budgets", "Service health"]
     variables = {v["name"]: v for v in DASHBOARD["templating"]["list"]}
     assert set(variables) == {"campaign", "channel", "window"}
     assert variables["campaign"]["multi"] and variables["channel"]["multi"]
@@ -72,9 +74,11 @@ def test_every_kpi_has_a_panel_with_its_target_and_the_selection() -> None:
     assert sorted(_kpi_of(p) for p in KPI_PANELS) == sorted(KPIS)
     for panel in KPI_PANELS:
         kpi_query, target_query = (q["expr"] for q in panel["targets"])
-        for variable in ("$campaign", "$channel", "$window"):
+        # lifetime value has one window, "total", whatever the window selector says
+        window = 'window="total"' if _kpi_of(panel) == "ltv_cac_ratio" else "$window"
+        for variable in ("$campaign", "$channel", window):
             assert variable in kpi_query, (panel["title"], variable)
-        assert "marketing_kpi_target{" in target_query and "$window" in target_query
+        assert "marketing_kpi_target{" in target_query and window in target_query
         assert 'bound=~"min|max"' in target_query  # a drop target is no level to draw
         assert "avg" not in kpi_query  # ratios are re-derived from sums, never averaged
 
@@ -122,10 +126,13 @@ def test_budget_panels_draw_spend_against_the_budget_line() -> None:
     assert not re.fullmatch(dashed[1]["matcher"]["options"], "summer-sale day spent")
 
 
+MULTIPLES = {"roas_ratio", "poas_ratio", "ltv_cac_ratio"}  # n times the spend, not a share
+
+
 def test_units_fit_the_kpis() -> None:
     for panel in KPI_PANELS:
         kpi, unit = _kpi_of(panel), panel["fieldConfig"]["defaults"]["unit"]
-        if kpi == "roas_ratio":
+        if kpi in MULTIPLES:
             assert unit == "suffix:\u00d7"
         elif KPIS[kpi].kind == "ratio":
             assert unit == "percentunit", kpi  # fractions shown as percent
@@ -143,6 +150,43 @@ def test_units_fit_the_kpis() -> None:
     assert health["AOV: now and last week"] == "currencyUSD"
     assert health["Dead-letter share of input"] == "percentunit"
     assert health["Age of the newest event (event time)"] == "s"
+    assert health["POAS: now and last week"] == "suffix:\u00d7"
+    seed_units = {
+        "Reach (unique viewers)": "short", "Frequency (views per viewer)": "short",
+        "Follower growth (follows)": "short", "Profile visits": "short",
+        "Engagements by action": "short", "Watch time": "s",
+        "Average watch time per view": "s", "Gross profit (revenue - cost)": "currencyUSD",
+        "Orders without cost": "short", "LTV (revenue per acquired customer)": "currencyUSD",
+        "Product revenue": "currencyUSD", "Product units": "short",
+        "Views by content type": "short", "Engagements by content type": "short",
+        "Clicks by content type": "short", "Orders by content type": "short",
+        "Revenue by content type": "currencyUSD", "CTR by content type": "percentunit"}
+    assert {t: health[t] for t in seed_units} == seed_units
+
+
+def _panel_exprs(title: str) -> list[str]:
+    return [q["expr"] for q in next(p for p in PANELS if p["title"] == title)["targets"]]
+
+
+def test_reach_and_frequency_are_never_summed_over_channels() -> None:
+    for title in ("Reach (unique viewers)", "Frequency (views per viewer)",
+                  "Average watch time per view"):
+        (expr,) = _panel_exprs(title)
+        assert expr.startswith("max by (campaign, channel) (marketing_"), title
+        assert "sum" not in expr and "avg" not in expr, title
+
+
+def test_lifetime_value_is_rederived_from_ltv_times_new_customers_over_total() -> None:
+    builder = _builder()
+    (ltv,) = _panel_exprs("LTV (revenue per acquired customer)")
+    ltv_cac, target = _panel_exprs("LTV:CAC")
+    assert ltv == builder.ltv_expr("new_customers") and ltv_cac == builder.ltv_expr("spend")
+    for expr in (ltv, ltv_cac):
+        assert "$window" not in expr and expr.count('window="total"') == 3
+        assert "marketing_ltv{" in expr and "group_left" in expr
+    assert "(marketing_new_customers{" in ltv.split("/ on (campaign)")[1]
+    assert "(marketing_spend{" in ltv_cac.split("/ on (campaign)")[1]
+    assert 'kpi="ltv_cac_ratio"' in target and "horizon" in target
 
 
 def test_panels_do_not_overlap() -> None:
@@ -159,7 +203,8 @@ def test_panels_do_not_overlap() -> None:
 # Every KPI gets a target in the dashboard's window, so every target line has data;
 # dash-other has its own ROAS entry over another window.
 _TARGETS = "\n".join(
-    f'[[targets]]\nkpi = "{kpi}"\nmin = 0.5\nwindow = "{WINDOW}"\n'
+    f'[[targets]]\nkpi = "{kpi}"\nmin = 0.5\n'
+    + ('window = "total"\n' if kpi == "ltv_cac_ratio" else f'window = "{WINDOW}"\n')
     + ('min_denominator = 1\n' if spec.guard else "")
     for kpi, spec in KPIS.items()
 )
@@ -182,6 +227,12 @@ severity = "page"
 """
 
 
+CONTENT = ("tutorial", "unboxing")
+ACTIONS = ("like", "follow", "profile_visit", "follow", "share")
+ITEMS = [{"product_id": "sku-a", "quantity": 2, "revenue": "20"},
+         {"product_id": "sku-b", "quantity": 1, "revenue": "10"}]
+
+
 def _events(now: int) -> list[tuple[str, Any, bytes | None]]:
     def ev(kind: str, i: int, campaign: str = CAMPAIGN, **fields: Any) -> dict[str, Any]:
         return {"event_id": f"{campaign}-{kind}-{i}", "ts": now, "campaign_id": campaign,
@@ -189,13 +240,18 @@ def _events(now: int) -> list[tuple[str, Any, bytes | None]]:
 
     msgs: list[tuple[str, Any, bytes | None]] = []
     for campaign in (CAMPAIGN, OTHER):
-        msgs += [("views", ev("v", i, campaign, user_id=f"u{i}", completed=i % 2 == 0), None)
+        msgs += [("views", ev("v", i, campaign, user_id=f"u{i}", completed=i % 2 == 0,
+                              watch_ms=1000 * i, content_type=CONTENT[i % 2]), None)
                  for i in range(20)]
-        msgs += [("engagements", ev("e", i, campaign, action="like"), None) for i in range(5)]
-        msgs += [("clicks", ev("c", i, campaign), None) for i in range(4)]
+        msgs += [("engagements", ev("e", i, campaign, action=action), None)
+                 for i, action in enumerate(ACTIONS)]
+        msgs += [("clicks", ev("c", i, campaign, content_type=CONTENT[0]), None)
+                 for i in range(4)]
+        # the first two orders carry their cost, the third none
         msgs += [("orders", ev("o", i, campaign, order_id=f"{campaign}-A{i}",
                                customer_id=f"{campaign}-c{i % 2}", revenue="30",
-                               currency="USD"), None) for i in range(3)]
+                               currency="USD", items=ITEMS,
+                               **({"cost": "12"} if i < 2 else {})), None) for i in range(3)]
         msgs.append(("spend", ev("s", 0, campaign, amount="20", currency="USD"), None))
     msgs.append(("views", b"{not json", None))  # one dead letter, for the health row
     return msgs
@@ -278,3 +334,49 @@ def test_every_panel_query_returns_data(scraped: tuple[Worker, Prometheus]) -> N
                            ["targets"][0]["expr"]))
     assert [float(r["value"][1]) for r in ctr] == [pytest.approx(4 / 20)]
 
+
+
+@pytest.mark.integration
+def test_seed_kpi_panels_show_the_known_figures(scraped: tuple[Worker, Prometheus]) -> None:
+    """Per campaign (both are alike): 20 viewers with one view each, watch 0 + 1 + ... + 19 s;
+    follows 2, a profile visit 1; 3 orders of 30 (items sku-a 2 x 20, sku-b 1 x 10), two
+    with a cost of 12: gross profit 2 x 18 = 36 on 20 of spend; 2 new customers whose 3
+    orders bring 90 in every horizon: LTV 45, LTV:CAC 90 / 20; tutorial has 10 views and
+    the 4 clicks."""
+    _, prom = scraped
+
+    def answer(title: str, ref: int = 0) -> dict[str, float]:
+        result = prom.query(_fill(_panel_exprs(title)[ref]))
+        return {",".join(v for k, v in sorted(r["metric"].items())): float(r["value"][1])
+                for r in result}
+
+    reach = answer("Reach (unique viewers)")
+    assert reach.keys() == {f"{CAMPAIGN},{CHANNEL}"}
+    assert reach[f"{CAMPAIGN},{CHANNEL}"] == pytest.approx(20, rel=0.06)  # 3 x 2 % error
+    assert answer("Frequency (views per viewer)")[f"{CAMPAIGN},{CHANNEL}"] == pytest.approx(
+        20 / reach[f"{CAMPAIGN},{CHANNEL}"])
+    assert answer("Follower growth (follows)") == {CAMPAIGN: 2}
+    assert answer("Profile visits") == {CAMPAIGN: 1}
+    by_action = answer("Engagements by action")
+    assert {a: by_action.get(a, 0) for a in ("like", "follow", "profile_visit", "share")} == {
+        "like": 1, "follow": 2, "profile_visit": 1, "share": 1}
+    assert answer("Watch time") == {CAMPAIGN: 190}
+    assert answer("Average watch time per view") == {f"{CAMPAIGN},{CHANNEL}": 9.5}
+    assert answer("Gross profit (revenue - cost)") == {CAMPAIGN: 36}
+    poas = next(p for p in KPI_PANELS if _kpi_of(p) == "poas_ratio")
+    assert [float(r["value"][1]) for r in prom.query(_fill(poas["targets"][0]["expr"]))] == [
+        pytest.approx(36 / 20)]
+    assert answer("Orders without cost") == {CAMPAIGN: 1}
+    horizons = ("30d", "90d", "365d")
+    assert answer("LTV (revenue per acquired customer)") == {
+        f"{CAMPAIGN},{h}": 45 for h in horizons}
+    assert answer("LTV:CAC") == {f"{CAMPAIGN},{h}": pytest.approx(90 / 20) for h in horizons}
+    assert answer("LTV:CAC", 1) == {f"min,{CAMPAIGN},30d": 0.5}  # the default: the first horizon
+    products = answer("Product revenue")
+    assert {k: v for k, v in products.items() if v} == {"sku-a": 60, "sku-b": 30}
+    assert {k: v for k, v in answer("Product units").items() if v} == {"sku-a": 6, "sku-b": 3}
+    views = answer("Views by content type")
+    assert {k: v for k, v in views.items() if v} == {"tutorial": 10, "unboxing": 10}
+    assert {k: v for k, v in answer("Clicks by content type").items() if v} == {"tutorial": 4}
+    assert answer("Orders by content type").get("unknown") == 3  # no click gave them a type
+    assert answer("CTR by content type")["tutorial"] == pytest.approx(4 / 10)

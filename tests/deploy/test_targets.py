@@ -17,7 +17,7 @@ from metrics.health_gauges import HealthCollector, consumer_lag
 from metrics.names import KPI_HELP
 from metrics.target_gauges import TargetCollector
 from streams.commands import cli
-from streams.commands.alert_rules import RATIOS, SUMMED, alert_rules, rule_groups
+from streams.commands.alert_rules import HORIZON_RATIOS, RATIOS, SUMMED, alert_rules, rule_groups
 from streams.config.errors import SettingsError
 from streams.config.settings import Settings, settings_from
 from streams.config.targets import KPIS, Target, parse_targets, resolve_targets
@@ -29,14 +29,28 @@ def targets_of(toml: str, windows: list[str] = WINDOWS) -> tuple[Target, ...]:
     return parse_targets(tomllib.loads(toml).get("targets", []), windows)
 
 
+# SPEC 2's second table, without marketing_; of these only POAS and LTV:CAC take targets.
+SEED_KPIS = {
+    "reach", "frequency", "engagement_actions", "watch_seconds", "average_watch_seconds",
+    "gross_profit", "orders_without_cost", "poas_ratio", "ltv", "ltv_cac_ratio",
+    "product_units", "product_revenue", "content_views", "content_engagements",
+    "content_clicks", "content_orders", "content_revenue"}
+# Why not: distinct viewers do not add up over channels (reach, frequency), the count
+# behind the average is not served, breakdowns have a label a target does not name, and
+# the sums with no ratio of their own are not what a campaign is judged by.
+NO_TARGET = SEED_KPIS - {"poas_ratio", "ltv_cac_ratio"}
+
+
 def test_every_kpi_of_the_contract_can_have_a_target() -> None:
-    assert set(KPIS) == {name.removeprefix("marketing_") for name in KPI_HELP}
-    assert set(RATIOS) | set(SUMMED) == set(KPIS)
+    contract = {name.removeprefix("marketing_") for name in KPI_HELP} | SEED_KPIS
+    assert set(KPIS) == contract - NO_TARGET
+    assert set(KPIS) <= set(RATIOS) | set(SUMMED) | set(HORIZON_RATIOS)
     assert not set(RATIOS) & set(SUMMED)
     # A ratio is guarded by its denominator, except CAC (by spend, see streams.config.targets).
     for kpi, (_, denominator) in RATIOS.items():
         assert KPIS[kpi].guard == ("spend" if kpi == "cac" else denominator)
-    assert all(KPIS[k].guard is None for k in SUMMED)
+    assert KPIS["ltv_cac_ratio"].guard == HORIZON_RATIOS["ltv_cac_ratio"] == "spend"
+    assert all(KPIS[k].guard is None for k in SUMMED if k in KPIS)
 
 
 def test_an_entry_with_min_and_max_gives_two_targets_with_the_defaults() -> None:
@@ -95,6 +109,16 @@ def test_a_full_entry_is_read_as_written() -> None:
      '[[targets]]\nkpi = "roas"\nmin = 1\nwindow = "1h"', "[[targets]] 2 kpi"),
     ('[[targets]]\nkpi = "roas_ratio"\nmin = 1\nwindow = "1h"\n'
      '[[targets]]\nkpi = "roas_ratio"\nmin = 3\nmax = 9\nwindow = "24h"', "[[targets]] 2"),
+    # LTV:CAC: over window total only, a horizon of [kpi] ltv_horizons, once per horizon;
+    # no other KPI has a horizon
+    ('[[targets]]\nkpi = "ltv_cac_ratio"\nmin = 3\nwindow = "24h"', "[[targets]] 1 window"),
+    ('[[targets]]\nkpi = "ltv_cac_ratio"\nmin = 3\nhorizon = "60d"', "[[targets]] 1 horizon"),
+    ('[[targets]]\nkpi = "ltv_cac_ratio"\nmin = 3\nhorizon = 90', "[[targets]] 1 horizon"),
+    ('[[targets]]\nkpi = "ltv_cac_ratio"\nmin = -1', "[[targets]] 1 min"),
+    ('[[targets]]\nkpi = "roas_ratio"\nmin = 1\nwindow = "1h"\nhorizon = "30d"',
+     "[[targets]] 1 horizon"),
+    ('[[targets]]\nkpi = "ltv_cac_ratio"\nmin = 3\n'
+     '[[targets]]\nkpi = "ltv_cac_ratio"\nmin = 2\nhorizon = "30d"', "[[targets]] 2"),
 ])
 def test_a_bad_target_fails_naming_the_setting(toml: str, setting: str) -> None:
     with pytest.raises(SettingsError) as error:
@@ -106,6 +130,37 @@ def test_a_bad_target_fails_naming_the_setting(toml: str, setting: str) -> None:
 def test_roi_may_be_negative() -> None:
     (t,) = targets_of('[[targets]]\nkpi = "roi_ratio"\nmin = -0.25\nwindow = "1h"')
     assert t.value == Decimal("-0.25")
+
+
+def test_poas_may_be_below_minus_one() -> None:
+    # Gross profit is negative when goods cost more than they sold for: no floor at -1.
+    (t,) = targets_of('[[targets]]\nkpi = "poas_ratio"\nmin = -2.5\nwindow = "24h"\n'
+                      "min_denominator = 300")
+    assert (t.value, t.guard, t.horizon) == (Decimal("-2.5"), "spend", "")
+
+
+def test_ltv_cac_targets_are_per_horizon_over_window_total() -> None:
+    toml = ('[[targets]]\nkpi = "ltv_cac_ratio"\nmin = 3\nmin_denominator = 1000\n'
+            '[[targets]]\nkpi = "ltv_cac_ratio"\nmin = 4\nhorizon = "365d"\nwindow = "total"\n'
+            '[[targets]]\nkpi = "ltv_cac_ratio"\ncampaign = "bf"\nmin = 1\nhorizon = "365d"\n')
+    targets = targets_of(toml)
+    # without horizon: the first of [kpi] ltv_horizons (default 30d, 90d, 365d)
+    assert [(t.campaign, t.horizon, t.window, t.value, t.guard) for t in targets] == [
+        ("*", "30d", "total", 3, "spend"), ("*", "365d", "total", 4, "spend"),
+        ("bf", "365d", "total", 1, "spend")]
+    # bf's own 365-day entry replaces that horizon's default only
+    assert sorted((t.horizon, t.value) for t in resolve_targets(targets, "bf")) == [
+        ("30d", 3), ("365d", 1)]
+    # the settings' own [kpi] ltv_horizons, or their default
+    assert [t.horizon for t in settings_from(tomllib.loads(toml), {}).targets] == [
+        "30d", "365d", "365d"]
+    doc = tomllib.loads('[kpi]\nltv_horizons = ["7d", "60d"]\n'
+                        '[[targets]]\nkpi = "ltv_cac_ratio"\nmin = 3\n')
+    assert [t.horizon for t in settings_from(doc, {}).targets] == ["7d"]
+    doc["targets"][0]["horizon"] = "365d"
+    with pytest.raises(SettingsError, match=r"\[\[targets\]\] 1 horizon: '365d' is not one "
+                       r"of \[kpi\] ltv_horizons: 7d, 60d"):
+        settings_from(doc, {})
 
 
 def test_settings_read_targets_against_their_own_windows() -> None:
@@ -182,6 +237,39 @@ def test_the_worker_exports_the_target_that_holds_for_each_owned_campaign() -> N
     assert value(target, "other", "views", "min", "5m") is None
     samples = [s for m in registry.collect() for s in m.samples]
     assert len(samples) == 3 + 2 + 2 + 2  # bf: 3 targets, 2 floors; other: 2 and 2
+
+
+def test_an_ltv_target_is_exported_with_its_horizon_and_the_others_without() -> None:
+    toml = ('[[targets]]\nkpi = "ltv_cac_ratio"\nmin = 3\nhorizon = "90d"\nmin_denominator = 1000\n'
+            '[[targets]]\nkpi = "ltv_cac_ratio"\nmin = 2\nhorizon = "30d"\n'
+            '[[targets]]\nkpi = "poas_ratio"\nmin = 1\nwindow = "24h"\nmin_denominator = 300\n')
+    registry = CollectorRegistry()
+    registry.register(TargetCollector(targets_of(toml), lambda: ["bf"]))
+    ltv = {"campaign": "bf", "kpi": "ltv_cac_ratio", "bound": "min", "window": "total"}
+    target, floor = "marketing_kpi_target", "marketing_kpi_target_min_denominator"
+    assert registry.get_sample_value(target, {**ltv, "horizon": "90d"}) == 3
+    assert registry.get_sample_value(floor, {**ltv, "horizon": "90d"}) == 1000
+    assert registry.get_sample_value(target, {**ltv, "horizon": "30d"}) == 2
+    assert registry.get_sample_value(target, ltv) is None
+    poas = {"campaign": "bf", "kpi": "poas_ratio", "bound": "min", "window": "24h"}
+    assert registry.get_sample_value(target, poas) == 1  # no horizon label at all
+    assert registry.get_sample_value(floor, poas) == 300
+    assert len([s for m in registry.collect() for s in m.samples]) == 6
+
+
+def test_ltv_cac_alerts_join_on_the_horizon_one_rule_per_horizon() -> None:
+    alerts = _alerts('[[targets]]\nkpi = "ltv_cac_ratio"\nmin = 3\nhorizon = "90d"\n'
+                     '[[targets]]\nkpi = "ltv_cac_ratio"\nmin = 2\nhorizon = "30d"\nfor = "1h"\n'
+                     '[[targets]]\nkpi = "poas_ratio"\nmin = 1\nwindow = "1h"\n')
+    assert [(a["labels"]["kpi"], a["for"]) for a in alerts] == [
+        ("ltv_cac_ratio", "15m"), ("ltv_cac_ratio", "1h"), ("poas_ratio", "15m")]
+    for alert, horizon in zip(alerts, ("90d", "30d"), strict=False):
+        assert alert["expr"].count(f'horizon="{horizon}"') == 3  # the target twice, the floor
+        assert "< on (campaign, window, horizon)" in alert["expr"]
+        assert "campaign_window_horizon:marketing_ltv_cac_ratio:ratio" in alert["expr"]
+        assert "breach_for" not in alert["labels"]  # the horizon label already tells them apart
+    assert "horizon" not in alerts[2]["expr"]
+    assert "campaign_window:marketing_poas_ratio:ratio" in alerts[2]["expr"]
 
 
 def test_without_targets_nothing_is_exported_and_campaigns_are_not_listed() -> None:

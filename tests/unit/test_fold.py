@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streams.config.durations import MINUTE_MS
-from streams.flow.forwards import KIND_TYPES, RETRACTION, Forwards, add_event
+from streams.flow.forwards import KIND_TYPES, NOT_EVENTS, Forwards, add_event
 from streams.stages.aggregate import Folded, fold
 from streams.stages.counting import CountStage
 from streams.windows.counts import WIDTH
@@ -36,13 +36,13 @@ def one_by_one(campaign: str, forwards: Forwards, seen_before: set[str]) -> Fold
         event_type = KIND_TYPES[kind]
         key = f"{event_type}/{campaign}/{event_id}"
         if key in seen:
-            if event_type != RETRACTION:
+            if event_type not in NOT_EVENTS:
                 folded.duplicates[event_type] += 1
             continue
         seen.add(key)
         acc = folded.deltas.setdefault((campaign, channel, ts_ms // MINUTE_MS), [0] * WIDTH)
         add_event(acc, kind, amount if kind in "son" else 0)
-        if event_type != RETRACTION:
+        if event_type not in NOT_EVENTS:
             folded.accepted[event_type] += 1
             folded.newest_ts_ms[event_type] = max(ts_ms,
                                                   folded.newest_ts_ms.get(event_type, -1))
@@ -85,7 +85,7 @@ def test_count_stage_counts_each_id_once_within_and_across_messages(
     stage = CountStage(KpiState(1440), {}, dedup_window_ms=86_400_000)
     first = stage.handle("a", forwards_of(items), 0, 10, T0 + 6 * MINUTE_MS)
     distinct = {(KIND_TYPES[kind], event_id) for kind, event_id, *_ in items}
-    want = Counter(event_type for event_type, _ in distinct if event_type != RETRACTION)
+    want = Counter(event_type for event_type, _ in distinct if event_type not in NOT_EVENTS)
     assert first.accepted == want
     # The same events again in a later message: every one a duplicate.
     again = stage.handle("a", forwards_of(items), 0, 11, T0 + 6 * MINUTE_MS)

@@ -1,0 +1,167 @@
+"""What a bucket holds beside its counters: viewers, products, content types, LTV credits.
+
+Pure. Most buckets have none of it (``None`` in the state), so it costs nothing where
+trackers send no ``user_id``, ``items`` or ``content_type``.
+
+Products and content types are open sets of names a tracker chooses, so each
+campaign-channel admits at most ``PRODUCT_CAP`` products and ``CONTENT_CAP`` content types;
+a name past the cap counts under ``OTHER`` from then on, for good, so the state of a
+campaign-channel stays bounded and the sums over the label stay exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from streams.flow.wire import exact_ints, json_safe_ints
+from streams.windows.reach import UserSketch
+
+__all__ = [
+    "CONTENT_CAP",
+    "CONTENT_FIELDS",
+    "OTHER",
+    "PRODUCT_CAP",
+    "PRODUCT_FIELDS",
+    "BucketExtras",
+    "ExtrasDelta",
+    "add_named",
+    "admitted",
+    "summed_named",
+]
+
+OTHER: Final = ""
+"""Key of the names folded past a cap (no product id or content type is empty)."""
+PRODUCT_CAP: Final = 200
+CONTENT_CAP: Final = 50
+PRODUCT_FIELDS: Final = ("units", "revenue_micros")
+CONTENT_FIELDS: Final = ("views", "engagements", "clicks", "orders", "revenue_micros")
+UNITS, PRODUCT_REVENUE = range(len(PRODUCT_FIELDS))
+C_VIEWS, C_ENGAGEMENTS, C_CLICKS, C_ORDERS, C_REVENUE = range(len(CONTENT_FIELDS))
+
+Named = dict[str, list[int]]
+"""name -> counters (``PRODUCT_FIELDS`` or ``CONTENT_FIELDS``)."""
+
+
+def admitted(delta: Mapping[str, Sequence[int]], known: Named, cap: int) -> Named:
+    """``delta`` with each name ``known`` (the total's) does not hold and has no room for
+    under ``OTHER``: names are admitted in order while the total has fewer than ``cap``."""
+    room = cap - len(known)
+    out: Named = {}
+    for name, counts in delta.items():
+        if name not in known:
+            if room > 0:
+                room -= 1
+            else:
+                name = OTHER
+        acc = out.get(name)
+        if acc is None:
+            out[name] = list(counts)
+        else:
+            for i, value in enumerate(counts):
+                acc[i] += value
+    return out
+
+
+def add_named(into: Named, delta: Mapping[str, Sequence[int]]) -> None:
+    """Add ``delta``'s counters per name into ``into``."""
+    for name, counts in delta.items():
+        acc = into.get(name)
+        if acc is None:
+            into[name] = list(counts)
+        else:
+            for i, value in enumerate(counts):
+                acc[i] += value
+
+
+def summed_named(maps: Iterable[Mapping[str, Sequence[int]]], width: int) -> Named:
+    """Counters per name over several buckets."""
+    sums: Named = {}
+    for named in maps:
+        for name, counts in named.items():
+            acc = sums.get(name)
+            if acc is None:
+                sums[name] = list(counts)
+            else:
+                for i in range(width):
+                    acc[i] += counts[i]
+    return sums
+
+
+@dataclass(slots=True)
+class ExtrasDelta:
+    """What one message adds to a bucket beside its counters."""
+
+    users: list[int] = field(default_factory=list)
+    """User keys of views (``streams.windows.reach.user_key``)."""
+    products: Named = field(default_factory=dict)
+    content: Named = field(default_factory=dict)
+    """Known content types only: ``unknown`` is the counters minus these."""
+    ltv: dict[int, int] = field(default_factory=dict)
+    """Horizon in days -> revenue credited."""
+
+    def merge(self, other: ExtrasDelta) -> None:
+        self.users.extend(other.users)
+        add_named(self.products, other.products)
+        add_named(self.content, other.content)
+        for days, amount in other.ltv.items():
+            self.ltv[days] = self.ltv.get(days, 0) + amount
+
+
+def _named_wire(named: Named) -> dict[str, list[Any]]:
+    return {name: json_safe_ints(counts) for name, counts in named.items()}
+
+
+def _named_read(wire: Mapping[str, Sequence[int | str]]) -> Named:
+    return {name: exact_ints(counts) for name, counts in wire.items()}
+
+
+@dataclass(slots=True)
+class BucketExtras:
+    """A bucket's viewers, products, content types and LTV credits (the total's: all of
+    them since the campaign-channel was first seen)."""
+
+    reach: UserSketch | None = None
+    products: Named = field(default_factory=dict)
+    content: Named = field(default_factory=dict)
+    ltv: dict[int, int] = field(default_factory=dict)
+
+    def admit(self, delta: ExtrasDelta) -> ExtrasDelta:
+        """``delta`` with names past the caps of this bucket (the total) under ``OTHER``."""
+        if not delta.products and not delta.content:
+            return delta
+        return ExtrasDelta(delta.users, admitted(delta.products, self.products, PRODUCT_CAP),
+                           admitted(delta.content, self.content, CONTENT_CAP), delta.ltv)
+
+    def add(self, delta: ExtrasDelta, sketch: UserSketch | None) -> None:
+        """Add a message's extras (names admitted already); ``sketch`` is this bucket's
+        viewers with its users added already."""
+        if sketch is not None:
+            self.reach = sketch
+        add_named(self.products, delta.products)
+        add_named(self.content, delta.content)
+        for days, amount in delta.ltv.items():
+            self.ltv[days] = self.ltv.get(days, 0) + amount
+
+    def to_wire(self) -> dict[str, Any]:
+        """The changelog form: only what is there."""
+        wire: dict[str, Any] = {}
+        if self.reach is not None:
+            wire["r"] = self.reach.to_wire()
+        if self.products:
+            wire["p"] = _named_wire(self.products)
+        if self.content:
+            wire["c"] = _named_wire(self.content)
+        if self.ltv:
+            wire["l"] = {str(days): json_safe_ints([amount])[0]
+                         for days, amount in self.ltv.items()}
+        return wire
+
+    @classmethod
+    def from_wire(cls, wire: Mapping[str, Any]) -> BucketExtras:
+        reach = wire.get("r")
+        return cls(None if reach is None else UserSketch.from_wire(reach),
+                   _named_read(wire.get("p", {})), _named_read(wire.get("c", {})),
+                   {int(days): exact_ints([amount])[0]
+                    for days, amount in wire.get("l", {}).items()})
