@@ -7,7 +7,14 @@ order counts instead. An order's own ``new_customer`` flag always decides for th
 The customer's record also keeps, for ``dedup_window``, the decision made for each of
 their orders and the source message it was made in. The record is one table value, so
 state and decision land together: a second delivery of the order (another message) is
-a duplicate, and a replay of the same message after a crash repeats the same decision.
+a duplicate, and a replay of the same message after a crash repeats the same decision
+(and its lifetime-value credits, kept with it).
+
+For lifetime value (``streams.attribution.lifetime``) the record also keeps the orders'
+time and revenue: those within the longest horizon after the first order or after an
+order flagged new, and every order for ``dedup_window`` after it is read. So the credits
+are exact whenever a flagged-new order is read within ``dedup_window`` of the later
+orders of its horizon; one read later than that is credited only the orders kept.
 """
 
 from __future__ import annotations
@@ -16,7 +23,17 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
 from streams.attribution.expiry import ExpiringKeys
+from streams.attribution.lifetime import (
+    DAY_MS,
+    Acquisition,
+    LtvCredit,
+    Purchase,
+    credits_of,
+    order_credits,
+    summed,
+)
 from streams.attribution.orders import OrderRoute
+from streams.flow.wire import exact_int
 
 __all__ = ["CustomerBook", "CustomerRecord", "Decision", "OrderDecision", "Retraction"]
 
@@ -33,6 +50,23 @@ class OrderDecision(NamedTuple):
     """Where the source message that decided it was: its replay repeats the decision."""
     is_new: bool
     retraction: Retraction | None
+    version: int = 0
+    """The record's version the credits were made at (their ids name it)."""
+    credits: tuple[LtvCredit, ...] = ()
+
+    def to_wire(self) -> list[Any]:
+        return [self.expires_ms, self.partition, self.offset, self.is_new, self.retraction,
+                self.version, [list(c) for c in self.credits]]
+
+    @classmethod
+    def from_wire(cls, wire: list[Any]) -> OrderDecision:
+        """Also the five-element form written before lifetime value: no credits."""
+        expires_ms, partition, offset, is_new, retraction, *more = wire
+        version, credits = more if more else (0, [])
+        return cls(expires_ms, partition, offset, is_new,
+                   tuple(retraction) if retraction else None, version,
+                   tuple(LtvCredit(campaign, channel, ts, days, exact_int(amount), event_id)
+                         for campaign, channel, ts, days, amount, event_id in credits))
 
 
 @dataclass(slots=True)
@@ -45,20 +79,31 @@ class CustomerRecord:
     """The first order, if it was counted as new here (not decided by its own flag)."""
     last_seen_ms: int
     orders: dict[str, OrderDecision]
+    version: int = 0
+    """Decisions that credited lifetime value so far (each credit's id names its own)."""
+    history: list[Purchase] = field(default_factory=list)
+    """The orders lifetime value may still need, oldest read first."""
+    acquired: list[Acquisition] = field(default_factory=list)
+    """Orders flagged new (``new_customer`` true): each acquires the customer too."""
 
     def to_wire(self) -> list[Any]:
-        """``[first_ts, first_id, counted, last_seen_ms, {event_id: decision}]``."""
+        """``[first_ts, first_id, counted, last_seen_ms, {event_id: decision}, version,
+        [[ts, revenue, keep_until]], [acquired]]``."""
         return [self.first_ts, self.first_id, self.counted, self.last_seen_ms,
-                {event_id: tuple(d) for event_id, d in self.orders.items()}]
+                {event_id: d.to_wire() for event_id, d in self.orders.items()},
+                self.version, [list(p) for p in self.history],
+                [list(a) for a in self.acquired]]
 
     @classmethod
     def from_wire(cls, wire: list[Any]) -> CustomerRecord:
-        first_ts, first_id, counted, last_seen_ms, orders = wire
+        """Also the five-element form written before lifetime value: no LTV history."""
+        first_ts, first_id, counted, last_seen_ms, orders, *more = wire
+        version, history, acquired = more if more else (0, [], [])
         return cls(first_ts, first_id, tuple(counted) if counted else None, last_seen_ms,
-                   {event_id: OrderDecision(expires_ms, partition, offset, is_new,
-                                            tuple(retraction) if retraction else None)
-                    for event_id, (expires_ms, partition, offset, is_new, retraction)
-                    in orders.items()})
+                   {event_id: OrderDecision.from_wire(d) for event_id, d in orders.items()},
+                   version, [(ts, exact_int(revenue), keep) for ts, revenue, keep in history],
+                   [(campaign, channel, ts, event_id)
+                    for campaign, channel, ts, event_id in acquired])
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +113,9 @@ class Decision:
     kind: Literal["counted", "replayed", "duplicate"]
     is_new: bool = False
     retraction: Retraction | None = None
+    version: int = 0
+    credits: tuple[LtvCredit, ...] = ()
+    """Lifetime-value credits (and take-backs) the order makes, made at ``version``."""
 
 
 @dataclass
@@ -76,6 +124,8 @@ class CustomerBook:
 
     window_ms: int
     dedup_window_ms: int
+    ltv_horizon_days: tuple[int, ...] = ()
+    """Lifetime-value horizons (none: no credits and no order history kept)."""
     records: dict[str, CustomerRecord] = field(default_factory=dict)
     _expiry: ExpiringKeys = field(default_factory=ExpiringKeys)
 
@@ -86,15 +136,60 @@ class CustomerBook:
             seen = record.orders.get(order.event_id)
             if seen is not None:
                 if seen.partition == partition and seen.offset == offset:
-                    return Decision("replayed", seen.is_new, seen.retraction)
+                    return Decision("replayed", seen.is_new, seen.retraction, seen.version,
+                                    seen.credits)
                 return Decision("duplicate")
+        acquirer = None if record is None else record.counted
         is_new, retraction = self._first(order, record, now_ms)
-        orders = self.records[order.customer_id].orders
+        record = self.records[order.customer_id]
+        credits = (self._credit(record, order, acquirer, is_new, retraction, now_ms)
+                   if self.ltv_horizon_days else ())
+        if credits:
+            record.version += 1
+        orders = record.orders
         for event_id in [e for e, d in orders.items() if d.expires_ms <= now_ms]:
             del orders[event_id]
         orders[order.event_id] = OrderDecision(now_ms + self.dedup_window_ms, partition,
-                                               offset, is_new, retraction)
-        return Decision("counted", is_new, retraction)
+                                               offset, is_new, retraction, record.version,
+                                               credits)
+        return Decision("counted", is_new, retraction, record.version, credits)
+
+    def _credit(self, record: CustomerRecord, order: OrderRoute, acquirer: Retraction | None,
+                is_new: bool, retraction: Retraction | None,
+                now_ms: int) -> tuple[LtvCredit, ...]:
+        """The order's LTV credits; adds it to the record's history.
+
+        ``acquirer``: the history's acquisition before this order. A retracted one has
+        everything credited to it taken back (the history holds exactly that: all orders
+        within the longest horizon of the first are kept). The order's revenue goes to
+        every standing acquisition whose horizon it is in; an order that acquires is owed
+        every kept order within its horizons, itself included.
+        """
+        days = self.ltv_horizon_days
+        credits: list[LtvCredit] = []
+        if retraction is not None:
+            credits += credits_of(retraction, record.history, days, sign=-1)
+        standing = [*([acquirer] if acquirer is not None and retraction is None else []),
+                    *record.acquired]
+        credits += order_credits(standing, order.ts_ms, order.value_micros, days)
+        record.history.append((order.ts_ms, order.value_micros,
+                               now_ms + self.dedup_window_ms))
+        if is_new:
+            assert order.campaign is not None
+            acquisition = (order.campaign, order.channel, order.ts_ms, order.event_id)
+            if order.new_customer:
+                record.acquired.append(acquisition)
+            credits += credits_of(acquisition, record.history, days)
+        self._keep_needed(record, now_ms)
+        return summed(credits)
+
+    def _keep_needed(self, record: CustomerRecord, now_ms: int) -> None:
+        """Forget the orders no acquisition's horizon (nor one read late) can still need."""
+        longest_ms = max(self.ltv_horizon_days) * DAY_MS
+        starts = [record.first_ts, *(ts for _, _, ts, _ in record.acquired)]
+        record.history = [
+            p for p in record.history
+            if p[2] > now_ms or any(start <= p[0] <= start + longest_ms for start in starts)]
 
     def _first(self, order: OrderRoute, record: CustomerRecord | None,
                now_ms: int) -> tuple[bool, Retraction | None]:

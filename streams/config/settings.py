@@ -20,13 +20,14 @@ from streams.config.kafka import KafkaSettings, kafka_settings
 from streams.config.targets import DEFAULT_LTV_HORIZONS, Target, parse_targets
 from streams.events.validation import EventType
 
-__all__ = ["EVENT_TOPIC_KEYS", "Settings", "Topics", "Window", "load_settings"]
+__all__ = ["EVENT_TOPIC_KEYS", "Horizon", "Settings", "Topics", "Window", "load_settings"]
 
 EVENT_TOPIC_KEYS = ("views", "engagements", "clicks", "orders", "spend")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _CAMPAIGN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _MAX_WINDOW_MS = 90 * 24 * 60 * MINUTE_MS
+_DAY_MS = 24 * 60 * MINUTE_MS
 _LONGEST_DAY_MINUTES = 25 * 60
 """A local day when clocks go back: daily budgets sum spend from local midnight."""
 
@@ -37,6 +38,14 @@ class Window:
 
     label: str
     minutes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Horizon:
+    """A lifetime-value horizon: its label as configured (``horizon`` label) and its days."""
+
+    label: str
+    days: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +89,9 @@ class Settings:
     read independently) before it counts as unattributed."""
     customer_window_ms: int = 400 * 24 * 60 * MINUTE_MS
     """[kpi] customer_window: how long a customer is remembered to tell new from returning."""
+    ltv_horizons: tuple[Horizon, ...] = tuple(
+        Horizon(label, int(label[:-1])) for label in DEFAULT_LTV_HORIZONS)
+    """[kpi] ltv_horizons: lifetime-value horizons, whole days (``marketing_ltv``)."""
     max_campaign_channels: int = 10_000
     """[kpi] max_campaign_channels: live campaign-channels per deployment at most (SPEC 4);
     events that would start one more are dead-lettered."""
@@ -152,6 +164,7 @@ def settings_from(doc: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
     reporting = _currency_code(kpi.get("reporting_currency", "USD"), "[kpi] reporting_currency")
     defaults = Settings()
     windows = _windows(kpi.get("windows", ["5m", "1h", "24h"]))
+    horizons = _ltv_horizons(kpi.get("ltv_horizons", list(DEFAULT_LTV_HORIZONS)))
     return Settings(
         broker=_broker(env.get("KPISTREAM_BROKER", defaults.broker)),
         app_id=_app_id(env.get("KPISTREAM_APP_ID", defaults.app_id)),
@@ -171,6 +184,7 @@ def settings_from(doc: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
         ),
         max_campaign_channels=_positive_int(kpi.get("max_campaign_channels", 10_000),
                                             "[kpi] max_campaign_channels"),
+        ltv_horizons=horizons,
         campaign_retention_ms=_retention(kpi.get("campaign_retention", "30d"), windows),
         default_gross_margin=_margin(kpi.get("default_gross_margin")),
         top_products=_top(kpi.get("top_products", 10), "[kpi] top_products"),
@@ -180,7 +194,7 @@ def settings_from(doc: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
         topics=_topics(_table(doc, "topics")),
         collector=collector_settings(_table(doc, "collector"), env),
         targets=parse_targets(doc.get("targets", []), [w.label for w in windows],
-                              _target_horizons(kpi.get("ltv_horizons", DEFAULT_LTV_HORIZONS))),
+                              [h.label for h in horizons]),
         budgets=_budgets(doc),
         kafka=kafka_settings(kafka, env),
     )
@@ -210,12 +224,23 @@ def _top(value: object, setting: str) -> int:
     return value
 
 
-def _target_horizons(value: object) -> tuple[str, ...]:
-    """The [kpi] ltv_horizons labels LTV targets may name (the list itself is checked
-    where the worker reads it; here anything but a list of strings names none)."""
-    if not isinstance(value, list | tuple) or not all(isinstance(h, str) for h in value):
-        return ()
-    return tuple(h.strip() for h in value)
+def _ltv_horizons(value: object) -> tuple[Horizon, ...]:
+    """[kpi] ltv_horizons: a list of distinct positive whole-day durations ("30d", "24h");
+    an empty list: no lifetime value."""
+    setting = "[kpi] ltv_horizons"
+    if not isinstance(value, list):
+        raise SettingsError(setting, 'must be a list of durations like ["30d", "90d", "365d"]')
+    horizons = []
+    for item in value:
+        ms = _duration(item, setting)
+        if ms % _DAY_MS:
+            raise SettingsError(setting, f"{item!r} is not a whole number of days")
+        horizons.append(Horizon(str(item).strip(), ms // _DAY_MS))
+    days = [h.days for h in horizons]
+    if len(set(days)) != len(days):
+        raise SettingsError(setting, "horizons must be distinct, got "
+                            f"{[h.label for h in horizons]}")
+    return tuple(horizons)
 
 
 def _budgets(doc: Mapping[str, Any]) -> tuple[Budget, ...]:

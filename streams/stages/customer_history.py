@@ -1,4 +1,4 @@
-"""The customer stage: customer history and order dedup per customer."""
+"""The customer stage: customer history, order dedup and lifetime-value credits per customer."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from streams.attribution.customers import CustomerBook, CustomerRecord
+from streams.attribution.lifetime import forward_credits
 from streams.attribution.orders import OrderRoute, forward_retraction
 from streams.flow.failures import Failure, internal_reason
 from streams.flow.forwards import Forwards
@@ -22,20 +23,24 @@ class CustomerStage:
     table: Table
     customer_window_ms: int
     dedup_window_ms: int
+    ltv_horizon_days: tuple[int, ...]
+    """``[kpi] ltv_horizons`` in days (``Settings.ltv_horizons``)."""
     books: dict[int, CustomerBook] = field(default_factory=dict)
 
     def _book(self, partition: int) -> CustomerBook:
         book = self.books.get(partition)
         if book is None:
             book = self.books[partition] = CustomerBook(self.customer_window_ms,
-                                                        self.dedup_window_ms)
+                                                        self.dedup_window_ms,
+                                                        self.ltv_horizon_days)
         return book
 
     def handle(
         self, orders: Iterable[OrderRoute], partition: int, offset: int, now_ms: int,
         failures: list[Failure] | None = None,
     ) -> tuple[dict[str, Forwards], int]:
-        """Forwards per campaign (orders and retractions) and how many were duplicates.
+        """Forwards per campaign (orders, retractions, LTV credits) and how many were
+        duplicates.
 
         An order that raises goes to ``failures`` (when given) and the rest go on.
         """
@@ -74,6 +79,7 @@ class CustomerStage:
             campaign, channel, ts_ms, event_id = decision.retraction
             forward_retraction(forwards.setdefault(campaign, Forwards()),
                                order.customer_id, channel, ts_ms, event_id)
+        forward_credits(forwards, order.customer_id, decision.credits, decision.version)
         return 0
 
     def rebuild(self, owned: set[int], owns: Callable[[str], int | None]) -> None:

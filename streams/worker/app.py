@@ -77,7 +77,8 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None,
         clicks=ClickStage(table("clicks"), table("waiting-orders"),
                           settings.attribution_window_ms, settings.click_grace_ms),
         customers=CustomerStage(table("customers"), settings.customer_window_ms,
-                                settings.dedup_window_ms),
+                                settings.dedup_window_ms,
+                                tuple(h.days for h in settings.ltv_horizons)),
     )
     ownership = Ownership(app, topics, settings.partitions)
     kpi = KpiApp(

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from streams.config.settings import Window
+from streams.config.settings import Settings, Window
 from streams.events.validation import EventType, ValidationRules
 from streams.flow.campaigns import CampaignChannels
 from streams.flow.failures import Failure
@@ -35,6 +35,8 @@ TOPICS: dict[str, EventType] = {
 }
 WINDOWS = (Window("5m", 5), Window("1h", 60), Window("24h", 1440))
 DAY_MS = 24 * 3600 * 1000
+LTV_HORIZON_DAYS = tuple(h.days for h in Settings().ltv_horizons)
+"""The default [kpi] ltv_horizons: 30, 90 and 365 days."""
 
 
 class FlowModel:
@@ -54,7 +56,7 @@ class FlowModel:
             max_campaign_channels, partitions, campaign_retention_ms)
         self.counts = CountStage(KpiState(1440), {}, DAY_MS, campaigns, self.part)
         self.clicks = ClickStage({}, {}, 7 * DAY_MS, grace_ms)
-        self.customers = CustomerStage({}, 400 * DAY_MS, DAY_MS)
+        self.customers = CustomerStage({}, 400 * DAY_MS, DAY_MS, LTV_HORIZON_DAYS)
         self.offset = 0
         self.outcomes: Counter[tuple[str, str]] = Counter()
         self.dead_letters: list[dict[str, Any]] = []
@@ -118,3 +120,14 @@ class FlowModel:
         """(campaign, channel, window) -> counters, as the collector would read them."""
         return {(c, ch, w): counts for c, ch, w, counts in
                 self.counts.state.rows(minute_of(self.now_ms), WINDOWS, lambda _: True)}
+
+    def ltv(self) -> dict[tuple[str, str], dict[int, int]]:
+        """(campaign, channel) -> {horizon days: revenue credited}, as the collector would
+        read the total's extras (horizons whose credits were all taken back left out)."""
+        out = {}
+        for c, ch, window, extras in self.counts.state.extras_rows(
+                minute_of(self.now_ms), WINDOWS, lambda _: True):
+            credited = {days: amount for days, amount in extras.ltv.items() if amount}
+            if window == "total" and credited:
+                out[(c, ch)] = credited
+        return out

@@ -26,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from metrics.kpi_gauges import KpiCollector
 from streams.attribution.orders import OrderRoute
-from streams.config.settings import Window
+from streams.config.settings import Settings, Window
 from streams.events.validation import Event, EventType, Rejection, ValidationRules, parse_message
 from streams.flow.forwards import KIND_TYPES, Forwards
 from streams.kafka.partitions import partition_for
@@ -40,6 +40,7 @@ from streams.windows.state import KpiRow, KpiState
 NOW_MS = calendar.timegm((2026, 11, 23, 10, 30, 15)) * 1000 + 250
 NOW_MINUTE = NOW_MS // 60_000
 DAY_MS = 24 * 3600 * 1000
+LTV_HORIZON_DAYS = tuple(h.days for h in Settings().ltv_horizons)
 WEEK_MS = 7 * DAY_MS
 WINDOWS = (Window("5m", 5), Window("1h", 60))
 RETENTION = 60
@@ -68,7 +69,7 @@ class Pipeline:
         self.ingestor = Ingestor(TOPICS, RULES, PROMOS, clock_ms=lambda: NOW_MS)
         # grace 0: an order without its click is released at the next tick
         self.clicks = ClickStage({}, {}, WEEK_MS, 0)
-        self.customers = CustomerStage({}, 400 * DAY_MS, DAY_MS)
+        self.customers = CustomerStage({}, 400 * DAY_MS, DAY_MS, LTV_HORIZON_DAYS)
         self.counts = [CountStage(KpiState(RETENTION), {}, DAY_MS) for _ in range(workers)]
         self.offsets: Counter[tuple[str, int]] = Counter()
 
