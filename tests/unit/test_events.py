@@ -603,7 +603,7 @@ def test_click_claims_an_order_inside_the_attribution_window(
     order_ts: int, expected: tuple[str, str] | None
 ) -> None:
     book = ClickBook(WEEK_MS, GRACE_MS)
-    book.remember("ttclid-77", (CLICK_TS, "click-campaign", "tiktok"), 1)
+    book.remember("ttclid-77", (CLICK_TS, "click-campaign", "tiktok", None), 1)
     joined = book.join(order_route(order_ts), NOW_MS)
     if expected is None:
         assert joined is None
@@ -615,7 +615,7 @@ def test_click_claims_an_order_inside_the_attribution_window(
 def test_order_read_before_its_click_waits_for_it() -> None:
     book = ClickBook(WEEK_MS, GRACE_MS)
     assert book.join(order_route(TS_MS), NOW_MS) is None
-    released = book.remember("ttclid-77", (TS_MS - 1000, "click-campaign", "tiktok"), 1)
+    released = book.remember("ttclid-77", (TS_MS - 1000, "click-campaign", "tiktok", None), 1)
     assert [(o.event_id, o.campaign, o.channel) for o in released] == [
         ("o-1", "click-campaign", "tiktok")
     ]
@@ -637,8 +637,8 @@ def test_order_without_its_click_goes_on_unattributed_after_the_grace() -> None:
 
 def test_clicks_are_forgotten_after_the_attribution_window() -> None:
     book = ClickBook(WEEK_MS, GRACE_MS)
-    book.remember("old", (NOW_MS - WEEK_MS - 1, "a", "tiktok"), 1)
-    book.remember("recent", (NOW_MS - 1000, "b", "tiktok"), 1)
+    book.remember("old", (NOW_MS - WEEK_MS - 1, "a", "tiktok", None), 1)
+    book.remember("recent", (NOW_MS - 1000, "b", "tiktok", None), 1)
     assert book.expire(NOW_MS) == ["old"]
     assert set(book.clicks) == {"recent"}
 
@@ -754,7 +754,7 @@ def test_ingestor_routes_each_event_to_its_next_stage() -> None:
     # counted events by campaign; the click is also remembered for attribution
     assert {c: [f[1] for f in fs] for c, fs in result.forwards.items()} == {
         "summer-sale": ["v-1"], "b": ["c-1"]}
-    assert result.clicks == [("ttclid-77", (TS_MS, "b", "youtube"))]
+    assert result.clicks == [("ttclid-77", (TS_MS, "b", "youtube", None))]
     # orders: attributed already, or waiting for their click
     assert [(o.event_id, o.campaign) for o in result.to_customers] == [
         ("o-1", "a"), ("o-3", "summer-sale"), ("o-5", UNATTRIBUTED)]

@@ -289,11 +289,11 @@ def test_click_records_rebuild_the_same_clicks_and_go_with_their_newest_click() 
 
     table: dict[Any, Any] = {}
     live = ClickStage(table, {}, DAY_MS, 0)
-    live.remember("k1", (NOW, "a", "web"), partition=3, offset=10)
-    live.remember("k2", (NOW + MIN, "a", "tv"), partition=3, offset=10)
+    live.remember("k1", (NOW, "a", "web", None), partition=3, offset=10)
+    live.remember("k2", (NOW + MIN, "a", "tv", "tutorial"), partition=3, offset=10)
     live.end_message(3, 10)
-    live.remember("k1", (NOW - MIN, "b", "web"), partition=3, offset=11)  # earlier: kept
-    live.remember("k2", (NOW + 2 * MIN, "c", "tv"), partition=3, offset=11)  # later: not
+    live.remember("k1", (NOW - MIN, "b", "web", "live"), partition=3, offset=11)  # earlier: kept
+    live.remember("k2", (NOW + 2 * MIN, "c", "tv", None), partition=3, offset=11)  # later: not
     live.end_message(3, 11)
     assert set(table) == {(3, 10), (3, 11)}
     assert len(table[(3, 11)]) == 1
@@ -301,7 +301,7 @@ def test_click_records_rebuild_the_same_clicks_and_go_with_their_newest_click() 
     recovered = ClickStage(dict(reversed(list(table.items()))), {}, DAY_MS, 0)
     recovered.rebuild({3}, lambda key: 3)
     assert recovered.books[3].clicks == live.books[3].clicks == {
-        "k1": (NOW - MIN, "b", "web"), "k2": (NOW + MIN, "a", "tv")}
+        "k1": (NOW - MIN, "b", "web", "live"), "k2": (NOW + MIN, "a", "tv", "tutorial")}
     not_owned = ClickStage(dict(table), {}, DAY_MS, 0)
     not_owned.rebuild({0}, lambda key: None)
     assert not not_owned.books and not not_owned.clicks_table

@@ -52,9 +52,19 @@ TOPIC_OF = {"view": "views", "engagement": "engagements", "click": "clicks",
 TOPICS: dict[str, EventType] = {"views": "view", "engagements": "engagement",
                                 "clicks": "click", "orders": "order", "spend": "spend"}
 FIELDS = ("views", "completed_views", "engagements", "clicks", "orders", "new_customers",
-          "revenue_micros", "spend_micros")
+          "revenue_micros", "spend_micros", "likes", "comments", "shares", "saves", "follows",
+          "profile_visits", "user_views", "watched_views", "watch_ms", "costed_orders",
+          "costed_revenue_micros", "cost_micros")
+"""The bucket's counters, spelled out here so a reordering in the product is caught."""
+ACTION_COUNTER = {"like": "likes", "comment": "comments", "share": "shares", "save": "saves",
+                  "follow": "follows", "profile_visit": "profile_visits"}
+CONTENT_TYPES = (None, "tutorial", "unboxing", "live")
+PRODUCTS = ("sku-1", "sku-2", "sku-3")
 
 Rows = dict[tuple[str, str, str], list[int]]
+NamedRows = dict[tuple[str, str, str], tuple[dict[str, list[int]], dict[str, list[int]]]]
+"""(campaign, channel, window) -> (product -> [units, revenue], content type -> [views,
+engagements, clicks, orders, revenue])."""
 
 
 # ---------------------------------------------------------------------------------------
@@ -130,6 +140,22 @@ class Pipeline:
             for stage in self.counts
         ]
 
+    def named(self) -> NamedRows:
+        """Products and content types of each window, from every worker."""
+        return {(c, ch, w): (extras.products, extras.content)
+                for stage in self.counts
+                for c, ch, w, extras in stage.state.extras_rows(NOW_MINUTE, WINDOWS,
+                                                                lambda _: True)
+                if extras.products or extras.content}
+
+    def reach(self) -> dict[tuple[str, str, str], float]:
+        """Estimated distinct viewers of each window, from every worker."""
+        return {(c, ch, w): extras.reach
+                for stage in self.counts
+                for c, ch, w, extras in stage.state.extras_rows(NOW_MINUTE, WINDOWS,
+                                                                lambda _: True)
+                if extras.reach is not None}
+
     def rows(self) -> Rows:
         merged: Rows = {}
         for rows in self.rows_per_worker():
@@ -182,8 +208,18 @@ def event_specs(draw: st.DrawFn, kinds: tuple[str, ...] = tuple(TOPIC_OF),
             doc["channel"] = channel
         if kind != "order":
             doc["campaign_id"] = draw(st.sampled_from(CAMPAIGNS))
+        if kind in ("view", "engagement", "click"):
+            content_type = draw(st.sampled_from(CONTENT_TYPES))
+            if content_type is not None:
+                doc["content_type"] = content_type
         if kind == "view":
             doc["completed"] = draw(st.booleans())
+            user = draw(st.sampled_from([None, "u1", "u2", "u3" * 100]))
+            if user is not None:
+                doc["user_id"] = user
+            watch = draw(st.sampled_from([None, 0, 1, 14_000, 10**12]))
+            if watch is not None:
+                doc["watch_ms"] = watch
         elif kind == "engagement":
             doc["action"] = draw(st.sampled_from(["like", "comment", "share", "save", "follow",
                                                   "profile_visit"]))
@@ -214,6 +250,14 @@ def event_specs(draw: st.DrawFn, kinds: tuple[str, ...] = tuple(TOPIC_OF),
                            else cents / 100)
             doc["revenue" if kind == "order" else "amount"] = amount
             doc["currency"] = draw(st.sampled_from(CURRENCIES))
+        if kind == "order":
+            if draw(st.booleans()):
+                doc["cost"] = draw(st.sampled_from(["0", "12.34", 5, "99999.999999"]))
+            lines = draw(st.lists(st.tuples(st.sampled_from(PRODUCTS), st.integers(1, 5),
+                                            st.sampled_from(["0", "1.5", 20])), max_size=3))
+            if lines or draw(st.booleans()):
+                doc["items"] = [{"product_id": p, "quantity": q, "revenue": r}
+                                for p, q, r in lines]
         specs.append(Spec(kind, doc, ts_ms))
     # a few are delivered twice: idempotency
     repeats = draw(st.lists(st.sampled_from(specs), max_size=3)) if specs else []
@@ -226,8 +270,25 @@ def micros(amount: Any, currency: str) -> int:
     return round(exact)  # round() of a Fraction rounds half to even
 
 
-def model_rows(specs: list[Spec]) -> Rows:
-    """What the KPI gauges should say, worked out from the events alone."""
+@dataclass(frozen=True)
+class Placed:
+    """One distinct event where the model says it counts."""
+
+    spec: Spec
+    campaign: str
+    channel: str
+    new_customer: bool
+    content_type: str | None
+    """The view's, engagement's or click's own; an order's from the click that attributed it."""
+
+    def windows(self) -> list[str]:
+        minute = self.spec.ts_ms // 60_000
+        return [label for label, minutes in [("5m", 5), ("1h", 60), ("total", None)]
+                if minutes is None or minute >= NOW_MINUTE - minutes + 1]
+
+
+def placed(specs: list[Spec]) -> list[Placed]:
+    """Each distinct event with its campaign and channel, attributed as SPEC 1 says."""
     unique = {spec.doc["event_id"]: spec for spec in specs}.values()
     clicks = {s.doc["click_id"]: s for s in unique if s.kind == "click"}
     orders_of: dict[str, list[Spec]] = {}
@@ -235,22 +296,14 @@ def model_rows(specs: list[Spec]) -> Rows:
         if s.kind == "order":
             orders_of.setdefault(s.doc["customer_id"], []).append(s)
     first_order = {c: min(os, key=lambda s: s.ts_ms) for c, os in orders_of.items()}
-    totals: dict[tuple[str, str], dict[str, list[int]]] = {}
+    out = []
     for s in unique:
         doc = s.doc
         campaign = doc.get("campaign_id")
         channel = (doc.get("channel") or "unknown").lower()
-        add = dict.fromkeys(FIELDS, 0)
-        if s.kind == "view":
-            add["views"] = 1
-            add["completed_views"] = int(doc["completed"])
-        elif s.kind == "engagement":
-            add["engagements"] = 1
-        elif s.kind == "click":
-            add["clicks"] = 1
-        elif s.kind == "spend":
-            add["spend_micros"] = micros(doc["amount"], doc["currency"])
-        else:
+        content_type = doc.get("content_type")
+        new = False
+        if s.kind == "order":
             click = clicks.get(doc.get("click_id", ""))
             if campaign is not None:
                 pass
@@ -259,20 +312,85 @@ def model_rows(specs: list[Spec]) -> Rows:
             elif click is not None and 0 <= s.ts_ms - click.ts_ms <= WEEK_MS:
                 campaign = click.doc["campaign_id"]
                 channel = (click.doc.get("channel") or "unknown").lower()
+                content_type = click.doc.get("content_type")
             else:
                 campaign = "unattributed"
             flag = doc.get("new_customer")
             new = first_order[doc["customer_id"]] is s if flag is None else flag
+        out.append(Placed(s, campaign, channel, new, content_type))
+    return out
+
+
+def model_rows(specs: list[Spec]) -> Rows:
+    """What the KPI gauges should say, worked out from the events alone."""
+    totals: dict[tuple[str, str], dict[str, list[int]]] = {}
+    for event in placed(specs):
+        doc = event.spec.doc
+        add = dict.fromkeys(FIELDS, 0)
+        if event.spec.kind == "view":
+            add["views"] = 1
+            add["completed_views"] = int(doc["completed"])
+            add["user_views"] = int("user_id" in doc)
+            add["watched_views"] = int("watch_ms" in doc)
+            add["watch_ms"] = doc.get("watch_ms", 0)
+        elif event.spec.kind == "engagement":
+            add["engagements"] = 1
+            add[ACTION_COUNTER[doc["action"]]] = 1
+        elif event.spec.kind == "click":
+            add["clicks"] = 1
+        elif event.spec.kind == "spend":
+            add["spend_micros"] = micros(doc["amount"], doc["currency"])
+        else:
             add["orders"] = 1
-            add["new_customers"] = int(new)
+            add["new_customers"] = int(event.new_customer)
             add["revenue_micros"] = micros(doc["revenue"], doc["currency"])
-        minute = s.ts_ms // 60_000
-        cell = totals.setdefault((campaign, channel),
+            if "cost" in doc:
+                add["costed_orders"] = 1
+                add["costed_revenue_micros"] = add["revenue_micros"]
+                add["cost_micros"] = micros(doc["cost"], doc["currency"])
+        cell = totals.setdefault((event.campaign, event.channel),
                                  {w: [0] * len(FIELDS) for w in ["5m", "1h", "total"]})
-        for label, minutes in [("5m", 5), ("1h", 60), ("total", None)]:
-            if minutes is None or minute >= NOW_MINUTE - minutes + 1:
-                cell[label] = [a + add[f] for a, f in zip(cell[label], FIELDS, strict=True)]
+        for label in event.windows():
+            cell[label] = [a + add[f] for a, f in zip(cell[label], FIELDS, strict=True)]
     return {(c, ch, w): counts for (c, ch), cell in totals.items() for w, counts in cell.items()}
+
+
+CONTENT_COLUMN = {"view": 0, "engagement": 1, "click": 2, "order": 3}
+
+
+def model_named(specs: list[Spec]) -> NamedRows:
+    """Products and content types per window, worked out from the events alone."""
+    named: NamedRows = {}
+    for event in placed(specs):
+        doc = event.spec.doc
+        lines = [(item["product_id"], item["quantity"], micros(item["revenue"], doc["currency"]))
+                 for item in doc.get("items", [])]
+        column = CONTENT_COLUMN.get(event.spec.kind)
+        if not lines and (event.content_type is None or column is None):
+            continue
+        for label in event.windows():
+            products, content = named.setdefault((event.campaign, event.channel, label), ({}, {}))
+            for product, quantity, revenue in lines:
+                units_revenue = products.setdefault(product, [0, 0])
+                units_revenue[0] += quantity
+                units_revenue[1] += revenue
+            if event.content_type is not None and column is not None:
+                counts = content.setdefault(event.content_type, [0] * 5)
+                counts[column] += 1
+                if event.spec.kind == "order":
+                    counts[4] += micros(doc["revenue"], doc["currency"])
+    return named
+
+
+def model_viewers(specs: list[Spec]) -> dict[tuple[str, str, str], int]:
+    """Distinct user ids among the views of each window: the exact reach."""
+    users: dict[tuple[str, str, str], set[str]] = {}
+    for event in placed(specs):
+        if event.spec.kind == "view" and "user_id" in event.spec.doc:
+            for label in event.windows():
+                users.setdefault((event.campaign, event.channel, label), set()).add(
+                    event.spec.doc["user_id"])
+    return {key: len(ids) for key, ids in users.items()}
 
 
 def messages(specs: list[Spec], batched: list[bool]) -> list[tuple[str, bytes]]:
@@ -314,10 +432,11 @@ sizes = st.lists(st.integers(1, 6), max_size=30)
 def test_order_of_delivery_does_not_change_the_numbers(
     specs: list[Spec], data: st.DataObject, batched: list[bool], ingest_sizes: list[int]
 ) -> None:
-    expected = model_rows(specs)
-    assert run(specs, batched, ingest_sizes).rows() == expected
-    shuffled = data.draw(st.permutations(specs))
-    assert run(shuffled, batched, ingest_sizes).rows() == expected
+    expected, named = model_rows(specs), model_named(specs)
+    pipeline = run(specs, batched, ingest_sizes)
+    assert (pipeline.rows(), pipeline.named()) == (expected, named)
+    shuffled = run(data.draw(st.permutations(specs)), batched, ingest_sizes)
+    assert (shuffled.rows(), shuffled.named()) == (expected, named)
 
 
 def test_model_check_one_hand_worked_example() -> None:
@@ -325,20 +444,27 @@ def test_model_check_one_hand_worked_example() -> None:
     ts = NOW_MS - 10 * 60_000
     specs = [
         Spec("view", {"event_id": "v1", "ts": ts, "campaign_id": "a", "channel": "TikTok",
-                      "completed": True}, ts),
+                      "completed": True, "user_id": "u1", "watch_ms": 14_000}, ts),
         Spec("click", {"event_id": "c1", "ts": ts, "campaign_id": "a", "channel": "tiktok",
-                       "click_id": "k1"}, ts),
+                       "click_id": "k1", "content_type": "live"}, ts),
         Spec("order", {"event_id": "o1", "ts": ts + 1000, "order_id": "A1",
                        "customer_id": "x", "revenue": "350000", "currency": "IDR",
-                       "click_id": "k1"}, ts + 1000),
+                       "click_id": "k1", "cost": "100000",
+                       "items": [{"product_id": "p", "quantity": 3, "revenue": "300000"}]},
+             ts + 1000),
         Spec("spend", {"event_id": "s1", "ts": ts, "campaign_id": "a", "channel": "tiktok",
                        "amount": 12.5, "currency": "USD"}, ts),
     ]
-    hand = [1, 1, 0, 1, 1, 1, 22_050_000, 12_500_000]
-    expected = {("a", "tiktok", "5m"): [0] * 8, ("a", "tiktok", "1h"): hand,
+    # 350,000 IDR is 22.05 USD, its cost of 100,000 IDR 6.30 USD, its line 18.90 USD
+    hand = [1, 1, 0, 1, 1, 1, 22_050_000, 12_500_000, 0, 0, 0, 0, 0, 0,
+            1, 1, 14_000, 1, 22_050_000, 6_300_000]
+    expected = {("a", "tiktok", "5m"): [0] * 20, ("a", "tiktok", "1h"): hand,
                 ("a", "tiktok", "total"): hand}
-    assert model_rows(specs) == expected
-    assert run(specs, [], []).rows() == expected
+    named = ({"p": [3, 18_900_000]}, {"live": [0, 0, 1, 1, 22_050_000]})
+    expected_named = {("a", "tiktok", "1h"): named, ("a", "tiktok", "total"): named}
+    assert (model_rows(specs), model_named(specs)) == (expected, expected_named)
+    pipeline = run(specs, [], [])
+    assert (pipeline.rows(), pipeline.named()) == (expected, expected_named)
 
 
 # ---------------------------------------------------------------------------------------
@@ -351,10 +477,15 @@ def test_partitions_over_several_workers_sum_to_one_state(
     specs: list[Spec], batched: list[bool], ingest_sizes: list[int], partitions: int,
     workers: int,
 ) -> None:
-    single = run(specs, batched, ingest_sizes, partitions=1, workers=1).rows()
+    single = run(specs, batched, ingest_sizes, partitions=1, workers=1)
     split = run(specs, batched, ingest_sizes, partitions=partitions, workers=workers)
-    assert split.rows() == single  # rows() also checks no campaign is on two workers
-    assert single == model_rows(specs)
+    assert split.rows() == single.rows()  # rows() also checks no campaign is on two workers
+    assert split.named() == single.named() == model_named(specs)
+    assert single.rows() == model_rows(specs)
+    exact = model_viewers(specs)
+    assert split.reach().keys() >= exact.keys()  # and windows with no viewer say 0
+    for key, estimate in split.reach().items():  # SPEC 2: 2 % relative standard error
+        assert abs(estimate - exact.get(key, 0)) <= 3 * 0.02 * exact.get(key, 0), key
 
 
 forwards = st.lists(
