@@ -105,8 +105,9 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None,
     app.before_start.append(
         lambda: ensure_topics(kpi.bootstrap, aiokafka_options(settings.kafka), specs))
     registry.register(KpiCollector(kpi.served.rows, settings.reporting_currency, SeedKpis(
-        kpi.served.extras_rows, settings.default_gross_margin, settings.top_products,
-        settings.top_content_types)))
+        extras=kpi.served.extras_rows, margin=settings.default_gross_margin,
+        top_products=settings.top_products, top_content_types=settings.top_content_types,
+        ltv_horizons=tuple((h.label, h.days) for h in settings.ltv_horizons))))
     registry.register(TargetCollector(settings.targets, kpi.served.owned_campaigns))
     registry.register(BudgetCollector(settings, books.counts.state, ownership, wall_clock_ms))
     registry.register(HealthCollector(
