@@ -33,7 +33,8 @@ from prometheus_client.registry import Collector
 from metrics.kpi_gauges import KpiCollector, KpiFamily, exposition
 from metrics.names import KPI_HELP
 from streams.config.settings import Window
-from streams.windows.counts import WIDTH
+from streams.windows.counts import ACTION_FIELDS, WIDTH
+from streams.windows.extras import CONTENT_FIELDS
 from streams.windows.minutes import TOTAL, window_sums
 from streams.windows.state import KpiRow, KpiState
 
@@ -44,12 +45,24 @@ WINDOWS = (Window("5m", 5), Window("1h", 60), Window("24h", 1440))
 
 
 def _bucket(series: int, minute: int) -> list[int]:
-    """Deterministic counters with every KPI defined (no zero denominator)."""
+    """Deterministic counters (every field of FIELDS, in order) with every KPI defined (no
+    zero denominator); the engagement actions add up to the engagements."""
     views = 50 + (series * 7 + minute * 13) % 200
+    engagements = views // 10
     clicks = 2 + views // 20
     orders = 1 + clicks // 4
-    return [views, views // 3, views // 10, clicks, orders, 1 + orders // 3,
-            orders * 12_340_000 + minute, 7_000_000 + series]
+    comments, shares, saves = engagements // 5, engagements // 7, engagements // 9
+    follows, visits = engagements // 11, engagements // 13
+    likes = engagements - comments - shares - saves - follows - visits
+    watched = views // 2
+    costed = orders // 2
+    counts = [views, views // 3, engagements, clicks, orders, 1 + orders // 3,
+              orders * 12_340_000 + minute, 7_000_000 + series,
+              likes, comments, shares, saves, follows, visits,
+              views - views // 8, watched, watched * 4_500 + minute % 1_000,
+              costed, costed * 12_340_000, costed * 5_000_000]
+    assert len(counts) == WIDTH
+    return counts
 
 
 def build_state(series: int, minutes: int, now: int = NOW) -> KpiState:
@@ -92,7 +105,10 @@ def _check(state: KpiState, now: int, text: str, series: int) -> list[str]:
     """Problems with one scrape: sample count, and rows() against the naive sums."""
     problems = []
     samples = sum(1 for line in text.splitlines() if line and not line.startswith("#"))
-    expected = series * (len(WINDOWS) + 1) * len(KPI_HELP)  # every KPI defined here
+    # Every KPI defined here; of the labelled ones (no extras: no reach, products or LTV)
+    # each row has its engagement actions and its content as content_type="unknown".
+    per_row = len(KPI_HELP) + len(ACTION_FIELDS) + len(CONTENT_FIELDS)
+    expected = series * (len(WINDOWS) + 1) * per_row
     if samples != expected:
         problems.append(f"{samples} samples, expected {expected}")
     minutes = [w.minutes for w in WINDOWS]

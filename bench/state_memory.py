@@ -14,6 +14,7 @@ from streams.attribution.orders import OrderRoute
 from streams.flow.forwards import Forwards
 from streams.stages.counting import CountStage
 from streams.stages.joining import ClickStage
+from streams.windows.counts import FIELDS
 from streams.windows.minutes import TOTAL
 from streams.windows.state import KpiState
 
@@ -72,7 +73,7 @@ def campaign_channels(minutes: int) -> Callable[[], object]:
         count = N // 100
         for cc in range(count):
             for minute in range(minutes):
-                delta = [5, 2, 1, 1, 0, 0, 0, 0]
+                delta = [5, 2, 1, 1] + [0] * (len(FIELDS) - 4)
                 changed = state.apply({(f"campaign-{cc:05d}", "tiktok", minute): delta}, minute,
                                       minute)
                 table.update({k: v for k, v in changed.items() if v is not None})

@@ -15,32 +15,62 @@ from bench import scrape
 from metrics.health_gauges import HealthCollector
 from metrics.kpi_gauges import KpiCollector, KpiFamily, LabelSet, exposition
 from metrics.kpis import kpi_values
-from metrics.names import KPI_HELP, KPI_LABELS, MONEY_METRICS
-from streams.windows.counts import WIDTH
+from metrics.names import KPI_HELP, KPI_LABELS, LABELLED_HELP, MONEY_METRICS
+from streams.windows.counts import (
+    ACTION_FIELDS,
+    CLICKS,
+    ENGAGEMENTS,
+    ORDERS,
+    REVENUE,
+    VIEWS,
+    WIDTH,
+)
 from streams.windows.state import KpiRow
+
+CONTENT_COUNTERS = (("marketing_content_views", VIEWS),
+                    ("marketing_content_engagements", ENGAGEMENTS),
+                    ("marketing_content_clicks", CLICKS),
+                    ("marketing_content_orders", ORDERS),
+                    ("marketing_content_revenue", REVENUE))
 
 
 class ReferenceCollector(Collector):
-    """KpiCollector as it was: plain GaugeMetricFamily, every sample built eagerly."""
+    """KpiCollector as it was: plain GaugeMetricFamily, every sample built eagerly.
+
+    Rows without extras (no viewers, products or content types, no LTV horizons), so of
+    the labelled KPIs each row has its engagement actions and, when it holds anything,
+    its views, engagements, clicks, orders and revenue as ``content_type="unknown"``.
+    """
 
     def __init__(self, rows: list[KpiRow], currency: str) -> None:
         self._rows = rows
         self._currency = currency
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        families = {
-            name: GaugeMetricFamily(
-                name, help_text,
-                labels=[*KPI_LABELS, "currency"] if name in MONEY_METRICS else list(KPI_LABELS))
-            for name, help_text in KPI_HELP.items()
-        }
+        def labels(name: str, extra: tuple[str, ...] = ()) -> list[str]:
+            return [*KPI_LABELS, *(["currency"] if name in MONEY_METRICS else []), *extra]
+
+        families = {name: GaugeMetricFamily(name, help_text, labels=labels(name))
+                    for name, help_text in KPI_HELP.items()}
+        labelled = {name: GaugeMetricFamily(name, help_text, labels=labels(name, extra))
+                    for name, (help_text, extra) in LABELLED_HELP.items()}
         for campaign, channel, window, counts in self._rows:
             plain = [campaign, channel, window]
             money = [*plain, self._currency]
             for name, value in kpi_values(counts).items():
                 if value is not None:
                     families[name].add_metric(money if name in MONEY_METRICS else plain, value)
+            for action, index in ACTION_FIELDS.items():
+                labelled["marketing_engagement_actions"].add_metric(
+                    [*plain, action], float(counts[index]))
+            if any(counts[index] for _, index in CONTENT_COUNTERS):
+                for name, index in CONTENT_COUNTERS:
+                    value = (counts[index] / 1_000_000 if name in MONEY_METRICS
+                             else float(counts[index]))
+                    labelled[name].add_metric(
+                        [*(money if name in MONEY_METRICS else plain), "unknown"], value)
         yield from families.values()
+        yield from labelled.values()
 
 
 def registries(rows: list[KpiRow], currency: str) -> tuple[CollectorRegistry, CollectorRegistry]:

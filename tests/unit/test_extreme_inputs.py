@@ -34,6 +34,9 @@ CAMPAIGN_CHARS = string.ascii_letters + string.digits + "._:-"
 TOPIC = {"view": "views", "engagement": "engagements", "click": "clicks",
          "order": "orders", "spend": "spend"}
 INDEX = {name: i for i, name in enumerate(FIELDS)}
+ACTIONS = {"like": "likes", "comment": "comments", "share": "shares", "save": "saves",
+           "follow": "follows", "profile_visit": "profile_visits"}
+"""Engagement action (SPEC 1) -> its counter."""
 
 ids = st.one_of(
     st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1,
@@ -72,16 +75,22 @@ def events(draw: st.DrawFn) -> Spec:
     if kind != "order" or draw(st.booleans()):
         doc["campaign_id"] = draw(campaigns)
     if kind == "view":
-        doc["user_id"] = draw(st.sampled_from(["u", "ü" * 129, "v" * 20_000]))
+        user = draw(st.sampled_from([None, "u", "ü" * 129, "v" * 20_000]))
+        if user is not None:
+            doc["user_id"] = user
         doc["completed"] = draw(st.booleans())
-        doc["watch_ms"] = draw(st.integers(0, 2**62))
+        watch_ms = draw(st.none() | st.just(0) | st.integers(0, 2**62))
+        if watch_ms is not None:
+            doc["watch_ms"] = watch_ms
     elif kind == "engagement":
-        doc["action"] = draw(st.sampled_from(["like", "follow", "profile_visit"]))
+        doc["action"] = draw(st.sampled_from(list(ACTIONS)))
     elif kind == "click":
         doc["click_id"] = draw(st.sampled_from(["k" * 128, "ttclid-1"]))
     elif kind == "order":
         doc.update(order_id=draw(ids), customer_id=draw(customers),
                    revenue=str(draw(money)), currency=draw(st.sampled_from(["USD", "EUR"])))
+        if draw(st.booleans()):
+            doc["cost"] = str(draw(money))
         if "campaign_id" not in doc:
             doc["campaign_id"] = draw(campaigns)  # attributed by its own campaign here
     else:
@@ -114,8 +123,13 @@ def reference(specs: list[Spec]) -> dict[tuple[str, str], list[int]]:
         if spec.type == "view":
             acc[INDEX["views"]] += 1
             acc[INDEX["completed_views"]] += doc["completed"]
+            acc[INDEX["user_views"]] += "user_id" in doc
+            if "watch_ms" in doc:
+                acc[INDEX["watched_views"]] += 1
+                acc[INDEX["watch_ms"]] += doc["watch_ms"]
         elif spec.type == "engagement":
             acc[INDEX["engagements"]] += 1
+            acc[INDEX[ACTIONS[doc["action"]]]] += 1
         elif spec.type == "click":
             acc[INDEX["clicks"]] += 1
         elif spec.type == "spend":
@@ -123,6 +137,10 @@ def reference(specs: list[Spec]) -> dict[tuple[str, str], list[int]]:
         else:
             acc[INDEX["orders"]] += 1
             acc[INDEX["revenue_micros"]] += micros(doc["revenue"], doc["currency"])
+            if "cost" in doc:
+                acc[INDEX["costed_orders"]] += 1
+                acc[INDEX["costed_revenue_micros"]] += micros(doc["revenue"], doc["currency"])
+                acc[INDEX["cost_micros"]] += micros(doc["cost"], doc["currency"])
             mine = (doc["ts"], doc["event_id"], cell)
             known = first.get(doc["customer_id"])
             if known is None or mine[:2] < known[:2]:

@@ -19,7 +19,7 @@ from streams.attribution.orders import OrderRoute
 from streams.events.validation import Event, ValidationRules, parse_message
 from streams.flow.forwards import Forwards
 from streams.flow.wire import dumps
-from streams.windows.counts import NEW_CUSTOMERS, ORDERS, REVENUE, SPEND, WIDTH
+from streams.windows.counts import COST, NEW_CUSTOMERS, ORDERS, REVENUE, SPEND, WIDTH
 from streams.windows.state import KpiState
 from tests.unit.flow_model import WINDOWS, FlowModel
 
@@ -71,8 +71,9 @@ def test_wire_formats_carry_money_beyond_64_bits_exactly() -> None:
 
 def test_a_bucket_beyond_64_bits_survives_its_changelog_record() -> None:
     state = KpiState(60)
-    changed = state.apply({("big", "tiktok", NOW // 60_000): [0] * 7 + [3 * 10**21]},
-                          NOW // 60_000, 17)
+    delta = [0] * WIDTH
+    delta[SPEND], delta[COST] = 3 * 10**21, 5 * 10**20  # the last field, added later, too
+    changed = state.apply({("big", "tiktok", NOW // 60_000): delta}, NOW // 60_000, 17)
     rebuilt = KpiState(60)
     for key, counts in changed.items():
         assert counts is not None
@@ -81,6 +82,8 @@ def test_a_bucket_beyond_64_bits_survives_its_changelog_record() -> None:
                                                             lambda _: True)}
     assert rows[("big", "tiktok", "total")][SPEND] == 3 * 10**21
     assert rows[("big", "tiktok", "5m")][SPEND] == 3 * 10**21
+    assert rows[("big", "tiktok", "total")][COST] == 5 * 10**20
+    assert rows[("big", "tiktok", "5m")][COST] == 5 * 10**20
 
 
 def test_two_customers_orders_with_one_event_id_are_two_orders() -> None:

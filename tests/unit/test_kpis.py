@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 import pytest
@@ -18,13 +19,28 @@ RATIOS = (
     "marketing_click_through_ratio", "marketing_engagement_ratio", "marketing_completion_ratio",
     "marketing_conversion_ratio", "marketing_roas_ratio", "marketing_roi_ratio",
     "marketing_cac", "marketing_aov", "marketing_repeat_purchase_ratio",
+    "marketing_average_watch_seconds", "marketing_poas_ratio",
 )
 SPEC_METRICS = (
     "marketing_views", "marketing_completed_views", "marketing_engagements", "marketing_clicks",
     "marketing_orders", "marketing_new_customers", "marketing_revenue", "marketing_spend",
+    "marketing_watch_seconds", "marketing_gross_profit", "marketing_orders_without_cost",
     *RATIOS,
 )
-MONEY = {"marketing_revenue", "marketing_spend", "marketing_cac", "marketing_aov"}
+"""The KPIs with only the labels campaign, channel and window (and currency)."""
+ACTIONS = ("like", "comment", "share", "save", "follow", "profile_visit")
+CONTENT_METRICS = (
+    "marketing_content_views", "marketing_content_engagements", "marketing_content_clicks",
+    "marketing_content_orders", "marketing_content_revenue",
+)
+LABELLED_METRICS = (
+    "marketing_reach", "marketing_frequency", "marketing_engagement_actions",
+    "marketing_product_units", "marketing_product_revenue", *CONTENT_METRICS,
+    "marketing_ltv", "marketing_ltv_cac_ratio",
+)
+"""The KPIs of SPEC 2 with a label beyond those (the collector serves the budget ones not)."""
+MONEY = {"marketing_revenue", "marketing_spend", "marketing_cac", "marketing_aov",
+         "marketing_gross_profit", "marketing_content_revenue"}
 
 
 def counters(**values: int) -> list[int]:
@@ -34,10 +50,15 @@ def counters(**values: int) -> list[int]:
     return [values.get(name, 0) for name in FIELDS]
 
 
-# 200 views (50 completed), 30 engagements, 20 clicks, 5 orders (2 from new customers),
-# 250.50 of revenue, 100.00 of spend.
+# 200 views (50 completed, 160 with a user id, 80 with 1,000 s of watch time in all),
+# 30 engagements (12 likes, 6 comments, 5 shares, 3 saves, 3 follows, 1 profile visit),
+# 20 clicks, 5 orders (2 from new customers; 3 with a cost: 180.00 of their revenue against
+# 110.00 of cost), 250.50 of revenue, 100.00 of spend.
 CAMPAIGN = counters(views=200, completed_views=50, engagements=30, clicks=20, orders=5,
-                    new_customers=2, revenue_micros=250_500_000, spend_micros=100_000_000)
+                    new_customers=2, revenue_micros=250_500_000, spend_micros=100_000_000,
+                    likes=12, comments=6, shares=5, saves=3, follows=3, profile_visits=1,
+                    user_views=160, watched_views=80, watch_ms=1_000_000, costed_orders=3,
+                    costed_revenue_micros=180_000_000, cost_micros=110_000_000)
 # Worked out by hand; every ratio is exact in decimal, so compared with == to the literal.
 CAMPAIGN_KPIS = {
     "marketing_views": 200.0,
@@ -57,11 +78,22 @@ CAMPAIGN_KPIS = {
     "marketing_cac": 50.0,  # 100 / 2
     "marketing_aov": 50.1,  # 250.50 / 5
     "marketing_repeat_purchase_ratio": 0.6,  # (5 - 2) / 5
+    "marketing_watch_seconds": 1000.0,  # 1,000,000 ms
+    "marketing_average_watch_seconds": 12.5,  # 1,000 s / 80 views with watch time
+    "marketing_gross_profit": 70.0,  # 180 - 110; the 2 orders without a cost add nothing
+    "marketing_orders_without_cost": 2.0,  # 5 - 3
+    "marketing_poas_ratio": 0.7,  # 70 / 100
 }
 
 
 def test_every_spec_kpi_on_hand_computed_numbers() -> None:
     assert kpi_values(CAMPAIGN) == CAMPAIGN_KPIS
+
+
+def test_default_gross_margin_counts_for_the_orders_without_cost() -> None:
+    # 70 + (250.50 - 180.00) x 1/4 = 70 + 17.625 = 87.625, over 100 of spend
+    assert kpi_values(CAMPAIGN, Fraction(1, 4)) == {
+        **CAMPAIGN_KPIS, "marketing_gross_profit": 87.625, "marketing_poas_ratio": 0.87625}
 
 
 def test_losing_campaign_has_negative_roi_and_roas_below_one() -> None:
@@ -81,24 +113,34 @@ def test_money_keeps_millionths() -> None:
     assert kpis["marketing_aov"] == 7.35  # 22.05 / 3
 
 
+WATCHED = {"watched_views": 4, "watch_ms": 10_000}
 ZERO_DENOMINATORS = [
-    # no views: the three view ratios are absent, the others are not
+    # no views: the three view ratios and the average watch time are absent, the others not
     pytest.param(counters(clicks=3, engagements=2, orders=1, new_customers=1,
                           revenue_micros=5, spend_micros=7),
                  {"marketing_click_through_ratio", "marketing_engagement_ratio",
-                  "marketing_completion_ratio"}, id="no-views"),
+                  "marketing_completion_ratio", "marketing_average_watch_seconds"},
+                 id="no-views"),
+    # views, but none with watch time: only the average watch time absent
+    pytest.param(counters(views=10, completed_views=3, engagements=2, clicks=2, orders=1,
+                          new_customers=1, revenue_micros=5, spend_micros=7),
+                 {"marketing_average_watch_seconds"}, id="no-watch-time"),
     # no clicks: conversion absent
     pytest.param(counters(views=10, orders=2, new_customers=1, revenue_micros=5,
-                          spend_micros=7),
+                          spend_micros=7, **WATCHED),
                  {"marketing_conversion_ratio"}, id="no-clicks"),
-    # no spend: ROAS and ROI absent (CAC is 0 spend / new customers = 0, present)
-    pytest.param(counters(views=10, clicks=2, orders=2, new_customers=1, revenue_micros=5),
-                 {"marketing_roas_ratio", "marketing_roi_ratio"}, id="no-spend"),
+    # no spend: ROAS, ROI and POAS absent (CAC is 0 spend / new customers = 0, present)
+    pytest.param(counters(views=10, clicks=2, orders=2, new_customers=1, revenue_micros=5,
+                          costed_orders=1, costed_revenue_micros=5, cost_micros=2, **WATCHED),
+                 {"marketing_roas_ratio", "marketing_roi_ratio", "marketing_poas_ratio"},
+                 id="no-spend"),
     # no new customers: CAC absent
-    pytest.param(counters(views=10, clicks=2, orders=2, revenue_micros=5, spend_micros=7),
+    pytest.param(counters(views=10, clicks=2, orders=2, revenue_micros=5, spend_micros=7,
+                          **WATCHED),
                  {"marketing_cac"}, id="no-new-customers"),
-    # no orders: AOV, repeat purchase (and CAC: no new customers either) absent
-    pytest.param(counters(views=10, clicks=2, spend_micros=7),
+    # no orders: AOV, repeat purchase (and CAC: no new customers either) absent; POAS is
+    # 0 gross profit / spend = 0, present
+    pytest.param(counters(views=10, clicks=2, spend_micros=7, **WATCHED),
                  {"marketing_aov", "marketing_repeat_purchase_ratio", "marketing_cac"},
                  id="no-orders"),
     # nothing at all: every ratio absent
@@ -118,7 +160,9 @@ def test_ratio_with_zero_denominator_is_absent(counts: list[int], absent: set[st
 
 def test_counts_and_money_are_present_even_when_zero() -> None:
     kpis = kpi_values(counters())
-    for name in (*(f"marketing_{c}" for c in COUNTS), "marketing_revenue", "marketing_spend"):
+    for name in (*(f"marketing_{c}" for c in COUNTS), "marketing_revenue", "marketing_spend",
+                 "marketing_watch_seconds", "marketing_gross_profit",
+                 "marketing_orders_without_cost"):
         assert kpis[name] == 0.0
 
 
@@ -132,8 +176,8 @@ def registry_with(rows: Any, currency: str = "USD") -> CollectorRegistry:
 
 
 def labels(campaign: str, channel: str, window: str, name: str,
-           currency: str = "USD") -> dict[str, str]:
-    plain = {"campaign": campaign, "channel": channel, "window": window}
+           currency: str = "USD", **extra: str) -> dict[str, str]:
+    plain = {"campaign": campaign, "channel": channel, "window": window, **extra}
     return {**plain, "currency": currency} if name in MONEY else plain
 
 
@@ -147,17 +191,37 @@ def scrape(registry: CollectorRegistry) -> dict[tuple[str, frozenset[tuple[str, 
     }
 
 
+# CAMPAIGN's series with an extra label, by hand: each engagement action, and (no content
+# type known: a bare counters row) everything as content_type="unknown". No reach (no
+# viewer sketch), products or LTV in a bare counters row.
+CAMPAIGN_LABELLED = {
+    **{("marketing_engagement_actions", ("action", action)): value
+       for action, value in zip(ACTIONS, (12.0, 6.0, 5.0, 3.0, 3.0, 1.0), strict=True)},
+    ("marketing_content_views", ("content_type", "unknown")): 200.0,
+    ("marketing_content_engagements", ("content_type", "unknown")): 30.0,
+    ("marketing_content_clicks", ("content_type", "unknown")): 20.0,
+    ("marketing_content_orders", ("content_type", "unknown")): 5.0,
+    ("marketing_content_revenue", ("content_type", "unknown")): 250.5,
+}
+
+
 def test_collector_serves_every_kpi_with_exact_values_and_labels() -> None:
     rows: list[KpiRow] = [("summer-sale", "tiktok", "1h", CAMPAIGN)]
     registry = registry_with(lambda: rows, "EUR")
     for name, value in CAMPAIGN_KPIS.items():
         assert registry.get_sample_value(
             name, labels("summer-sale", "tiktok", "1h", name, "EUR")) == value, name
+    for (name, (label, label_value)), value in CAMPAIGN_LABELLED.items():
+        assert registry.get_sample_value(name, labels(
+            "summer-sale", "tiktok", "1h", name, "EUR", **{label: label_value})) == value, name
     # the same through the text format, with exactly the SPEC's labels
     samples = scrape(registry)
     assert samples == {
-        (name, frozenset(labels("summer-sale", "tiktok", "1h", name, "EUR").items())): value
-        for name, value in CAMPAIGN_KPIS.items()
+        **{(name, frozenset(labels("summer-sale", "tiktok", "1h", name, "EUR").items())): value
+           for name, value in CAMPAIGN_KPIS.items()},
+        **{(name, frozenset(labels("summer-sale", "tiktok", "1h", name, "EUR",
+                                   **{label: label_value}).items())): value
+           for (name, (label, label_value)), value in CAMPAIGN_LABELLED.items()},
     }
 
 
@@ -172,7 +236,7 @@ def test_money_gauges_need_the_currency_label() -> None:
 def test_every_metric_is_a_gauge() -> None:
     text = generate_latest(registry_with(lambda: [("a", "web", "5m", CAMPAIGN)])).decode()
     types = {f.name: f.type for f in text_string_to_metric_families(text)}
-    assert types == dict.fromkeys(SPEC_METRICS, "gauge")
+    assert types == dict.fromkeys((*SPEC_METRICS, *LABELLED_METRICS), "gauge")
 
 
 def test_absent_ratio_series_are_really_absent() -> None:
@@ -182,14 +246,17 @@ def test_absent_ratio_series_are_really_absent() -> None:
     text = generate_latest(registry).decode()
     assert "NaN" not in text and "Inf" not in text
     samples = scrape(registry)
+    # of the labelled KPIs, a bare counters row has its engagement actions and content
+    served_labelled = {"marketing_engagement_actions", *CONTENT_METRICS}
     names_a = {name for name, lbls in samples if ("campaign", "a") in lbls}
     assert names_a == set(SPEC_METRICS) - {
         "marketing_click_through_ratio", "marketing_engagement_ratio",
         "marketing_completion_ratio", "marketing_roas_ratio", "marketing_roi_ratio",
-    }
+        "marketing_average_watch_seconds", "marketing_poas_ratio",
+    } | served_labelled
     # the other campaign still has them
     names_b = {name for name, lbls in samples if ("campaign", "b") in lbls}
-    assert names_b == set(SPEC_METRICS)
+    assert names_b == set(SPEC_METRICS) | served_labelled
     assert registry.get_sample_value(
         "marketing_click_through_ratio", labels("a", "web", "5m", "x")) is None
     assert registry.get_sample_value("marketing_views", labels("a", "web", "5m", "x")) == 0.0

@@ -81,9 +81,15 @@ def test_oldest_kept_minute_drops_nothing_still_in_the_longest_window(retention:
 
 
 def test_every_counter_is_summed() -> None:
-    buckets = {NOW: [1, 2, 3, 4, 5, 6, 7, 8], NOW - 1: [10, 20, 30, 40, 50, 60, 70, 80]}
-    assert len(FIELDS) == 8
-    assert window_sums(buckets, NOW, [5]) == [[11, 22, 33, 44, 55, 66, 77, 88]]
+    buckets = {
+        NOW: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20],
+        NOW - 1: [10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120, 130, 140, 150, 160, 170,
+                  180, 190, 200],
+    }
+    assert len(FIELDS) == 20
+    assert window_sums(buckets, NOW, [5]) == [
+        [11, 22, 33, 44, 55, 66, 77, 88, 99, 110, 121, 132, 143, 154, 165, 176, 187, 198, 209,
+         220]]
 
 
 def test_window_sums_does_not_change_the_buckets() -> None:
