@@ -149,8 +149,8 @@ _COLUMNS: Final = (("campaign", 14), ("views", 8), ("reach*", 8), ("eng %", 6), 
                    ("conv %", 6), ("orders", 7), ("revenue", 11), ("spend", 10), ("ROAS", 6),
                    ("POAS", 6), ("CAC", 7), ("top product", 0))
 """Name and width of each column; the last is left-aligned and as wide as its text."""
-_REACH_NOTE: Final = ("* reach: unique viewers per channel, summed over channels (and campaigns): "
-                      "a viewer on two channels counts twice")
+_REACH_NOTE: Final = ("* reach: estimated unique viewers per channel, summed over channels (and "
+                      "campaigns): a viewer on two counts twice")
 
 
 @dataclass(slots=True)

@@ -177,8 +177,8 @@ def test_table_sums_channels_and_rederives_ratios() -> None:
     assert rows["c"][1:] == ["0", "0", "-", "-", "-", "1", "40.00", "0.00", "-", "-", "-", "-"]
     assert rows["all"][2:] == ["1,010", "789", "0.00", "1.98", "20.00", "4", "120.00",
                                "25.00", "4.80", "2.08", "12.50", "sku-2"]
-    assert lines[-2] == ("* reach: unique viewers per channel, summed over channels (and "
-                         "campaigns): a viewer on two channels counts twice")
+    assert lines[-2] == ("* reach: estimated unique viewers per channel, summed over channels "
+                         "(and campaigns): a viewer on two counts twice")
     assert "money in USD" in table
     assert lines[-1] == "events: 1,030 accepted | 3 invalid | 0 duplicate"
     assert max(len(line) for line in lines) <= 120
