@@ -105,30 +105,52 @@ class CampaignTotals:
     """One campaign's sums over its channels; ratios are derived from these, never averaged."""
 
     views: float = 0.0
+    reach: float = 0.0
+    """Unique viewers per channel, summed: a viewer seen on two channels counts twice."""
     engagements: float = 0.0
     clicks: float = 0.0
     orders: float = 0.0
     new_customers: float = 0.0
     revenue: float = 0.0
     spend: float = 0.0
+    gross_profit: float = 0.0
+    product_revenue: dict[str, float] = field(default_factory=dict)
+    """Revenue per product (``other`` included: the products past a channel's top N)."""
 
     def add(self, other: CampaignTotals) -> None:
         """Add another campaign's sums into these."""
         for item in fields(self):
-            setattr(self, item.name, getattr(self, item.name) + getattr(other, item.name))
+            if item.name != "product_revenue":
+                setattr(self, item.name, getattr(self, item.name) + getattr(other, item.name))
+        for product, revenue in other.product_revenue.items():
+            self.product_revenue[product] = self.product_revenue.get(product, 0.0) + revenue
+
+    def top_product(self) -> str | None:
+        """The product with the most revenue (ties: the first by name); never ``other``."""
+        ranked = [(-revenue, product) for product, revenue in self.product_revenue.items()
+                  if product != _OTHER and revenue > 0]
+        return min(ranked)[1] if ranked else None
 
 
 _SUMMED: Final = {
     "marketing_views": "views",
+    "marketing_reach": "reach",
     "marketing_engagements": "engagements",
     "marketing_clicks": "clicks",
     "marketing_orders": "orders",
     "marketing_new_customers": "new_customers",
     "marketing_revenue": "revenue",
     "marketing_spend": "spend",
+    "marketing_gross_profit": "gross_profit",
 }
-_COLUMNS: Final = (("campaign", 16), ("views", 9), ("eng %", 7), ("CTR %", 7), ("conv %", 7),
-                   ("orders", 7), ("revenue", 12), ("spend", 11), ("ROAS", 6), ("CAC", 8))
+_OTHER: Final = "other"
+"""The product label of the products past a campaign-channel's top N."""
+_COLUMNS: Final = (("campaign", 14), ("views", 8), ("reach*", 8), ("eng %", 6), ("CTR %", 6),
+                   ("conv %", 6), ("orders", 7), ("revenue", 11), ("spend", 10), ("ROAS", 6),
+                   ("POAS", 6), ("CAC", 7), ("top product", 0))
+"""Name and width of each column; the last is left-aligned and as wide as its text."""
+_REACH_NOTE: Final = ("* reach: estimated unique viewers per channel, summed over channels (and "
+                      "campaigns): a viewer on two counts twice")
 
 
 @dataclass(slots=True)
@@ -146,11 +168,17 @@ def _scrape(metrics_text: str, window: str) -> _Scrape:
             if sample.name == "kpistream_events_total":
                 outcome = labels.get("outcome", "")
                 scrape.outcomes[outcome] = scrape.outcomes.get(outcome, 0.0) + sample.value
-            elif sample.name in _SUMMED and labels.get("window") == window:
+            elif labels.get("window") != window:
+                continue
+            elif sample.name in _SUMMED:
                 totals = scrape.campaigns.setdefault(labels["campaign"], CampaignTotals())
                 name = _SUMMED[sample.name]
                 setattr(totals, name, getattr(totals, name) + sample.value)
                 scrape.currency = labels.get("currency", scrape.currency)
+            elif sample.name == "marketing_product_revenue" and "product" in labels:
+                totals = scrape.campaigns.setdefault(labels["campaign"], CampaignTotals())
+                products = totals.product_revenue
+                products[labels["product"]] = products.get(labels["product"], 0.0) + sample.value
     return scrape
 
 
@@ -168,6 +196,7 @@ def render_table(metrics_text: str, window: str) -> str:
         lines.append("(no events in this window yet)")
     else:
         lines.append(_row(_cells("all campaigns", everything)))
+        lines.append(_REACH_NOTE)
     events = " | ".join(f"{scrape.outcomes.get(outcome, 0):,.0f} {outcome}"
                         for outcome in ("accepted", "invalid", "duplicate"))
     lines.append(f"events: {events}")
@@ -176,10 +205,11 @@ def render_table(metrics_text: str, window: str) -> str:
 
 def _cells(campaign: str, t: CampaignTotals) -> list[str]:
     return [
-        campaign, f"{t.views:,.0f}", _ratio(t.engagements, t.views, 100),
+        campaign, f"{t.views:,.0f}", f"{t.reach:,.0f}", _ratio(t.engagements, t.views, 100),
         _ratio(t.clicks, t.views, 100), _ratio(t.orders, t.clicks, 100), f"{t.orders:,.0f}",
         f"{t.revenue:,.2f}", f"{t.spend:,.2f}", _ratio(t.revenue, t.spend, 1),
-        _ratio(t.spend, t.new_customers, 1),
+        _ratio(t.gross_profit, t.spend, 1), _ratio(t.spend, t.new_customers, 1),
+        t.top_product() or "-",
     ]
 
 
@@ -189,8 +219,9 @@ def _ratio(numerator: float, denominator: float, scale: float) -> str:
 
 def _row(cells: Iterable[str]) -> str:
     parts = []
+    last = len(_COLUMNS) - 1
     for i, (cell, (_, width)) in enumerate(zip(cells, _COLUMNS, strict=True)):
-        parts.append(cell.ljust(width) if i == 0 else cell.rjust(width))
+        parts.append(cell.ljust(width) if i == 0 else cell if i == last else cell.rjust(width))
     return " ".join(parts)
 
 

@@ -1,19 +1,21 @@
 """Believable campaign traffic for the demo: a funnel per campaign and channel, some bad input.
 
 Pure: no Kafka. Deterministic for a seed and a sequence of ``tick`` calls. Each
-(campaign, channel) has its own funnel (engagement rate, click-through, conversion),
-order value and CPM, so their KPIs differ the way real campaigns do; spend follows the
-views bought, so ROAS does not depend on the event rate.
+(campaign, channel) has its own funnel (engagement rate, click-through, conversion)
+and CPM, so their KPIs differ the way real campaigns do; spend follows the views bought,
+so ROAS does not depend on the event rate. Each campaign has its own mix of content types
+and its own small product catalog, which sets its order values: orders carry their lines
+(``items``, whose revenues add up exactly to the order's ``revenue``) and most carry a
+``cost`` of goods, a campaign's own share of the revenue.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import random
 from collections import deque
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Final, Literal
 
 from streams.events.validation import EventType
@@ -59,6 +61,39 @@ _CLICK_ID_PREFIX: Final = {
     "tiktok": "ttclid", "instagram": "fbclid", "youtube": "gclid", "influencer": "irclid"
 }
 _REPEAT_CUSTOMER: Final = 0.3
+_CONTENT_TYPES: Final = ("tutorial", "unboxing", "challenge", "live", None)
+"""Content types of views, engagements and clicks; None: the event carries none."""
+# campaign -> weights of _CONTENT_TYPES
+_CONTENT_WEIGHTS: Final = {
+    "summer-sale": (15, 15, 45, 10, 15),
+    "black-friday": (10, 35, 10, 30, 15),
+    "creator-collab": (10, 25, 15, 40, 10),
+    "app-install": (55, 5, 15, 5, 20),
+}
+# campaign -> products (id, unit price in USD, popularity)
+_CATALOG: Final = {
+    "summer-sale": (("sunscreen", 12.0, 40), ("beach-towel", 19.0, 25),
+                    ("sunglasses", 29.0, 20), ("swimwear", 35.0, 15)),
+    "black-friday": (("headphones", 79.0, 20), ("smartwatch", 69.0, 15),
+                     ("speaker", 39.0, 30), ("charger", 15.0, 35)),
+    "creator-collab": (("lip-kit", 19.0, 35), ("palette", 29.0, 25),
+                       ("brush-set", 15.0, 25), ("merch-tee", 25.0, 15)),
+    "app-install": (("gems-100", 2.99, 35), ("gems-550", 9.99, 15),
+                    ("premium-month", 4.99, 25), ("starter-pack", 3.99, 25)),
+}
+_LINES: Final = (1, 2, 3)
+_LINE_WEIGHTS: Final = (60, 30, 10)
+_QUANTITIES: Final = (1, 2, 3)
+_QUANTITY_WEIGHTS: Final = (75, 18, 7)
+# campaign -> cost of goods as a share of revenue (low, high)
+_COST_SHARE: Final = {
+    "summer-sale": (0.40, 0.55),
+    "black-friday": (0.55, 0.70),
+    "creator-collab": (0.45, 0.60),
+    "app-install": (0.40, 0.50),
+}
+_WITHOUT_COST: Final = 0.15
+"""Share of orders that carry no ``cost``."""
 _MEMORY: Final = 2000  # recent clicks, customers and events kept for reuse
 
 
@@ -98,17 +133,17 @@ class _Pair:
     conversion: float
     """Orders per click."""
     completion: float
-    aov_usd: float
     cpm_usd: float
     spend_currency: str = "USD"
 
 
-# campaign -> (channels, conversion, average order value in USD, engagement multiplier)
+# campaign -> (channels, conversion, engagement multiplier); its order values come from
+# its catalog (_CATALOG)
 _CAMPAIGNS: Final = {
-    "summer-sale": (("tiktok", "instagram", "youtube"), 0.07, 45.0, 1.0),
-    "black-friday": (("tiktok", "instagram", "youtube", "influencer"), 0.10, 70.0, 0.8),
-    "creator-collab": (("influencer", "tiktok", "instagram"), 0.05, 35.0, 1.6),
-    "app-install": (("tiktok", "youtube", "instagram"), 0.14, 9.0, 0.7),
+    "summer-sale": (("tiktok", "instagram", "youtube"), 0.07, 1.0),
+    "black-friday": (("tiktok", "instagram", "youtube", "influencer"), 0.10, 0.8),
+    "creator-collab": (("influencer", "tiktok", "instagram"), 0.05, 1.6),
+    "app-install": (("tiktok", "youtube", "instagram"), 0.14, 0.7),
 }
 # channel -> (traffic share, engagement rate, CTR, completion, CPM in USD)
 _CHANNELS: Final = {
@@ -121,13 +156,13 @@ _CHANNELS: Final = {
 
 def _pairs() -> tuple[_Pair, ...]:
     pairs = []
-    for campaign, (channels, conversion, aov, engagement) in _CAMPAIGNS.items():
+    for campaign, (channels, conversion, engagement) in _CAMPAIGNS.items():
         for channel in channels:
             share, eng, ctr, completion, cpm = _CHANNELS[channel]
             eur = (campaign, channel) == ("black-friday", "instagram")
             spend_currency = "EUR" if eur else "USD"
             pairs.append(_Pair(campaign, channel, share, eng * engagement, ctr, conversion,
-                               completion, aov, cpm, spend_currency))
+                               completion, cpm, spend_currency))
     return tuple(pairs)
 
 
@@ -190,6 +225,8 @@ class Simulator:
             again = self._rng.choice(self._memory.recent)
             return SimEvent(again.type, again.payload, "duplicate")
         event = self._good(now_ms)
+        if event.type == "click":
+            self._remember_click(event)
         self._memory.recent.append(event)
         return event
 
@@ -215,6 +252,7 @@ class Simulator:
         rng = self._rng
         event = self._base("v", pair, now_ms)
         event["user_id"] = f"u{rng.randrange(50_000)}"
+        self._content(event, pair)
         if rng.random() < 0.9:  # the rest are plain impressions
             completed = rng.random() < pair.completion
             length_ms = rng.randrange(8_000, 60_000, 500)
@@ -225,17 +263,23 @@ class Simulator:
     def _engagement(self, pair: _Pair, now_ms: int) -> SimEvent:
         event = self._base("e", pair, now_ms)
         event["action"] = self._rng.choices(_ACTIONS, _ACTION_WEIGHTS)[0]
+        self._content(event, pair)
         return SimEvent("engagement", event)
 
     def _click(self, pair: _Pair, now_ms: int) -> SimEvent:
         event = self._base("c", pair, now_ms)
+        self._content(event, pair)
         if self._rng.random() < 0.9:
-            click_id = f"{_CLICK_ID_PREFIX[pair.channel]}-{self._run}-{self._seq}"
-            event["click_id"] = click_id
-            clicks = self._memory.clicks.setdefault((pair.campaign, pair.channel),
-                                                    deque(maxlen=_MEMORY))
-            clicks.append(click_id)
+            event["click_id"] = f"{_CLICK_ID_PREFIX[pair.channel]}-{self._run}-{self._seq}"
         return SimEvent("click", event)
+
+    def _remember_click(self, event: SimEvent) -> None:
+        """Keep a good click's id for later orders (a spoiled click never reaches the worker)."""
+        assert isinstance(event.payload, dict)
+        click_id = event.payload.get("click_id")
+        if click_id is not None:
+            key = (event.payload["campaign_id"], event.payload["channel"])
+            self._memory.clicks.setdefault(key, deque(maxlen=_MEMORY)).append(click_id)
 
     def _order(self, pair: _Pair, now_ms: int) -> SimEvent:
         rng = self._rng
@@ -243,8 +287,14 @@ class Simulator:
         event["order_id"] = f"ORD-{self._run}-{self._seq}"
         event["customer_id"] = self._customer()
         currency = rng.choices(_ORDER_CURRENCIES, _ORDER_CURRENCY_WEIGHTS)[0]
-        event["revenue"] = _price(rng.lognormvariate(math.log(pair.aov_usd), 0.5), currency, rng)
+        items = self._items(pair.campaign, currency)
+        revenue = sum((Decimal(str(item["revenue"])) for item in items), Decimal(0))
+        event["revenue"] = _show(revenue, currency, rng)
         event["currency"] = currency
+        if rng.random() >= _WITHOUT_COST:
+            share = Decimal(f"{rng.uniform(*_COST_SHARE[pair.campaign]):.4f}")
+            event["cost"] = _show(_in_units(revenue * share, currency), currency, rng)
+        event["items"] = items
         clicks = self._memory.clicks.get((pair.campaign, pair.channel))
         if clicks and rng.random() < 0.6:
             event["click_id"] = rng.choice(clicks)
@@ -257,6 +307,26 @@ class Simulator:
         elif "click_id" in event and how < 0.1:
             del event["campaign_id"], event["channel"]  # attributed by its click id
         return SimEvent("order", event)
+
+    def _content(self, event: Payload, pair: _Pair) -> None:
+        """Give the event a content type from its campaign's mix, or none."""
+        content = self._rng.choices(_CONTENT_TYPES, _CONTENT_WEIGHTS[pair.campaign])[0]
+        if content is not None:
+            event["content_type"] = content
+
+    def _items(self, campaign: str, currency: str) -> list[Payload]:
+        """1-3 lines of distinct products from the campaign's catalog, in ``currency``."""
+        rng = self._rng
+        catalog = list(_CATALOG[campaign])
+        items = []
+        for _ in range(rng.choices(_LINES, _LINE_WEIGHTS)[0]):
+            product_id, usd, _ = catalog.pop(
+                rng.choices(range(len(catalog)), [p[2] for p in catalog])[0])
+            quantity = rng.choices(_QUANTITIES, _QUANTITY_WEIGHTS)[0]
+            line = _local_price(usd, currency) * quantity
+            items.append({"product_id": product_id, "quantity": quantity,
+                          "revenue": _show(line, currency, rng)})
+        return items
 
     def _customer(self) -> str:
         customers = self._memory.customers
@@ -332,15 +402,29 @@ def _required(event_type: EventType, event: Payload) -> list[str]:
     return required
 
 
-def _price(usd: float, currency: str, rng: random.Random) -> str | float:
-    """A price as a shop in that currency would show it: IDR and VND in thousands."""
+def _local_price(usd: float, currency: str) -> Decimal:
+    """A price as a shop in that currency would set it: IDR and VND in thousands."""
     local = usd / float(DEMO_FX_RATES.get(currency, 1))
     if currency in ("IDR", "VND"):
-        return str(max(1, round(local / 1000)) * 1000)
+        return Decimal(max(1, round(local / 1000)) * 1000)
     if currency == "TRY":
-        return f"{max(1, round(local)) - 0.1:.2f}"
-    price = max(0.99, round(local) - 0.01)
-    return f"{price:.2f}" if rng.random() < 0.5 else price
+        return Decimal(max(1, round(local))) - Decimal("0.10")
+    return max(Decimal("0.99"), Decimal(round(local)) - Decimal("0.01"))
+
+
+def _in_units(amount: Decimal, currency: str) -> Decimal:
+    """``amount`` rounded to the currency's smallest unit the simulator uses."""
+    unit = Decimal(1) if currency in ("IDR", "VND") else Decimal("0.01")
+    return amount.quantize(unit, rounding=ROUND_HALF_EVEN)
+
+
+def _show(amount: Decimal, currency: str, rng: random.Random) -> str | float:
+    """An amount as a tracker sends it: a string, or for USD and EUR half the time a number."""
+    if currency in ("IDR", "VND"):
+        return str(amount.quantize(Decimal(1)))
+    if currency == "TRY" or rng.random() < 0.5:
+        return f"{amount:.2f}"
+    return float(amount)
 
 
 def _dumps(payload: Payload) -> bytes:

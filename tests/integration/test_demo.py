@@ -113,16 +113,46 @@ marketing_views{campaign="a",channel="tiktok",window="5m"} 900
 marketing_views{campaign="a",channel="youtube",window="5m"} 100
 marketing_views{campaign="a",channel="tiktok",window="1h"} 5000
 marketing_views{campaign="b",channel="tiktok",window="5m"} 10
+# TYPE marketing_reach gauge
+marketing_reach{campaign="a",channel="tiktok",window="5m"} 700
+marketing_reach{campaign="a",channel="youtube",window="5m"} 80
+marketing_reach{campaign="a",channel="tiktok",window="1h"} 4000
+marketing_reach{campaign="b",channel="tiktok",window="5m"} 9
 # TYPE marketing_clicks gauge
 marketing_clicks{campaign="a",channel="tiktok",window="5m"} 9
 marketing_clicks{campaign="a",channel="youtube",window="5m"} 11
 # TYPE marketing_orders gauge
+marketing_orders{campaign="a",channel="tiktok",window="5m"} 1
 marketing_orders{campaign="a",channel="youtube",window="5m"} 2
+marketing_orders{campaign="c",channel="instagram",window="5m"} 1
+# TYPE marketing_new_customers gauge
+marketing_new_customers{campaign="a",channel="youtube",window="5m"} 2
 # TYPE marketing_revenue gauge
+marketing_revenue{campaign="a",channel="tiktok",window="5m",currency="USD"} 30
 marketing_revenue{campaign="a",channel="youtube",window="5m",currency="USD"} 50
+marketing_revenue{campaign="c",channel="instagram",window="5m",currency="USD"} 40
 # TYPE marketing_spend gauge
 marketing_spend{campaign="a",channel="tiktok",window="5m",currency="USD"} 20
 marketing_spend{campaign="a",channel="youtube",window="5m",currency="USD"} 5
+# TYPE marketing_gross_profit gauge
+marketing_gross_profit{campaign="a",channel="tiktok",window="5m",currency="USD"} 12
+marketing_gross_profit{campaign="a",channel="youtube",window="5m",currency="USD"} 30
+marketing_gross_profit{campaign="a",channel="youtube",window="1h",currency="USD"} 999
+marketing_gross_profit{campaign="c",channel="instagram",window="5m",currency="USD"} 10
+# TYPE marketing_product_revenue gauge
+""" + "".join(
+    f'marketing_product_revenue{{campaign="{campaign}",channel="{channel}",window="{window}",'
+    f'product="{product}",currency="USD"}} {revenue}\n'
+    for campaign, channel, window, product, revenue in [
+        ("a", "youtube", "5m", "sku-1", 20),
+        ("a", "youtube", "5m", "sku-2", 18),
+        ("a", "youtube", "5m", "other", 12),
+        ("a", "tiktok", "5m", "sku-2", 10),
+        ("a", "tiktok", "5m", "other", 20),
+        ("a", "tiktok", "1h", "sku-9", 900),
+        ("c", "instagram", "5m", "other", 40),
+    ]
+) + """\
 # TYPE kpistream_events counter
 kpistream_events_total{type="view",outcome="accepted"} 1010
 kpistream_events_total{type="click",outcome="accepted"} 20
@@ -132,9 +162,30 @@ kpistream_events_total{type="view",outcome="invalid"} 3
 
 def test_table_sums_channels_and_rederives_ratios() -> None:
     table = render_table(METRICS, "5m")
-    rows = {line.split()[0]: line.split() for line in table.splitlines()[2:-1]}
-    # views, eng %, CTR %, conv %, orders, revenue, spend, ROAS, CAC
-    assert rows["a"][1:] == ["1,000", "0.00", "2.00", "10.00", "2", "50.00", "25.00", "2.00", "-"]
-    assert rows["b"][1:] == ["10", "0.00", "0.00", "-", "0", "0.00", "0.00", "-", "-"]
+    lines = table.splitlines()
+    assert lines[1].split() == ["campaign", "views", "reach*", "eng", "%", "CTR", "%", "conv",
+                                "%", "orders", "revenue", "spend", "ROAS", "POAS", "CAC",
+                                "top", "product"]
+    rows = {line.split()[0]: line.split() for line in lines[2:-2]}
+    assert set(rows) == {"a", "b", "c", "all"}
+    # views, reach, eng %, CTR %, conv %, orders, revenue, spend, ROAS, POAS, CAC, top product;
+    # sku-2 leads a only over both channels (28 to sku-1's 20), and "other" never leads
+    assert rows["a"][1:] == ["1,000", "780", "0.00", "2.00", "15.00", "3", "80.00", "25.00",
+                             "3.20", "1.68", "12.50", "sku-2"]
+    assert rows["b"][1:] == ["10", "9", "0.00", "0.00", "-", "0", "0.00", "0.00", "-", "-",
+                             "-", "-"]
+    assert rows["c"][1:] == ["0", "0", "-", "-", "-", "1", "40.00", "0.00", "-", "-", "-", "-"]
+    assert rows["all"][2:] == ["1,010", "789", "0.00", "1.98", "20.00", "4", "120.00",
+                               "25.00", "4.80", "2.08", "12.50", "sku-2"]
+    assert lines[-2] == ("* reach: estimated unique viewers per channel, summed over channels "
+                         "(and campaigns): a viewer on two counts twice")
     assert "money in USD" in table
-    assert table.splitlines()[-1] == "events: 1,030 accepted | 3 invalid | 0 duplicate"
+    assert lines[-1] == "events: 1,030 accepted | 3 invalid | 0 duplicate"
+    assert max(len(line) for line in lines) <= 120
+
+
+def test_table_without_campaigns_says_so() -> None:
+    lines = render_table(METRICS, "24h").splitlines()
+    assert lines[0] == "KPIs over the last 24h"  # no money in the window, so no currency
+    assert lines[2:] == ["(no events in this window yet)",
+                         "events: 1,030 accepted | 3 invalid | 0 duplicate"]

@@ -131,3 +131,90 @@ def test_spend_comes_every_few_seconds_per_campaign_and_channel() -> None:
 def test_count_must_not_be_negative() -> None:
     with pytest.raises(ValueError, match="count must be >= 0, got -1"):
         Simulator(seed=1).tick(NOW, -1)
+
+
+# What each product costs in USD in the catalog, as a USD order shows it (x.99).
+USD_UNIT_PRICES = {
+    "summer-sale": {"sunscreen": "11.99", "beach-towel": "18.99", "sunglasses": "28.99",
+                    "swimwear": "34.99"},
+    "black-friday": {"headphones": "78.99", "smartwatch": "68.99", "speaker": "38.99",
+                     "charger": "14.99"},
+    "creator-collab": {"lip-kit": "18.99", "palette": "28.99", "brush-set": "14.99",
+                       "merch-tee": "24.99"},
+    "app-install": {"gems-100": "2.99", "gems-550": "9.99", "premium-month": "4.99",
+                    "starter-pack": "3.99"},
+}
+
+
+def _good_orders(traffic: list[SimEvent]) -> list[dict[str, object]]:
+    return [e.payload for e in traffic
+            if e.type == "order" and e.kind == "good" and isinstance(e.payload, dict)]
+
+
+def _in_units(amount: object, currency: object) -> bool:
+    """Whether a JSON money value is in whole units of its currency: IDR and VND have no cents."""
+    unit = Decimal(1) if currency in ("IDR", "VND") else Decimal("0.01")
+    value = Decimal(str(amount))
+    return value == value.quantize(unit)
+
+
+def test_order_items_add_up_exactly_to_the_revenue(traffic: list[SimEvent]) -> None:
+    orders = _good_orders(traffic)
+    products = {p: c for c, prices in USD_UNIT_PRICES.items() for p in prices}
+    lines, quantities = Counter[int](), Counter[int]()
+    for order in orders:
+        items = order["items"]
+        assert isinstance(items, list) and 1 <= len(items) <= 3, order
+        ids = [item["product_id"] for item in items]
+        assert len(set(ids)) == len(ids), order
+        assert len({products[p] for p in ids}) == 1, order  # one campaign's catalog
+        if "campaign_id" in order:
+            assert products[ids[0]] == order["campaign_id"], order
+        total = sum((Decimal(str(item["revenue"])) for item in items), Decimal(0))
+        assert Decimal(str(order["revenue"])) == total, order
+        lines[len(items)] += 1
+        for item in items:
+            quantity = item["quantity"]
+            assert type(quantity) is int and 1 <= quantity <= 3, order
+            quantities[quantity] += 1
+            assert _in_units(item["revenue"], order["currency"]), order
+            if order["currency"] == "USD":
+                unit = Decimal(str(item["revenue"])) / quantity
+                assert unit == Decimal(USD_UNIT_PRICES[products[item["product_id"]]][
+                    item["product_id"]]), order
+            if order["currency"] in ("IDR", "VND"):
+                assert Decimal(str(item["revenue"])) / quantity % 1000 == 0, order
+    assert set(lines) == {1, 2, 3} and set(quantities) == {1, 2, 3}
+    assert {p for o in orders for p in (i["product_id"] for i in o["items"])} == set(products)
+
+
+def test_most_orders_carry_a_cost_below_their_revenue(traffic: list[SimEvent]) -> None:
+    orders = _good_orders(traffic)
+    with_cost = [o for o in orders if "cost" in o]
+    assert 0.70 * len(orders) < len(with_cost) < 0.95 * len(orders)
+    for order in with_cost:
+        revenue, cost = Decimal(str(order["revenue"])), Decimal(str(order["cost"]))
+        # 40-70 % of the revenue, rounded to the currency's unit
+        assert Decimal("0.4") * revenue - 1 <= cost <= Decimal("0.7") * revenue + 1, order
+        assert 0 < cost < revenue, order
+        assert _in_units(order["cost"], order["currency"]), order
+
+
+def test_content_types_are_common_and_differ_by_campaign(traffic: list[SimEvent]) -> None:
+    seen: dict[str, Counter[str | None]] = {}
+    for event in traffic:
+        if event.kind != "good" or not isinstance(event.payload, dict):
+            continue
+        content = event.payload.get("content_type")
+        if event.type in ("order", "spend"):
+            assert content is None, event
+            continue
+        assert content in {"tutorial", "unboxing", "challenge", "live", None}, event
+        seen.setdefault(event.payload["campaign_id"], Counter())[content] += 1
+    for counts in seen.values():
+        total = sum(counts.values())
+        assert 0.05 * total < counts[None] < 0.30 * total  # some events without one
+        assert set(counts) == {"tutorial", "unboxing", "challenge", "live", None}
+    top = {campaign: counts.most_common(1)[0][0] for campaign, counts in seen.items()}
+    assert top == {"summer-sale": "challenge", "black-friday": "unboxing",
+                   "creator-collab": "live", "app-install": "tutorial"}
