@@ -15,7 +15,9 @@ from streams.flow.forwards import Forwards
 from streams.stages.counting import CountStage
 from streams.stages.joining import ClickStage
 from streams.windows.counts import FIELDS
+from streams.windows.extras import ExtrasDelta
 from streams.windows.minutes import TOTAL
+from streams.windows.reach import user_key
 from streams.windows.state import KpiState
 
 N = 100_000
@@ -51,8 +53,8 @@ def clicks() -> object:
     per_message = 40
     for offset in range(N // per_message):
         for i in range(per_message):
-            stage.remember(f"ttclid-{offset:08d}{i:05d}", (NOW, "summer-sale", "tiktok"), 0,
-                           offset)
+            stage.remember(f"ttclid-{offset:08d}{i:05d}",
+                           (NOW, "summer-sale", "tiktok", "tutorial"), 0, offset)
         stage.end_message(0, offset)
     return stage
 
@@ -67,15 +69,29 @@ def customers() -> object:
     return book, table
 
 
-def campaign_channels(minutes: int) -> Callable[[], object]:
+VIEWERS_PER_MINUTE = 50
+"""Distinct viewers a campaign-channel's minute bucket sketches in the seed-KPI measurement."""
+
+
+def _seed_extras(cc: int, minute: int) -> ExtrasDelta:
+    """One minute's extras: 50 viewers (a third of them seen the minute before), three
+    products and two content types, as a busy campaign-channel's minute has."""
+    users = [user_key(f"viewer-{cc}-{minute * 33 + i}") for i in range(VIEWERS_PER_MINUTE)]
+    return ExtrasDelta(users, {"sku-a": [2, 40_000_000], "sku-b": [1, 15_000_000],
+                               f"sku-{minute % 7}": [1, 9_990_000]},
+                       {"tutorial": [30, 2, 1, 0, 0], "unboxing": [10, 1, 0, 1, 25_000_000]})
+
+
+def campaign_channels(minutes: int, seed: bool = False) -> Callable[[], object]:
     def build() -> object:
         state, table = KpiState(1440), {}
         count = N // 100
         for cc in range(count):
             for minute in range(minutes):
+                key = (f"campaign-{cc:05d}", "tiktok", minute)
                 delta = [5, 2, 1, 1] + [0] * (len(FIELDS) - 4)
-                changed = state.apply({(f"campaign-{cc:05d}", "tiktok", minute): delta}, minute,
-                                      minute)
+                extras = {key: _seed_extras(cc, minute)} if seed else None
+                changed = state.apply({key: delta}, minute, minute, extras)
                 table.update({k: v for k, v in changed.items() if v is not None})
         return state, table
     return build
@@ -89,6 +105,10 @@ def main() -> None:
         per_cc = measure(campaign_channels(minutes), N // 100)
         print(f"per campaign-channel, {minutes:4d} live minute buckets: "
               f"{per_cc / 1024:8.1f} KiB")
+    for minutes in (1, 60, 1440):
+        per_cc = measure(campaign_channels(minutes, seed=True), N // 100)
+        print(f"the same with viewers, products and content types: "
+              f"{per_cc / 1024:8.1f} KiB ({minutes} minutes)")
     _ = TOTAL
 
 

@@ -43,6 +43,8 @@ FX: Final = {"USD": Decimal(1), "EUR": Decimal("1.08")}
 BATCH_EVENTS: Final = 1000
 """Events per message in batch mode: SPEC section 1's limit."""
 _ACTIONS: Final = ("like", "comment", "share", "save", "follow", "profile_visit")
+_CONTENT_TYPES: Final = ("tutorial", "unboxing", "challenge", "live", None)
+_PRODUCTS: Final = tuple(f"sku-{i:02d}" for i in range(30))
 _MICROS: Final = Decimal(1_000_000)
 
 
@@ -59,6 +61,12 @@ class Expected:
     """Distinct customers: each is new exactly once, so their number is the new customers."""
     revenue_micros: int = 0
     spend_micros: int = 0
+    watch_ms: int = 0
+    gross_profit_micros: int = 0
+    """Revenue - cost of the orders that carry a cost (no default margin is set)."""
+    orders_without_cost: int = 0
+    product_units: int = 0
+    product_revenue_micros: int = 0
 
     @property
     def events(self) -> int:
@@ -73,6 +81,11 @@ class Expected:
         self.customers |= other.customers
         self.revenue_micros += other.revenue_micros
         self.spend_micros += other.spend_micros
+        self.watch_ms += other.watch_ms
+        self.gross_profit_micros += other.gross_profit_micros
+        self.orders_without_cost += other.orders_without_cost
+        self.product_units += other.product_units
+        self.product_revenue_micros += other.product_revenue_micros
 
     def totals(self) -> dict[str, float]:
         """Metric name -> its sum over every campaign and channel."""
@@ -85,6 +98,15 @@ class Expected:
             "marketing_new_customers": len(self.customers),
             "marketing_revenue": self.revenue_micros / 1_000_000,
             "marketing_spend": self.spend_micros / 1_000_000,
+            "marketing_watch_seconds": self.watch_ms / 1000,
+            "marketing_engagement_actions": self.by_type["engagement"],
+            "marketing_gross_profit": self.gross_profit_micros / 1_000_000,
+            "marketing_orders_without_cost": self.orders_without_cost,
+            "marketing_product_units": self.product_units,
+            "marketing_product_revenue": self.product_revenue_micros / 1_000_000,
+            "marketing_content_views": self.by_type["view"],
+            "marketing_content_clicks": self.by_type["click"],
+            "marketing_content_orders": self.by_type["order"],
         }
 
 
@@ -160,11 +182,15 @@ def make_event(
         "channel": channel,
     }
     expected.by_type[event_type] += 1
+    content_type = rng.choice(_CONTENT_TYPES)
+    if content_type is not None and event_type in ("view", "engagement", "click"):
+        doc["content_type"] = content_type
     series = expected.per_series.setdefault((campaign, channel), Counter())
     if event_type == "view":
         completed = rng.random() < 0.3
-        doc.update(user_id=f"u{rng.randrange(20_000)}", completed=completed,
-                   watch_ms=rng.randrange(60_000))
+        watch_ms = rng.randrange(60_000)
+        doc.update(user_id=f"u{rng.randrange(20_000)}", completed=completed, watch_ms=watch_ms)
+        expected.watch_ms += watch_ms
         series["marketing_views"] += 1
         series["marketing_completed_views"] += completed
         expected.completed_views += completed
@@ -182,12 +208,33 @@ def make_event(
         series["marketing_orders"] += 1
         expected.customers.add(customer)
         expected.revenue_micros += _micros(revenue, currency)
+        _order_lines(doc, rng, expected)
     else:
         amount, currency = _money(rng)
         # Spend amounts go as JSON numbers, revenue as strings: both forms are allowed.
         doc.update(amount=float(amount), currency=currency)
         expected.spend_micros += _micros(amount, currency)
     return doc
+
+
+def _order_lines(doc: dict[str, Any], rng: random.Random, expected: Expected) -> None:
+    """A cost on most orders (a third to two thirds of the revenue) and 1-3 order lines."""
+    revenue, currency = Decimal(doc["revenue"]), doc["currency"]
+    if rng.random() < 0.8:
+        cost = (revenue * Decimal(rng.randrange(33, 67)) / 100).quantize(Decimal("0.01"))
+        doc["cost"] = str(cost)
+        expected.gross_profit_micros += _micros(str(revenue), currency) - _micros(str(cost),
+                                                                                currency)
+    else:
+        expected.orders_without_cost += 1
+    items = []
+    for product in rng.sample(_PRODUCTS, rng.randrange(1, 4)):
+        quantity = rng.randrange(1, 4)
+        line = f"{rng.randrange(100, 20_000) / 100:.2f}"
+        items.append({"product_id": product, "quantity": quantity, "revenue": line})
+        expected.product_units += quantity
+        expected.product_revenue_micros += _micros(line, currency)
+    doc["items"] = items
 
 
 def _money(rng: random.Random) -> tuple[str, str]:

@@ -28,6 +28,7 @@ from metrics.kpis import (
     frequency,
     kpi_values,
     ltv_values,
+    served_reach,
     top_named,
 )
 from metrics.names import KPI_HELP, KPI_LABELS, LABELLED_HELP, MONEY_METRICS
@@ -195,7 +196,7 @@ def _seed_series(families: dict[str, KpiFamily], row: tuple[str, str, str], curr
             family.add_metric((*row, *money, *labels), value)
 
     if extras.reach is not None:
-        reach = float(round(extras.reach))  # a number of people: the sketch's nearest
+        reach = served_reach(counts, extras.reach)
         add("marketing_reach", reach)
         add("marketing_frequency", frequency(counts, reach))
     for action, index in ACTION_FIELDS.items():

@@ -42,6 +42,7 @@ __all__ = [
     "gross_profit_fraction",
     "kpi_values",
     "ltv_values",
+    "served_reach",
     "top_named",
 ]
 
@@ -96,6 +97,13 @@ def kpi_values(counts: Sequence[int],
         "marketing_orders_without_cost": float(orders - counts[COSTED_ORDERS]),
         "marketing_poas_ratio": _ratio(profit.numerator, profit.denominator * spend),
     }
+
+
+def served_reach(counts: Sequence[int], estimate: float) -> float:
+    """The sketch's estimate as a number of people: rounded, and never more than the views
+    that carry a user id (an estimate a little above them is its error, and the truth
+    cannot be)."""
+    return float(min(round(estimate), counts[USER_VIEWS]))
 
 
 def frequency(counts: Sequence[int], reach: float) -> float | None:

@@ -13,11 +13,13 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from metrics.kpi_gauges import KpiCollector, SeedKpis, exposition
+from metrics.kpis import served_reach
 from streams.config.settings import Window
 from streams.flow.forwards import Extra, Forwards
 from streams.flow.wire import dumps
 from streams.stages.aggregate import fold
 from streams.stages.counting import CountStage
+from streams.windows.counts import FIELDS
 from streams.windows.extras import PRODUCT_CAP
 from streams.windows.minutes import minute_of
 from streams.windows.state import KpiState
@@ -310,3 +312,13 @@ def test_five_column_messages_of_the_earlier_version_still_count() -> None:
     state.load(("a", "t", 5), [1, 0, 0, 0, 0, 0, 0, 0, 17])  # a bucket of 8 counters
     [row] = [r for r in state.rows(5, (Window("5m", 5),), lambda _: True) if r[2] == "5m"]
     assert row[3][0] == 1 and len(row[3]) == 20 and not any(row[3][1:])
+
+
+@pytest.mark.parametrize(("estimate", "served"), [(3.4, 3), (3.6, 4), (5.0, 5), (5.49, 5),
+                                                  (6.2, 5), (0.0, 0)])
+def test_reach_is_a_whole_number_never_above_the_views_with_a_user_id(
+    estimate: float, served: int
+) -> None:
+    counts = [0] * len(FIELDS)
+    counts[FIELDS.index("user_views")] = 5
+    assert served_reach(counts, estimate) == served
