@@ -28,16 +28,14 @@ from streams.flow.wire import exact_ints
 from streams.windows.counts import WIDTH, add_into, widened, zero
 from streams.windows.extras import (
     CONTENT_CAP,
-    CONTENT_FIELDS,
     OTHER,
     PRODUCT_CAP,
-    PRODUCT_FIELDS,
     BucketExtras,
     ExtrasDelta,
     Named,
-    summed_named,
 )
 from streams.windows.minutes import TOTAL, oldest_kept_minute
+from streams.windows.named_sums import RunningNamed
 from streams.windows.reach import WindowReach
 from streams.windows.sums import RunningSums
 
@@ -112,6 +110,7 @@ class KpiState:
         self._cells: dict[tuple[str, str], dict[int, list[Any]]] = {}
         """Cell -> minute -> ``[*counters, offset]``, then its ``BucketExtras`` if any."""
         self._sums = RunningSums()
+        self._named = RunningNamed()
         self._kept_from: dict[tuple[str, str], int] = {}
         """Cell -> the ``oldest`` of its last expiry scan: no older bucket is left in it, and
         ``apply`` adds none, so the cell needs no scan until the minute moves on."""
@@ -156,7 +155,12 @@ class KpiState:
             self._kept_from[(campaign, channel)] = oldest
             cell = self._cells[(campaign, channel)]
             for minute in [m for m in cell if m != TOTAL and m < oldest]:
-                self._sums.changed((campaign, channel), minute, cell.pop(minute), -1)
+                gone = cell.pop(minute)
+                self._sums.changed((campaign, channel), minute, gone, -1)
+                extras = _extras_of(gone)
+                if extras is not None:
+                    self._named.changed((campaign, channel), minute, extras.products,
+                                        extras.content, -1)
                 changed[(campaign, channel, minute)] = None
             reach = self._reach.get((campaign, channel))
             if reach is not None:
@@ -222,6 +226,8 @@ class KpiState:
                       else reach.add(minute, extra.users))
         bucket[WIDTH + 1].add(extra, sketch)
         self._with_extras.add((campaign, channel))
+        if minute != TOTAL:
+            self._named.changed((campaign, channel), minute, extra.products, extra.content)
 
     def load(self, key: BucketKey, counts: list[Any]) -> None:
         """Put back one bucket read from the table (recovery)."""
@@ -245,11 +251,13 @@ class KpiState:
         self._kept_from.pop((campaign, channel), None)
         if minute != TOTAL:
             self._sums.stale((campaign, channel))
+            self._named.stale((campaign, channel))
 
     def drop(self, campaign: str, channel: str) -> list[BucketKey]:
         """Forget a campaign-channel and all its buckets; returns their keys."""
         cell = self._cells.pop((campaign, channel), {})
         self._sums.forget((campaign, channel))
+        self._named.forget((campaign, channel))
         self._kept_from.pop((campaign, channel), None)
         self._reach.pop((campaign, channel), None)
         self._with_extras.discard((campaign, channel))
@@ -268,6 +276,7 @@ class KpiState:
         """Forget everything (before a rebuild from the table)."""
         self._cells.clear()
         self._sums.clear()
+        self._named.clear()
         self._kept_from.clear()
         self._reach.clear()
         self._with_extras.clear()
@@ -295,20 +304,20 @@ class KpiState:
     ) -> Iterator[ExtrasRow]:
         """Viewers, products, content types and LTV of each window (and the total) of every
         campaign-channel that has any and ``owned`` accepts."""
+        with_extras = {cell: self._cells[cell] for cell in self._with_extras}
+        index = self._named.at(with_extras, now_minute, [w.minutes for w in windows])
         for campaign, channel in self._with_extras:
             if not owned(campaign):
                 continue
             cell = self._cells[(campaign, channel)]
             reach = self._reach.get((campaign, channel))
-            for window in windows:
-                start = now_minute - window.minutes + 1
-                inside: list[BucketExtras] = [
-                    b[WIDTH + 1] for m, b in cell.items()
-                    if m >= start and m != TOTAL and len(b) > WIDTH + 1]
+            named = self._named.of((campaign, channel))
+            for window, i in zip(windows, index, strict=True):
+                products, content = ({}, {}) if named is None else named[i]
                 yield campaign, channel, window.label, WindowExtras(
                     None if reach is None else reach.estimate(now_minute, window.minutes),
-                    summed_named((e.products for e in inside), len(PRODUCT_FIELDS)),
-                    summed_named((e.content for e in inside), len(CONTENT_FIELDS)))
+                    {k: list(v) for k, v in products.items()},
+                    {k: list(v) for k, v in content.items()})
             held = _extras_of(cell.get(TOTAL))
             yield campaign, channel, "total", WindowExtras(
                 None if reach is None else reach.total_estimate(),

@@ -27,5 +27,6 @@ def test_every_state_measurement_runs_and_gives_a_figure(
         "per remembered customer", "per campaign-channel,    1 live minute buckets",
         "per campaign-channel,   60 live minute buckets",
         "per campaign-channel, 1440 live minute buckets",
+        *(f"the same with viewers, products, content, {m:4d} minutes" for m in (1, 60, 1440)),
     }
     assert all(value > 0 for value in figures.values())

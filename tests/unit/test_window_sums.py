@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from streams.config.settings import Window
 from streams.windows.counts import WIDTH
+from streams.windows.extras import ExtrasDelta, summed_named
 from streams.windows.minutes import TOTAL, window_sums
 from streams.windows.state import BucketKey, KpiRow, KpiState
 from streams.windows.sums import RunningSums, fresh_sums
@@ -35,11 +36,30 @@ def naive_rows(state: KpiState, now: int, windows: Sequence[Window],
         yield campaign, channel, "total", list(cell.get(TOTAL, [0] * WIDTH)[:WIDTH])
 
 
+def naive_named(state: KpiState, now: int, windows: Sequence[Window],
+                ) -> dict[tuple[str, str, str], tuple[Any, Any]]:
+    """Products and content types of every window, every bucket's maps summed afresh."""
+    out = {}
+    for (campaign, channel), cell in state._cells.items():
+        for w in windows:
+            inside = [b[WIDTH + 1] for m, b in cell.items()
+                      if m != TOTAL and m > now - w.minutes and len(b) > WIDTH + 1]
+            products = summed_named((e.products for e in inside), 2)
+            content = summed_named((e.content for e in inside), 5)
+            if products or content:
+                out[(campaign, channel, w.label)] = (products, content)
+    return out
+
+
 def assert_rows_match(state: KpiState, now: int, windows: Sequence[Window]) -> None:
     def owned(campaign: str) -> bool:
         return campaign != "b" or now % 2 == 0
 
     assert list(state.rows(now, windows, owned)) == list(naive_rows(state, now, windows, owned))
+    named = {(c, ch, w): (e.products, e.content)
+             for c, ch, w, e in state.extras_rows(now, windows, lambda _: True)
+             if w != "total" and (e.products or e.content)}
+    assert named == naive_named(state, now, windows)
 
 
 # ---------------------------------------------------------------------------------------
@@ -148,6 +168,13 @@ def test_fresh_sums_are_window_sums(buckets: dict[int, list[int]], now: int,
 
 MINUTES = st.integers(-70, 8)  # relative to the clock: late, expired, on time, early
 COUNTS = st.integers(-2, 9).map(bucket)
+NAMED_EXTRAS = st.builds(
+    lambda products, content: ExtrasDelta([], products, content),
+    st.dictionaries(st.sampled_from(["p1", "p2", "other-sku"]),
+                    st.tuples(st.integers(1, 3), st.integers(0, 10)).map(list), max_size=2),
+    st.dictionaries(st.sampled_from(["tutorial", "live"]),
+                    st.tuples(st.integers(1, 2), *[st.integers(0, 2)] * 4).map(list),
+                    max_size=2))
 WINDOW_SETS = st.lists(st.sampled_from([1, 5, 60, 90, 1440]), min_size=1, max_size=4, unique=True)
 
 OPS = st.one_of(
@@ -155,7 +182,7 @@ OPS = st.one_of(
     st.tuples(st.just("apply"),
               st.dictionaries(st.tuples(st.sampled_from(CELLS), MINUTES), COUNTS,
                               min_size=1, max_size=4),
-              st.integers(-3, 1)),
+              st.integers(-3, 1), st.lists(NAMED_EXTRAS, max_size=4)),
     # the clock moves on (sometimes a lot, sometimes back a little)
     st.tuples(st.just("tick"), st.one_of(st.integers(-3, 3), st.integers(0, 3000))),
     # a scrape, with some set of windows
@@ -181,10 +208,11 @@ def test_rows_equal_naive_window_sums_over_any_history(
     for op in ops:
         kind = op[0]
         if kind == "apply":
-            _, deltas, back = op
+            _, deltas, back, named = op
             offset = max(0, offset + 1 + back)
             message = {(c, ch, max(0, now + m)): d for ((c, ch), m), d in deltas.items()}
-            for key, counts in state.apply(message, now, offset).items():
+            extras = dict(zip(message, named, strict=False))  # products and content types
+            for key, counts in state.apply(message, now, offset, extras).items():
                 if counts is None:
                     table.pop(key, None)
                 else:
