@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 from streams.attribution.customers import CustomerBook
 from streams.attribution.orders import OrderRoute
-from streams.flow.forwards import Forwards
 from streams.config.settings import Window
+from streams.flow.forwards import Forwards
 from streams.stages.counting import CountStage
 from streams.stages.joining import ClickStage
 from streams.windows.counts import FIELDS
