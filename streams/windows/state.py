@@ -188,7 +188,9 @@ class KpiState:
                 one = ExtrasDelta(delta.users, _renamed(delta.products, products),
                                   _renamed(delta.content, content), delta.ltv)
                 out[key] = one
-                total.merge(one)
+                # names and credits only: a minute's viewers reach the total sketch as
+                # they are added to the minute (or, past every window, directly)
+                total.merge(ExtrasDelta([], one.products, one.content, one.ltv))
             out[(campaign, channel, TOTAL)] = total
         return out
 
@@ -220,10 +222,11 @@ class KpiState:
         if len(bucket) == WIDTH + 1:
             bucket.append(BucketExtras())
         sketch = None
-        if extra.users:
-            reach = self._reach_of(campaign, channel)
-            sketch = (reach.add_total(extra.users) if minute == TOTAL
-                      else reach.add(minute, extra.users))
+        if minute == TOTAL:  # its viewers went in with the minutes' (``WindowReach.add``)
+            reach = self._reach.get((campaign, channel))
+            sketch = None if reach is None else reach.total_sketch()
+        elif extra.users:
+            sketch = self._reach_of(campaign, channel).add(minute, extra.users)
         bucket[WIDTH + 1].add(extra, sketch)
         self._with_extras.add((campaign, channel))
         if minute != TOTAL:
