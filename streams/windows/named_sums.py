@@ -76,8 +76,10 @@ class RunningNamed:
         past = self._now - minute
         for minutes, (acc_products, acc_content) in zip(self._lengths, sums, strict=True):
             if past < minutes:
-                _shift(acc_products, products, sign)
-                _shift(acc_content, content, sign)
+                if products:
+                    _shift(acc_products, products, sign)
+                if content:
+                    _shift(acc_content, content, sign)
 
     def stale(self, cell: Cell) -> None:
         """The buckets of ``cell`` changed in a way not passed on: sum them at the next ``at``."""
