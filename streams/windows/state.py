@@ -157,10 +157,10 @@ class KpiState:
             for minute in [m for m in cell if m != TOTAL and m < oldest]:
                 gone = cell.pop(minute)
                 self._sums.changed((campaign, channel), minute, gone, -1)
-                extras = _extras_of(gone)
-                if extras is not None:
-                    self._named.changed((campaign, channel), minute, extras.products,
-                                        extras.content, -1)
+                held = _extras_of(gone)
+                if held is not None:
+                    self._named.changed((campaign, channel), minute, held.products,
+                                        held.content, -1)
                 changed[(campaign, channel, minute)] = None
             reach = self._reach.get((campaign, channel))
             if reach is not None:
