@@ -230,17 +230,25 @@ def _ltv_horizons(value: object) -> tuple[Horizon, ...]:
     setting = "[kpi] ltv_horizons"
     if not isinstance(value, list):
         raise SettingsError(setting, 'must be a list of durations like ["30d", "90d", "365d"]')
-    horizons = []
-    for item in value:
-        ms = _duration(item, setting)
-        if ms % _DAY_MS:
-            raise SettingsError(setting, f"{item!r} is not a whole number of days")
-        horizons.append(Horizon(str(item).strip(), ms // _DAY_MS))
+    horizons = [Horizon(label, days)
+                for label, days in _whole_durations(value, setting, _DAY_MS, "days")]
     days = [h.days for h in horizons]
     if len(set(days)) != len(days):
         raise SettingsError(setting, "horizons must be distinct, got "
                             f"{[h.label for h in horizons]}")
     return tuple(horizons)
+
+
+def _whole_durations(items: list[Any], setting: str, unit_ms: int,
+                     unit: str) -> list[tuple[str, int]]:
+    """(label as written, number of units) of each duration, each a whole number of units."""
+    out = []
+    for item in items:
+        ms = _duration(item, setting)
+        if ms % unit_ms:
+            raise SettingsError(setting, f"{item!r} is not a whole number of {unit}")
+        out.append((str(item).strip(), ms // unit_ms))
+    return out
 
 
 def _budgets(doc: Mapping[str, Any]) -> tuple[Budget, ...]:
@@ -313,13 +321,10 @@ def _windows(value: object) -> tuple[Window, ...]:
     if not isinstance(value, list) or not value:
         raise SettingsError(setting, 'must be a non-empty list like ["5m", "1h", "24h"]')
     windows = []
-    for item in value:
-        ms = _duration(item, setting)
-        if ms % MINUTE_MS:
-            raise SettingsError(setting, f"{item!r} is not a whole number of minutes")
-        if ms > _MAX_WINDOW_MS:
-            raise SettingsError(setting, f"{item!r} is longer than the 90d limit")
-        windows.append(Window(str(item).strip(), ms // MINUTE_MS))
+    for label, minutes in _whole_durations(value, setting, MINUTE_MS, "minutes"):
+        if minutes * MINUTE_MS > _MAX_WINDOW_MS:
+            raise SettingsError(setting, f"{label!r} is longer than the 90d limit")
+        windows.append(Window(label, minutes))
     labels = [w.label for w in windows]
     if len(set(labels)) != len(labels) or "total" in labels:
         raise SettingsError(setting, f"labels must be distinct and not 'total', got {labels}")

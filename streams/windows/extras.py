@@ -27,7 +27,8 @@ __all__ = [
     "BucketExtras",
     "ExtrasDelta",
     "add_named",
-    "admitted",
+    "name_map",
+    "renamed",
     "summed_named",
 ]
 
@@ -44,23 +45,27 @@ Named = dict[str, list[int]]
 """name -> counters (``PRODUCT_FIELDS`` or ``CONTENT_FIELDS``)."""
 
 
-def admitted(delta: Mapping[str, Sequence[int]], known: Named, cap: int) -> Named:
-    """``delta`` with each name ``known`` (the total's) does not hold and has no room for
-    under ``OTHER``: names are admitted in order while the total has fewer than ``cap``."""
+def name_map(names: Iterable[str], known: Named, cap: int) -> dict[str, str] | None:
+    """New names past the cap -> ``OTHER``: names are admitted in order while ``known``
+    (the total's) has room for them (None: every name keeps its own)."""
     room = cap - len(known)
-    out: Named = {}
-    for name, counts in delta.items():
+    mapping: dict[str, str] = {}
+    for name in names:
         if name not in known:
             if room > 0:
                 room -= 1
             else:
-                name = OTHER
-        acc = out.get(name)
-        if acc is None:
-            out[name] = list(counts)
-        else:
-            for i, value in enumerate(counts):
-                acc[i] += value
+                mapping[name] = OTHER
+    return mapping or None
+
+
+def renamed(named: Named, mapping: dict[str, str] | None) -> Named:
+    """``named`` with the names ``mapping`` moves summed under their new name."""
+    if mapping is None or mapping.keys().isdisjoint(named):
+        return named
+    out: Named = {}
+    for name, counts in named.items():
+        add_named(out, {mapping.get(name, name): counts})
     return out
 
 
@@ -75,17 +80,11 @@ def add_named(into: Named, delta: Mapping[str, Sequence[int]]) -> None:
                 acc[i] += value
 
 
-def summed_named(maps: Iterable[Mapping[str, Sequence[int]]], width: int) -> Named:
+def summed_named(maps: Iterable[Mapping[str, Sequence[int]]]) -> Named:
     """Counters per name over several buckets."""
     sums: Named = {}
     for named in maps:
-        for name, counts in named.items():
-            acc = sums.get(name)
-            if acc is None:
-                sums[name] = list(counts)
-            else:
-                for i in range(width):
-                    acc[i] += counts[i]
+        add_named(sums, named)
     return sums
 
 
@@ -126,13 +125,6 @@ class BucketExtras:
     products: Named = field(default_factory=dict)
     content: Named = field(default_factory=dict)
     ltv: dict[int, int] = field(default_factory=dict)
-
-    def admit(self, delta: ExtrasDelta) -> ExtrasDelta:
-        """``delta`` with names past the caps of this bucket (the total) under ``OTHER``."""
-        if not delta.products and not delta.content:
-            return delta
-        return ExtrasDelta(delta.users, admitted(delta.products, self.products, PRODUCT_CAP),
-                           admitted(delta.content, self.content, CONTENT_CAP), delta.ltv)
 
     def add(self, delta: ExtrasDelta, sketch: UserSketch | None) -> None:
         """Add a message's extras (names admitted already); ``sketch`` is this bucket's

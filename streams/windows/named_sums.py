@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from streams.windows.counts import WIDTH
-from streams.windows.extras import CONTENT_FIELDS, PRODUCT_FIELDS, BucketExtras, Named, summed_named
+from streams.windows.extras import BucketExtras, Named, summed_named
 from streams.windows.minutes import TOTAL
 from streams.windows.sums import Cell
 
@@ -38,8 +38,8 @@ def _fresh(buckets: Buckets, now_minute: int, minutes: int) -> NamedSums:
     start = now_minute - minutes + 1
     inside = [e for m, b in buckets.items()
               if m >= start and m != TOTAL and (e := _extras(b)) is not None]
-    return (summed_named((e.products for e in inside), len(PRODUCT_FIELDS)),
-            summed_named((e.content for e in inside), len(CONTENT_FIELDS)))
+    return (summed_named(e.products for e in inside),
+            summed_named(e.content for e in inside))
 
 
 def _shift(into: Named, delta: Mapping[str, Sequence[int]], sign: int) -> None:

@@ -28,11 +28,12 @@ from streams.flow.wire import exact_ints
 from streams.windows.counts import WIDTH, add_into, widened, zero
 from streams.windows.extras import (
     CONTENT_CAP,
-    OTHER,
     PRODUCT_CAP,
     BucketExtras,
     ExtrasDelta,
     Named,
+    name_map,
+    renamed,
 )
 from streams.windows.minutes import TOTAL, oldest_kept_minute
 from streams.windows.named_sums import RunningNamed
@@ -72,34 +73,6 @@ def _extras_of(bucket: list[Any] | None) -> BucketExtras | None:
 
 def _names_in_order(deltas: Sequence[ExtrasDelta], attr: str) -> list[str]:
     return list(dict.fromkeys(name for d in deltas for name in getattr(d, attr)))
-
-
-def _name_map(names: Sequence[str], known: Named, cap: int) -> dict[str, str] | None:
-    """New names past the cap -> ``OTHER`` (None: every name keeps its own)."""
-    room = cap - len(known)
-    mapping: dict[str, str] = {}
-    for name in names:
-        if name not in known:
-            if room > 0:
-                room -= 1
-            else:
-                mapping[name] = OTHER
-    return mapping or None
-
-
-def _renamed(named: Named, mapping: dict[str, str] | None) -> Named:
-    if mapping is None or mapping.keys().isdisjoint(named):
-        return named
-    out: Named = {}
-    for name, counts in named.items():
-        name = mapping.get(name, name)
-        acc = out.get(name)
-        if acc is None:
-            out[name] = list(counts)
-        else:
-            for i, value in enumerate(counts):
-                acc[i] += value
-    return out
 
 
 class KpiState:
@@ -180,13 +153,13 @@ class KpiState:
             known = _extras_of(self._cells.get((campaign, channel), {}).get(TOTAL))
             if known is None:
                 known = BucketExtras()
-            products = _name_map(_names_in_order(deltas, "products"), known.products,
+            products = name_map(_names_in_order(deltas, "products"), known.products,
                                  PRODUCT_CAP)
-            content = _name_map(_names_in_order(deltas, "content"), known.content, CONTENT_CAP)
+            content = name_map(_names_in_order(deltas, "content"), known.content, CONTENT_CAP)
             total = ExtrasDelta()
             for key, delta in zip(keys, deltas, strict=True):
-                one = ExtrasDelta(delta.users, _renamed(delta.products, products),
-                                  _renamed(delta.content, content), delta.ltv)
+                one = ExtrasDelta(delta.users, renamed(delta.products, products),
+                                  renamed(delta.content, content), delta.ltv)
                 out[key] = one
                 # names and credits only: a minute's viewers reach the total sketch as
                 # they are added to the minute (or, past every window, directly)

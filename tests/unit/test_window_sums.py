@@ -44,8 +44,8 @@ def naive_named(state: KpiState, now: int, windows: Sequence[Window],
         for w in windows:
             inside = [b[WIDTH + 1] for m, b in cell.items()
                       if m != TOTAL and m > now - w.minutes and len(b) > WIDTH + 1]
-            products = summed_named((e.products for e in inside), 2)
-            content = summed_named((e.content for e in inside), 5)
+            products = summed_named(e.products for e in inside)
+            content = summed_named(e.content for e in inside)
             if products or content:
                 out[(campaign, channel, w.label)] = (products, content)
     return out
