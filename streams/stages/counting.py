@@ -7,9 +7,9 @@ in the same changelog partition and a new owner of the partition recovers it.
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from streams.config.durations import MINUTE_MS
 from streams.flow.campaigns import CampaignChannels
@@ -17,44 +17,13 @@ from streams.flow.failures import Failure, internal_reason
 from streams.flow.forwards import KIND_TYPES, Forwards
 from streams.flow.wire import dumps
 from streams.stages.aggregate import Folded, fold
+from streams.stages.event_ids import IdStore, MemoryIdStore
 from streams.stages.tables import Table
 from streams.windows.counts import add_into
 from streams.windows.minutes import minute_of
 from streams.windows.state import KpiState
 
-__all__ = ['CountStage']
-
-
-
-IDS = "#ids"
-"""First element of an id record's key; campaign ids cannot start with "#"."""
-
-
-@dataclass
-class _MessageIds:
-    """Ids remembered in one partition, grouped by the source message that recorded them."""
-
-    recorded_at: dict[str, int] = field(default_factory=dict)
-    """id key -> offset of the message that recorded it."""
-    by_offset: dict[int, list[str]] = field(default_factory=dict)
-    expiry: list[tuple[int, int]] = field(default_factory=list)
-    """Heap of (expires_ms, offset)."""
-
-    def add(self, offset: int, expires_ms: int, ids: list[str]) -> None:
-        self.by_offset.setdefault(offset, []).extend(ids)
-        self.recorded_at.update(dict.fromkeys(ids, offset))
-        heapq.heappush(self.expiry, (expires_ms, offset))
-
-    def expire(self, now_ms: int) -> list[int]:
-        """Forget the ids of messages whose time is up; returns those messages' offsets."""
-        gone = []
-        while self.expiry and self.expiry[0][0] <= now_ms:
-            _, offset = heapq.heappop(self.expiry)
-            for key in self.by_offset.pop(offset, ()):
-                if self.recorded_at.get(key) == offset:
-                    del self.recorded_at[key]
-            gone.append(offset)
-        return gone
+__all__ = ["CountStage"]
 
 
 def _first_time(keys: list[str], recorded_at: dict[str, int],
@@ -82,10 +51,11 @@ def _is_new(key: str, here: set[str], recorded_at: dict[str, int], offset: int) 
     return key not in here and (recorded is None or recorded == offset)
 
 
-def _fold_each(campaign: str, forwards: Forwards, recorded_at: dict[str, int],
-               offset: int) -> tuple[Folded, list[str]]:
+def _fold_each(campaign: str, forwards: Forwards, recorded_at: dict[str, int], offset: int,
+               lookup: Callable[[list[str]], dict[str, int]]) -> tuple[Folded, list[str]]:
     """``fold``, an event at a time: the sum of those that fold (and their new ids), with
-    those that raise in ``failures``."""
+    those that raise in ``failures``. ``lookup`` finds the offsets that recorded ids (into
+    ``recorded_at``)."""
     merged = Folded()
     new_ids: list[str] = []
     failures = merged.failures
@@ -96,6 +66,7 @@ def _fold_each(campaign: str, forwards: Forwards, recorded_at: dict[str, int],
 
         def first_time(keys: list[str], asked: list[tuple[str, bool]] = asked) -> list[bool]:
             (key,) = keys
+            recorded_at.update(lookup(keys))
             new = _is_new(key, here, recorded_at, offset)
             asked.append((key, new))
             return [new]
@@ -148,11 +119,14 @@ def _event_text(campaign: str, event: tuple[str, str, int, str, int]) -> str:
 class CountStage:
     """Counted events of the campaigns of one partition: dedup, then buckets.
 
-    The ids first seen in a source message are written as one record, keyed
-    ``(IDS, partition, offset)``, in the same table as the buckets, so they share a
-    changelog partition and land in the order written: ids first, then buckets. An id
-    recorded by the very message being handled is a replay after a crash, not a
-    duplicate; an id recorded by another message is a second delivery.
+    The ids first seen in a source message are one record of ``id_table``
+    (streams.stages.event_ids), keyed ``(partition, offset)``; the buckets are records of
+    ``table``. Both are written while the message is handled, so both land in the
+    changelog partition of the message's partition. An id recorded by the very message
+    being handled is a replay after a crash, not a duplicate; an id recorded by another
+    message is a second delivery. Each bucket carries the offset of the last message
+    applied to it (streams.windows.state), so whichever records landed before a crash, a
+    replay applies exactly the rest.
     """
 
     state: KpiState
@@ -162,7 +136,13 @@ class CountStage:
     """Live campaign-channels, for the cap and for retiring silent ones (None: neither)."""
     partition_of: Callable[[str], int] | None = None
     """A campaign's partition (for rebuilding ``campaigns``)."""
-    ids: dict[int, _MessageIds] = field(default_factory=dict)
+    id_table: Table = field(default_factory=MemoryIdStore)
+    """The event-ids table; its store (``data``, or the table itself) is an IdStore."""
+
+    @property
+    def id_store(self) -> IdStore:
+        store: Any = getattr(self.id_table, "data", self.id_table)
+        return store  # type: ignore[no-any-return]
 
     def handle(self, campaign: str, forwards: Forwards, partition: int,
                offset: int, now_ms: int) -> Folded:
@@ -172,17 +152,18 @@ class CountStage:
         The message is folded whole (the fast way); should that raise, it is folded again
         an event at a time, so only the events that raise are left out.
         """
-        ids = self.ids.setdefault(partition, _MessageIds())
-        for gone in ids.expire(now_ms):
-            self.table.pop((IDS, partition, gone), None)
+        store = self.id_store
+        for gone in store.due(partition, now_ms):
+            del self.id_table[(partition, gone)]
         refused: list[Failure] = []
         if self.campaigns is not None:
             self._retire(partition, now_ms)
             forwards, refused = self._admit(campaign, forwards, partition)
-        recorded_at = ids.recorded_at
+        recorded_at: dict[str, int] = {}
         seen: list[tuple[list[str], list[bool], bool]] = []
 
         def first_time(keys: list[str]) -> list[bool]:
+            recorded_at.update(store.recorded(partition, keys))
             fresh, all_new = _first_time(keys, recorded_at, offset)
             seen.append((keys, fresh, all_new))
             return fresh
@@ -194,11 +175,12 @@ class CountStage:
                 key for key, new in zip(keys, fresh, strict=True)
                 if new and key not in recorded_at]
         except Exception:
-            folded, new_ids = _fold_each(campaign, forwards, recorded_at, offset)
+            folded, new_ids = _fold_each(campaign, forwards, recorded_at, offset,
+                                         lambda keys: store.recorded(partition, keys))
         if new_ids:
-            expires = now_ms + self.dedup_window_ms
-            ids.add(offset, expires, new_ids)
-            self.table[(IDS, partition, offset)] = [expires, ids.by_offset[offset]]
+            replayed = [key for key, at in recorded_at.items() if at == offset]
+            self.id_table[(partition, offset)] = [now_ms + self.dedup_window_ms,
+                                                  replayed + new_ids]
         changed = self.state.apply(folded.deltas, minute_of(now_ms), offset, folded.extras)
         for key, counts in changed.items():
             if counts is None:
@@ -239,24 +221,17 @@ class CountStage:
 
     def rebuild(self, owned: set[int], owns_campaign: Callable[[str], bool],
                 now_ms: int = 0) -> None:
-        """Reload from the recovered table, dropping what other workers own now."""
+        """Reload from the recovered table, dropping what other workers own now (the
+        event-ids store answers for itself: it is indexed as it is written or recovered)."""
         self.state.clear()
-        self.ids = {}
         if self.campaigns is not None:
             self.campaigns.clear()
         data = getattr(self.table, "data", self.table)
         for key in list(data):
-            value = data[key]
-            if key[0] == IDS:
-                _, partition, offset = key
-                if partition in owned:
-                    expires, keys = value
-                    self.ids.setdefault(partition, _MessageIds()).add(offset, expires, keys)
-                    continue
-            elif owns_campaign(key[0]):
-                self.state.load(tuple(key), value)
-                continue
-            del data[key]
+            if owns_campaign(key[0]):
+                self.state.load(tuple(key), data[key])
+            else:
+                del data[key]
         if self.campaigns is not None and self.partition_of is not None:
             for campaign, channel in self.state.cells():
                 newest = self.state.newest_minute(campaign, channel)

@@ -179,7 +179,8 @@ def register(kpi: KpiApp) -> None:
             folded = count_message(books.counts, event.key, event.value, message.partition,
                                    message.offset, wall_clock_ms())
             deliveries = await send_all(failed("count", message, folded.failures),
-                                        message.partition, books.counts.table)
+                                        message.partition, books.counts.id_table,
+                                        books.counts.table)
             count_acks.track(_acker(app, event), deliveries)
             for event_type, accepted in folded.accepted.items():
                 counters.count(event_type, "accepted", accepted)

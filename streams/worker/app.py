@@ -36,6 +36,7 @@ from streams.worker.changelog import ChangelogTable
 from streams.worker.clock import wall_clock_ms
 from streams.worker.event_counters import EventCounters
 from streams.worker.faust_app import faust_app
+from streams.worker.id_store import STORE_URL as ID_STORE_URL
 from streams.worker.kpi_app import KpiApp
 from streams.worker.ownership import Ownership
 from streams.worker.readiness import Readiness
@@ -68,12 +69,17 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None,
         return ChangelogTable(app.Table(name, default=None, partitions=settings.partitions),
                               sender)
 
+    # Remembered event ids on disk (streams.worker.id_store); a restart recovers the tail.
+    id_table = ChangelogTable(app.Table("event-ids", default=None,
+                                        partitions=settings.partitions, store=ID_STORE_URL),
+                              sender, persists=True)
+
     books = Books(
         counts=CountStage(
             KpiState(settings.retention_minutes), table("kpi"), settings.dedup_window_ms,
             CampaignChannels(settings.max_campaign_channels, settings.partitions,
                              settings.campaign_retention_ms),
-            lambda campaign: partition_for(campaign, settings.partitions)),
+            lambda campaign: partition_for(campaign, settings.partitions), id_table),
         clicks=ClickStage(table("clicks"), table("waiting-orders"),
                           settings.attribution_window_ms, settings.click_grace_ms),
         customers=CustomerStage(table("customers"), settings.customer_window_ms,

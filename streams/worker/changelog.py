@@ -9,27 +9,41 @@ producer (through the worker's sender, streams.worker.sending) after each messag
 source message's partition; ``send`` returns their deliveries, and the agent acks the
 message only once they completed (streams.stages.delivery), so a change is durable before
 the message that made it counts as done; recovery reads the changelog exactly as before.
+
+A table on a store that persists (RocksDB: streams.worker.id_store) is told, as records'
+deliveries complete, the changelog offset it holds up to, at most once a second per
+partition, so a restart recovers only the changelog's tail.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Awaitable, Iterator, MutableMapping
 from typing import Any
+
+from faust.types import TP
 
 from streams.flow.wire import dumps
 from streams.worker.sending import Sender
 
-__all__ = ["ChangelogTable"]
+__all__ = ["PERSIST_INTERVAL_S", "ChangelogTable"]
+
+PERSIST_INTERVAL_S = 1.0
+"""How often a persisting store is told the changelog offset it holds up to."""
 
 
 class ChangelogTable(MutableMapping[Any, Any]):
     """Reads and writes the store of ``table``; ``send`` writes the changes to its changelog
     through ``sender``."""
 
-    def __init__(self, table: Any, sender: Sender) -> None:
+    def __init__(self, table: Any, sender: Sender, persists: bool = False) -> None:
         self.table = table
         self._sender = sender
         self._pending: list[tuple[Any, Any]] = []
+        self._persists = persists
+        self._persisted_at: dict[int, float] = {}
+        """changelog partition -> when its offset was last persisted (monotonic s)."""
 
     @property
     def data(self) -> Any:
@@ -68,4 +82,20 @@ class ChangelogTable(MutableMapping[Any, Any]):
             raw_value = None if value is None else dumps(value)
             deliveries.append(await self._sender.send_change(
                 topic, dumps_key(None, key, serializer="json"), raw_value, partition))
+        if self._persists:
+            last: Any = deliveries[-1]
+            if isinstance(last, asyncio.Future):
+                last.add_done_callback(lambda done: self._delivered(topic, partition, done))
         return deliveries
+
+    def _delivered(self, topic: str, partition: int, delivery: asyncio.Future[Any]) -> None:
+        """The store holds every change up to this delivered record: tell it, now and
+        then (records of a partition are delivered in order)."""
+        if delivery.cancelled() or delivery.exception() is not None:
+            return
+        offset = getattr(delivery.result(), "offset", None)
+        now = time.monotonic()
+        if offset is None or now - self._persisted_at.get(partition, 0.0) < PERSIST_INTERVAL_S:
+            return
+        self._persisted_at[partition] = now
+        self.table.data.set_persisted_offset(TP(topic, partition), offset)

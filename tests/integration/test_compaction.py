@@ -100,7 +100,8 @@ def test_expired_state_is_compacted_away_and_a_new_worker_recovers_exact_numbers
         Deployment(kafka, tmp_path, partitions=PARTITIONS, extra_toml=KPI))
     worker = deployment.start_worker()
     app = deployment.app_id
-    changelogs = {t: f"{app}-{t}-changelog" for t in ("kpi", "clicks", "customers")}
+    changelogs = {t: f"{app}-{t}-changelog"
+                  for t in ("kpi", "event-ids", "clicks", "customers")}
     _aggressive_cleaner(kafka.bootstrap, [*changelogs.values(),
                                           f"{app}-waiting-orders-changelog"])
     now = int(time.time() * 1000)
@@ -120,8 +121,8 @@ def test_expired_state_is_compacted_away_and_a_new_worker_recovers_exact_numbers
                                     "currency": "USD", "click_id": f"click-{c}"}, None)
                         for c in CAMPAIGNS])
     wait_until(lambda: _accepted(worker) == 4 * 32, 30, "phase one counted")
-    phase_one_ids = {tuple(k) for k, v in _records(kafka.bootstrap, changelogs["kpi"])
-                     if k[0] == "#ids" and v is not None}
+    phase_one_ids = {tuple(k) for k, v in _records(kafka.bootstrap, changelogs["event-ids"])
+                     if v is not None}
     wait_until(lambda: bool(_records(kafka.bootstrap, changelogs["clicks"])), 10,
                "phase one's clicks in their changelog")
     phase_one_clicks = {tuple(k) for k, _ in _records(kafka.bootstrap, changelogs["clicks"])}
@@ -153,8 +154,10 @@ def test_expired_state_is_compacted_away_and_a_new_worker_recovers_exact_numbers
 
     def live_expired() -> list[Any]:
         """Records of phase one's buckets and ids that still carry a value."""
-        return [k for k, v in _records(kafka.bootstrap, changelogs["kpi"])
-                if v is not None and (tuple(k) in phase_one_ids or k[2] == first_minute)]
+        return [*(k for k, v in _records(kafka.bootstrap, changelogs["kpi"])
+                  if v is not None and k[2] == first_minute),
+                *(k for k, v in _records(kafka.bootstrap, changelogs["event-ids"])
+                  if v is not None and tuple(k) in phase_one_ids)]
 
     wait_until(lambda: not live_expired(), 60, "the cleaner to drop phase one's state")
     assert f"cleaned log {changelogs['kpi']}-" in kafka.log_text()
@@ -162,9 +165,11 @@ def test_expired_state_is_compacted_away_and_a_new_worker_recovers_exact_numbers
     for key, record in _records(kafka.bootstrap, changelogs["kpi"]):
         latest[tuple(key)] = record
     # Phase one's keys are gone or tombstones; the live buckets are phase two's and totals.
-    assert all(latest.get(k) is None for k in phase_one_ids)
-    assert {k[2] for k, v in latest.items() if v is not None and k[0] != "#ids"} == {
-        later // MIN, -1}
+    assert {k[2] for k, v in latest.items() if v is not None} == {later // MIN, -1}
+    ids: dict[tuple[Any, ...], Any] = {}
+    for key, record in _records(kafka.bootstrap, changelogs["event-ids"]):
+        ids[tuple(key)] = record
+    assert all(ids.get(k) is None for k in phase_one_ids)
     # Expired clicks leave their changelog as tombstones too.
     clicks: dict[tuple[Any, ...], Any] = {}
     for key, record in _records(kafka.bootstrap, changelogs["clicks"]):

@@ -156,8 +156,11 @@ def test_ids_are_forgotten_after_the_dedup_window() -> None:
     model.publish("views", {"event_id": "v-1", "ts": NOW, "campaign_id": "a"})
     model.tick(advance_ms=DAY_MS + 1)
     model.publish("views", {"event_id": "v-2", "ts": NOW + DAY_MS, "campaign_id": "a"})
-    ids = [value[1] for key, value in model.counts.table.items() if key[0] == "#ids"]
+    ids = [value[1] for value in model.counts.id_table.values()]
     assert ids == [["view/a/v-2"]]
+    # The first view's id is forgotten: it would count again.
+    assert model.counts.id_store.recorded(0, ["view/a/v-1", "view/a/v-2"]).keys() == {
+        "view/a/v-2"}
 
 
 def test_expiring_keys_forget_oldest_first_and_refresh() -> None:
@@ -247,14 +250,17 @@ def test_replayed_message_applies_only_what_did_not_land() -> None:
     forwards = Forwards()
     for i in range(3):
         forwards.add("v", f"v{i}", NOW + i * MIN, "tiktok")
+    from streams.stages.event_ids import MemoryIdStore
+
     landed: dict[Any, Any] = {}
     first = CountStage(KpiState(1440), landed, DAY_MS)
     first.handle("a", forwards, partition=0, offset=41, now_ms=NOW + 3 * MIN)
     # Keep every id, but lose the last bucket written and the total (not yet flushed).
-    buckets = [k for k in landed if k[0] != "#ids"]
+    buckets = list(landed)
     for key in buckets[-2:]:
         del landed[key]
-    recovered = CountStage(KpiState(1440), landed, DAY_MS)
+    recovered = CountStage(KpiState(1440), landed, DAY_MS,
+                           id_table=MemoryIdStore(first.id_table))
     recovered.rebuild({0}, lambda campaign: True)
     again = recovered.handle("a", forwards, partition=0, offset=41, now_ms=NOW + 3 * MIN)
     assert sum(again.accepted.values()) == 3  # a replay, not duplicates
