@@ -152,12 +152,10 @@ class CountStage:
         The message is folded whole (the fast way); should that raise, it is folded again
         an event at a time, so only the events that raise are left out.
         """
+        self.tick(partition, now_ms)
         store = self.id_store
-        for gone in store.due(partition, now_ms):
-            del self.id_table[(partition, gone)]
         refused: list[Failure] = []
         if self.campaigns is not None:
-            self._retire(partition, now_ms)
             forwards, refused = self._admit(campaign, forwards, partition)
         recorded_at: dict[str, int] = {}
         seen: list[tuple[list[str], list[bool], bool]] = []
@@ -192,9 +190,13 @@ class CountStage:
         folded.failures += refused
         return folded
 
-    def _retire(self, partition: int, now_ms: int) -> None:
-        """Campaign-channels silent for the retention leave the state, with tombstones."""
-        assert self.campaigns is not None
+    def tick(self, partition: int, now_ms: int) -> None:
+        """What time does to a partition: ids past the dedup window are forgotten, and
+        campaign-channels silent for the retention leave the state, each with tombstones."""
+        for gone in self.id_store.due(partition, now_ms):
+            del self.id_table[(partition, gone)]
+        if self.campaigns is None:
+            return
         for campaign, channel in self.campaigns.retire(partition, now_ms):
             for key in self.state.drop(campaign, channel):
                 self.table.pop(key, None)

@@ -30,6 +30,7 @@ __all__ = [
     "ingested",
     "ingested_carefully",
     "orders",
+    "ticks",
 ]
 
 MAX_ITEMS_PER_MESSAGE = 2_000
@@ -49,6 +50,15 @@ class Outgoing:
     value: bytes
     partition: int | None = None
     key: bytes | None = None
+
+
+def ticks(partitions: int) -> list[Outgoing]:
+    """A tick for every partition of the stages that act on time as well as on events: the
+    click join releases orders done waiting (``[]``), the counting stage forgets expired
+    ids and retires silent campaign-channels (no key, no value), so a partition that no
+    longer gets events still does both."""
+    return [*(Outgoing("click_join", b"[]", p) for p in range(partitions)),
+            *(Outgoing("kpi_events", b"", p) for p in range(partitions))]
 
 
 def counted(campaign: str, forwards: Forwards, partition_of: Partitioner) -> list[Outgoing]:

@@ -54,7 +54,11 @@ def customer_message(stage: CustomerStage, raw: bytes | None, partition: int, of
 
 def count_message(stage: CountStage, key: bytes | None, raw: bytes | None, partition: int,
                   offset: int, now_ms: int) -> Folded:
-    """A kpi-events message, counted; one that cannot be read is one failure."""
+    """A kpi-events message, counted; one that cannot be read is one failure. A message
+    with neither key nor value is a tick (streams.stages.outgoing.ticks)."""
+    if key is None and not raw:
+        stage.tick(partition, now_ms)
+        return Folded()
     try:
         forwards = Forwards.from_wire(raw or b"")
         campaign = (key or b"").decode("utf-8")

@@ -19,7 +19,7 @@ from streams.flow.failures import INTERNAL_ERROR, Failure
 from streams.kafka.clients import aiokafka_options
 from streams.kafka.liveness import BrokerProbe
 from streams.stages.offset_order import Admit
-from streams.stages.outgoing import Outgoing, dead_letters
+from streams.stages.outgoing import Outgoing, dead_letters, ticks
 from streams.stages.steps import count_message, customer_message, join_message
 from streams.worker.clock import wall_clock_ms
 from streams.worker.input_consumer import InputConsumer
@@ -28,7 +28,8 @@ from streams.worker.kpi_app import KpiApp
 __all__ = ["PROBE_INTERVAL_S", "SEEK_TIMEOUT_S", "TICK_INTERVAL_S", "register"]
 
 TICK_INTERVAL_S = 1.0
-"""How often every click-join partition gets a tick to release orders done waiting."""
+"""How often every click-join and kpi-events partition gets a tick
+(streams.stages.outgoing.ticks)."""
 SEEK_TIMEOUT_S = 5.0
 """How long a hole's seek back may take before the timer may ask for it again."""
 PROBE_INTERVAL_S = 2.0
@@ -189,8 +190,8 @@ def register(kpi: KpiApp) -> None:
             counters.note_newest(folded.newest_ts_ms)
 
     async def tick() -> None:
-        for partition in range(kpi.settings.partitions):
-            await send(Outgoing("click_join", b"[]", partition))
+        for record in ticks(kpi.settings.partitions):
+            await send(record)
 
     app.timer(interval=TICK_INTERVAL_S)(tick)
 

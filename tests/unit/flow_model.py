@@ -24,7 +24,7 @@ from streams.stages.counting import CountStage
 from streams.stages.customer_history import CustomerStage
 from streams.stages.ingest import Ingestor, RawMessage
 from streams.stages.joining import ClickStage
-from streams.stages.outgoing import Outgoing, dead_letters, ingested
+from streams.stages.outgoing import Outgoing, dead_letters, ingested, ticks
 from streams.stages.steps import count_message, customer_message, join_message
 from streams.windows.minutes import minute_of
 from streams.windows.state import KpiState
@@ -74,9 +74,9 @@ class FlowModel:
         self._deliver(ingested(result, self.part))
 
     def tick(self, advance_ms: int = 0) -> None:
-        """Let time pass and tick every click-join partition, as the timer does."""
+        """Let time pass and tick every partition, as the timer does."""
         self.now_ms += advance_ms
-        self._deliver(Outgoing("click_join", b"[]", p) for p in range(self.partitions))
+        self._deliver(ticks(self.partitions))
 
     def _deliver(self, records: Iterable[Outgoing]) -> None:
         queue = deque(records)

@@ -56,3 +56,22 @@ def test_silent_campaign_channels_retire_and_make_room() -> None:
     assert model.rows()[("new", "web", "total")][VIEWS] == 1
     assert not [key for key in model.counts.table if key[0] == "old"]  # tombstoned
     assert model.rows().get(("old", "web", "total"), [0] * WIDTH)[VIEWS] == 0
+
+
+def test_a_partition_without_events_still_retires_and_forgets_on_its_ticks() -> None:
+    """No event comes to the partition again: the ticks alone retire its campaign-channel
+    (with tombstones) and forget its ids."""
+    model = FlowModel(NOW, partitions=4, max_campaign_channels=100,
+                      campaign_retention_ms=2 * DAY_MS)
+    model.publish("views", view(1, "ended"))
+    partition = model.part("ended")
+    assert live_cells(model) == {("ended", "web")}
+    assert len(model.counts.id_table) == 1
+    model.tick(advance_ms=DAY_MS + MIN)  # past the dedup window
+    assert len(model.counts.id_table) == 0
+    assert live_cells(model) == {("ended", "web")}
+    model.tick(advance_ms=DAY_MS + MIN)  # silent past the retention
+    assert live_cells(model) == set()
+    assert not [key for key in model.counts.table if key[0] == "ended"]
+    assert model.counts.campaigns is not None
+    assert model.counts.campaigns.live.get(partition, {}) == {}
