@@ -64,7 +64,7 @@ class Deployment:
         )
         create_topics(self.broker.bootstrap, self.topics.values(), self.partitions)
 
-    def env(self, web_port: int) -> dict[str, str]:
+    def env(self, web_port: int, data_dir: Path | None = None) -> dict[str, str]:
         return {
             **os.environ,
             "KPISTREAM_BROKER": self.broker.url,
@@ -72,18 +72,22 @@ class Deployment:
             "KPISTREAM_WEB_PORT": str(web_port),
             "KPISTREAM_WEB_HOST": "127.0.0.1",
             "KPISTREAM_CONFIG": str(self.config),
-            "KPISTREAM_DATA_DIR": str(self.tmp / f"data-{web_port}"),
+            "KPISTREAM_DATA_DIR": str(data_dir or self.tmp / f"data-{web_port}"),
             **self.extra_env,
         }
 
-    def start_worker(self, ready_timeout_s: float = 60.0) -> Worker:
+    def start_worker(self, ready_timeout_s: float = 60.0,
+                     data_dir: Path | None = None) -> Worker:
+        """A new worker process; ``data_dir``: its local state (a worker's before it, to
+        restart on what that one kept), else a new one of its own."""
         port = free_port()
+        data_dir = data_dir or self.tmp / f"data-{port}"
         log = (self.tmp / f"worker-{port}.log").open("wb")
         process = subprocess.Popen(
             [sys.executable, "-m", "streams", "worker"],
-            env=self.env(port), stdout=log, stderr=subprocess.STDOUT,
+            env=self.env(port, data_dir), stdout=log, stderr=subprocess.STDOUT,
         )
-        worker = Worker(process, port, self.tmp / f"worker-{port}.log")
+        worker = Worker(process, port, self.tmp / f"worker-{port}.log", data_dir)
         self.workers.append(worker)
         wait_until(lambda: worker.status("/ready") == 200 or process.poll() is not None,
                    ready_timeout_s, f"worker on port {port} to be ready")
@@ -143,6 +147,8 @@ class Worker:
     process: subprocess.Popen[bytes]
     port: int
     log: Path
+    data_dir: Path | None = None
+    """Its KPISTREAM_DATA_DIR."""
     last_accepted: float = 0.0
     """What the last look at kpistream_events_total{outcome="accepted"} found."""
 

@@ -1,0 +1,242 @@
+"""State that scales (issue 14): memory per remembered event id, and restarts, measured.
+
+Two parts, each in its own process so one's memory does not hide in the other's:
+
+- ``ids``: the counting stage remembers N event ids (40 characters, 100 per kpi-events
+  message, as the input stage groups them) in the worker's RocksDB store and, for
+  comparison, in Python dicts (the store before, kept for tests); resident memory per id
+  (VmRSS after minus before), time per id, the store's size on disk, and whether any of
+  100,000 new ids is called a duplicate (none may be).
+- ``pipeline``: on a real broker, N view events in one-event messages over C
+  campaign-channels and M minutes; raw aiokafka's consume rate of the same topic, one
+  worker's end-to-end rate and peak RSS; then SIGKILL and a restart on the same disk
+  (local state kept) and one on an empty disk (recovered from the changelogs): seconds to
+  /ready and to exact totals, and the second deliveries of 1,000 events counted before,
+  dropped as duplicates.
+
+    .venv/bin/python -m bench.state_scale --ids 20000000               # the ids part only
+    .venv/bin/python -m bench.state_scale --broker kafka --events 2000000 \\
+        --json bench/results/state-scale-kafka.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.brokers import add_broker_option, describe, open_broker
+from bench.kafka import raw_consume
+from bench.procstat import ProcessSampler, rss_kib
+from bench.report import machine, say, write_json
+
+NOW_MS = 1_795_430_000_000
+DAY_MS = 86_400_000
+MIN_MS = 60_000
+IDS_PER_MESSAGE = 100
+MEMORY_STORE_IDS = 2_000_000
+"""Ids the in-memory comparison remembers (at 156 B each, 20 M would take ~3 GB)."""
+
+
+def _id(n: int) -> str:
+    return f"{n:012d}-3f2a9c1e-tracker-event-idx"  # 40 characters
+
+
+def ids_part(count: int, store_kind: str) -> dict[str, Any]:
+    """The counting stage remembering ``count`` ids; what it cost."""
+    import faust
+
+    from streams.flow.forwards import Forwards
+    from streams.stages.counting import CountStage
+    from streams.stages.event_ids import MemoryIdStore
+    from streams.windows.state import KpiState
+    from streams.worker.id_store import STORE_URL
+
+    datadir = Path(tempfile.mkdtemp(prefix="kpistream-ids-"))
+    id_table: Any
+    if store_kind == "rocksdb":
+        app = faust.App("bench-ids", datadir=str(datadir), store="memory://",
+                        autodiscover=False)
+        id_table = app.Table("event-ids", default=None, partitions=1, store=STORE_URL).data
+    else:
+        id_table = MemoryIdStore()
+    stage = CountStage(KpiState(1440), {}, DAY_MS, id_table=id_table)
+
+    def message(first: int) -> Forwards:
+        forwards = Forwards()
+        for n in range(first, min(first + IDS_PER_MESSAGE, count)):
+            forwards.add("v", _id(n), NOW_MS, "tiktok")
+        return forwards
+
+    stage.handle("summer-sale", message(0), 0, 0, NOW_MS)  # opens the store
+    gc.collect()
+    before_kib = rss_kib(os.getpid()) or 0
+    started = time.perf_counter()
+    for offset, first in enumerate(range(IDS_PER_MESSAGE, count, IDS_PER_MESSAGE), 1):
+        stage.handle("summer-sale", message(first), 0, offset, NOW_MS)
+    handled_s = time.perf_counter() - started
+    gc.collect()
+    after_kib = rss_kib(os.getpid()) or 0
+    store = stage.id_store
+    new = [f"view/summer-sale/{_id(count + n)}" for n in range(100_000)]
+    old = [f"view/summer-sale/{_id(n)}" for n in range(0, count, max(1, count // 100_000))]
+    started = time.perf_counter()
+    false_duplicates = len(store.recorded(0, new))
+    lookup_us = (time.perf_counter() - started) / len(new) * 1e6
+    found = len(store.recorded(0, old))
+    disk = sum(f.stat().st_size for f in datadir.rglob("*") if f.is_file())
+    return {
+        "store": store_kind, "ids": count,
+        "rss_before_mib": before_kib / 1024, "rss_after_mib": after_kib / 1024,
+        "resident_bytes_per_id": (after_kib - before_kib) * 1024 / count,
+        "handle_us_per_id": handled_s / count * 1e6,
+        "lookup_us_per_new_id": lookup_us,
+        "new_ids_called_duplicates": false_duplicates,
+        "old_ids_found": f"{found}/{len(old)}",
+        "disk_mib": disk / 2**20,
+    }
+
+
+def _run_ids_part(count: int, store_kind: str) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.state_scale", "--part", f"ids-{store_kind}",
+         "--ids", str(count)], check=True, capture_output=True, text=True)
+    result: dict[str, Any] = json.loads(out.stdout.splitlines()[-1])
+    return result
+
+
+def pipeline_part(broker_name: str, events: int, cells: int, minutes: int,
+                  partitions: int) -> dict[str, Any]:
+    from tests.integration.harness import Deployment, Worker, wait_until
+
+    result: dict[str, Any] = {"broker": describe(broker_name), "events": events,
+                              "campaign_channels": cells, "minutes": minutes,
+                              "partitions": partitions}
+
+    def totals(worker: Worker) -> tuple[float, float]:
+        """(views counted over every campaign-channel, events dropped as duplicates)."""
+        try:
+            samples = worker.samples()
+        except OSError:
+            return -1.0, -1.0
+        views = sum(v for (name, labels), v in samples.items()
+                    if name == "marketing_views" and ("window", "total") in labels)
+        dups = sum(v for (name, labels), v in samples.items()
+                   if name == "kpistream_events_total" and ("outcome", "duplicate") in labels)
+        return views, dups
+
+    with open_broker(broker_name) as broker:
+        tmp = Path(tempfile.mkdtemp(prefix="kpistream-state-scale-"))
+        deployment = Deployment(broker, tmp, partitions=partitions)
+        now = int(time.time() * 1000)
+
+        def view(i: int) -> tuple[str, Any, bytes | None]:
+            cell = i % cells
+            return ("views", {"event_id": f"{i:012d}-3f2a9c1e-tracker-event-idx",
+                              "ts": now - (i // cells % minutes) * MIN_MS,
+                              "campaign_id": f"campaign-{cell // 4:05d}",
+                              "channel": f"channel-{cell % 4}"}, None)
+
+        say(f"[state-scale] {result['broker']}: publishing {events:,} views")
+        started = time.perf_counter()
+        deployment.publish(view(i) for i in range(events))
+        result["publish_eps"] = events / (time.perf_counter() - started)
+        say("[state-scale] raw aiokafka consume")
+        result["raw_aiokafka_eps"] = asyncio.run(raw_consume(
+            broker.bootstrap, [deployment.topics["views"]], partitions, (events, events),
+            timeout_s=600))
+
+        say("[state-scale] kpistream worker")
+        started = time.perf_counter()
+        worker = deployment.start_worker(ready_timeout_s=120)
+        sampler = ProcessSampler(worker.process.pid).start()
+        wait_until(lambda: totals(worker)[0] >= events, 3600, f"{events} views counted")
+        result["kpistream_eps"] = events / (time.perf_counter() - started)
+        result["ratio"] = result["kpistream_eps"] / result["raw_aiokafka_eps"]
+        sampler.stop()
+        result["peak_rss_mib"] = sampler.peak_rss_kib / 1024
+        result["final_rss_mib"] = (rss_kib(worker.process.pid) or 0) / 1024
+
+        for local_state in ("kept", "wiped"):
+            worker.stop(signal.SIGKILL)
+            say(f"[state-scale] SIGKILL; restart with local state {local_state}")
+            started = time.perf_counter()
+            worker = deployment.start_worker(
+                ready_timeout_s=1800,
+                data_dir=worker.data_dir if local_state == "kept" else None)
+            ready_s = time.perf_counter() - started
+            wait_until(lambda: totals(worker)[0] >= events, 600, "exact after the restart")  # noqa: B023
+            exact_s = time.perf_counter() - started
+            views, dups = totals(worker)
+            deployment.publish(view(i) for i in range(1_000))  # second deliveries
+            wait_until(lambda: totals(worker)[1] >= dups + 1_000, 120,  # noqa: B023
+                       "second deliveries dropped")
+            result[f"restart_{local_state}"] = {
+                "ready_s": ready_s, "exact_s": exact_s, "views": views,
+                "exact": views == events and totals(worker)[0] == events,
+                "rss_mib": (rss_kib(worker.process.pid) or 0) / 1024}
+        worker.stop()
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.state_scale", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--part", choices=["all", "ids", "pipeline", "ids-rocksdb",
+                                           "ids-memory"], default="all")
+    parser.add_argument("--ids", type=int, default=20_000_000,
+                        help="event ids the ids part remembers (default 20,000,000)")
+    parser.add_argument("--events", type=int, default=2_000_000)
+    parser.add_argument("--campaign-channels", type=int, default=1_000)
+    parser.add_argument("--minutes", type=int, default=60)
+    parser.add_argument("--partitions", type=int, default=8)
+    parser.add_argument("--json", type=Path, default=None)
+    add_broker_option(parser)
+    args = parser.parse_args(argv)
+    if args.part.startswith("ids-"):  # a child: one store, its figures as JSON
+        print(json.dumps(ids_part(args.ids, args.part.removeprefix("ids-"))))
+        return 0
+    doc: dict[str, Any] = {"machine": machine(os.getloadavg())}
+    if args.part in ("all", "ids"):
+        for kind, count in (("rocksdb", args.ids),
+                            ("memory", min(args.ids, MEMORY_STORE_IDS))):
+            say(f"[state-scale] {count:,} ids in the {kind} store")
+            doc[f"ids_{kind}"] = figures = _run_ids_part(count, kind)
+            say(f"  {figures['resident_bytes_per_id']:.1f} B resident per id, "
+                f"{figures['handle_us_per_id']:.2f} us per id handled, "
+                f"{figures['lookup_us_per_new_id']:.2f} us per new id looked up, "
+                f"{figures['disk_mib']:.0f} MiB on disk, "
+                f"{figures['new_ids_called_duplicates']} of 100,000 new ids called "
+                f"duplicates, old ids found {figures['old_ids_found']}")
+    if args.part in ("all", "pipeline"):
+        doc["pipeline"] = figures = pipeline_part(
+            args.broker, args.events, args.campaign_channels, args.minutes, args.partitions)
+        say(f"  raw aiokafka {figures['raw_aiokafka_eps']:,.0f} ev/s, kpistream "
+            f"{figures['kpistream_eps']:,.0f} ev/s (ratio {figures['ratio']:.3f}), peak RSS "
+            f"{figures['peak_rss_mib']:.0f} MiB")
+        for local_state in ("kept", "wiped"):
+            r = figures[f"restart_{local_state}"]
+            say(f"  restart after SIGKILL, local state {local_state}: /ready in "
+                f"{r['ready_s']:.1f} s, exact in {r['exact_s']:.1f} s "
+                f"({'exact' if r['exact'] else 'NOT exact'}), RSS {r['rss_mib']:.0f} MiB")
+    if args.json:
+        write_json(args.json, doc)
+    ok = all(doc.get(f"ids_{k}", {}).get("new_ids_called_duplicates", 0) == 0
+             for k in ("rocksdb", "memory"))
+    ok = ok and all(doc.get("pipeline", {}).get(f"restart_{s}", {}).get("exact", True)
+                    for s in ("kept", "wiped"))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
