@@ -175,8 +175,10 @@ class CountStage:
         except Exception:
             folded, new_ids = _fold_each(campaign, forwards, recorded_at, offset,
                                          lambda keys: store.recorded(partition, keys))
-        if new_ids:
-            replayed = [key for key, at in recorded_at.items() if at == offset]
+        # A replay writes its record again, even with nothing new: the store may hold it
+        # from before a crash that kept it from the changelog, where a new owner needs it.
+        replayed = [key for key, at in recorded_at.items() if at == offset]
+        if new_ids or replayed:
             self.id_table[(partition, offset)] = [now_ms + self.dedup_window_ms,
                                                   replayed + new_ids]
         changed = self.state.apply(folded.deltas, minute_of(now_ms), offset, folded.extras)

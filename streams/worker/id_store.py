@@ -28,7 +28,7 @@ from typing import Any, cast
 
 import orjson
 from faust.stores import rocksdb
-from rocksdict import Rdict, WriteBatch
+from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch
 
 from streams.stages.event_ids import record_of
 
@@ -58,14 +58,29 @@ def _offset_key(offset: int) -> bytes:
     return _RECORD + offset.to_bytes(8, "big")
 
 
+class _IdOptions(rocksdb.RocksDBOptions):
+    """Faust's RocksDB options with a full Bloom filter per file: Faust asks for the older
+    block-based kind, which reads an index block for each absent id (measured at 20 M ids:
+    1.6 us per id looked up, most ids being absent)."""
+
+    def as_options(self) -> Options:
+        options: Options = super().as_options()
+        table = BlockBasedOptions()
+        table.set_bloom_filter(self.bloom_filter_size, False)
+        table.set_block_cache(Cache(self.block_cache_size))
+        options.set_block_based_table_factory(table)
+        return options
+
+
 class EventIdStore(rocksdb.Store):
     """Records ``(partition, offset) -> [expires_ms, ids]``, and which record holds an id."""
 
     def __init__(self, url: Any, app: Any, table: Any, *, options: Any = None,
                  **kwargs: Any) -> None:
         kwargs.pop("driver", None)
-        super().__init__(url, app, table, options={**OPTIONS, **(options or {})},
-                         driver="rocksdict", **kwargs)
+        options = {**OPTIONS, **(options or {})}
+        super().__init__(url, app, table, options=dict(options), driver="rocksdict", **kwargs)
+        self.rocksdb_options = _IdOptions(**options, use_rocksdict=True)
         self._first: dict[int, tuple[int, int]] = {}
         """partition -> (offset, expires_ms) of its oldest record, or _EMPTY; absent: not
         known (read it from the database)."""

@@ -173,7 +173,7 @@ def test_count_stage_on_the_rocksdb_store(store: EventIdStore) -> None:
     # after a crash, the same message again
     replay = stage.handle("a", views("v-1", "v-3", "v-3"), 0, 11, NOW_MS + 2_000)
     assert replay.accepted == {"view": 1} and replay.duplicates == {"view": 2}
-    assert store[(0, 11)] == [NOW_MS + 1_000 + DAY_MS, ["view/a/v-3"]]
+    assert store[(0, 11)] == [NOW_MS + 2_000 + DAY_MS, ["view/a/v-3"]]  # written again
     later = stage.handle("a", views("v-1"), 0, 12, NOW_MS + DAY_MS)
     assert later.accepted == {"view": 1}  # v-1's record expired with message 10's
     assert sorted(store) == [(0, 11), (0, 12)]
@@ -208,3 +208,23 @@ def test_a_persisting_table_tells_the_store_the_offset_delivered(tmp_path: Path)
     assert store.persisted_offset(TP(topic, 0)) == 1
     assert store.recorded(0, ["view/a/v-1", "view/a/v-2"]) == {"view/a/v-1": 7,
                                                              "view/a/v-2": 8}
+
+
+def test_a_replay_sends_its_ids_record_again(tmp_path: Path) -> None:
+    """The store kept message 11's record, but the crash came before its changelog
+    record was delivered: handled again, the message writes it again, for the changelog."""
+    table, store = open_store(tmp_path)
+    sender = _Sender()
+    changelog = ChangelogTable(table, sender, persists=True)
+    stage = CountStage(KpiState(1440), {}, DAY_MS, id_table=changelog)
+
+    async def run() -> list[Any]:
+        stage.handle("a", views("v-1", "v-2"), 0, 11, NOW_MS)
+        await changelog.send(0)  # "lost": the worker is killed before the delivery counts
+        again = stage.handle("a", views("v-1", "v-2"), 0, 11, NOW_MS + 5)
+        assert again.accepted == {"view": 2} and again.duplicates == {}
+        return await changelog.send(0)
+
+    resent = asyncio.run(run())
+    assert len(resent) == 1
+    assert store[(0, 11)][1] == ["view/a/v-1", "view/a/v-2"]
