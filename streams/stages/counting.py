@@ -231,10 +231,11 @@ class CountStage:
         if self.campaigns is not None:
             self.campaigns.clear()
         data = getattr(self.table, "data", self.table)
-        for key in list(data):
+        persists = getattr(self.table, "persists", False)
+        for key, value in list(data.items()):
             if owns_campaign(key[0]):
-                self.state.load(tuple(key), data[key])
-            else:
+                self.state.load(tuple(key), value)
+            elif not persists:  # memory is all it takes: free it
                 del data[key]
         if self.campaigns is not None and self.partition_of is not None:
             for campaign, channel in self.state.cells():

@@ -101,7 +101,9 @@ class KpiState:
 
         Each delta also goes into the total. A delta for a minute already past every
         window only goes into the total. A bucket that already holds ``offset`` (or a
-        later one) is left alone: the message is a replay and that bucket has it.
+        later one) is left alone: the message is a replay and that bucket has it; one that
+        holds exactly ``offset`` is returned as changed all the same, since a store on disk
+        may hold it from before a crash that kept its record from the changelog.
         """
         oldest = oldest_kept_minute(now_minute, self._retention)
         changed: dict[BucketKey, list[Any] | None] = {}
@@ -181,6 +183,8 @@ class KpiState:
         if bucket is None:
             bucket = cell[minute] = [*zero(), -1]
         if bucket[WIDTH] >= offset:
+            if bucket[WIDTH] == offset:  # a replay: send it again, the changelog may lack it
+                changed[(campaign, channel, minute)] = bucket
             return
         add_into(bucket, delta)
         bucket[WIDTH] = offset

@@ -32,6 +32,7 @@ from streams.stages.joining import ClickStage
 from streams.windows.state import KpiState
 from streams.worker import agents, web
 from streams.worker.books import Books, ServedKpis
+from streams.worker.bucket_store import STORE_URL as BUCKET_STORE_URL
 from streams.worker.changelog import ChangelogTable
 from streams.worker.clock import wall_clock_ms
 from streams.worker.event_counters import EventCounters
@@ -69,6 +70,10 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None,
         return ChangelogTable(app.Table(name, default=None, partitions=settings.partitions),
                               sender)
 
+    # Buckets on disk (streams.worker.bucket_store); a restart recovers the tail.
+    kpi_table = ChangelogTable(app.Table("kpi", default=None, partitions=settings.partitions,
+                                         store=BUCKET_STORE_URL), sender, persists=True)
+
     # Remembered event ids on disk (streams.worker.id_store); a restart recovers the tail.
     id_table = ChangelogTable(app.Table("event-ids", default=None,
                                         partitions=settings.partitions, store=ID_STORE_URL),
@@ -76,7 +81,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None,
 
     books = Books(
         counts=CountStage(
-            KpiState(settings.retention_minutes), table("kpi"), settings.dedup_window_ms,
+            KpiState(settings.retention_minutes), kpi_table, settings.dedup_window_ms,
             CampaignChannels(settings.max_campaign_channels, settings.partitions,
                              settings.campaign_retention_ms),
             lambda campaign: partition_for(campaign, settings.partitions), id_table),

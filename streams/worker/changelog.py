@@ -46,6 +46,12 @@ class ChangelogTable(MutableMapping[Any, Any]):
         """changelog partition -> when its offset was last persisted (monotonic s)."""
 
     @property
+    def persists(self) -> bool:
+        """Whether the store outlives the worker (a rebuild must then keep what it holds of
+        partitions gone elsewhere: it still says it holds them up to its offset)."""
+        return self._persists
+
+    @property
     def data(self) -> Any:
         """The table's store, written without a changelog record (rebuilds use it)."""
         return self.table.data

@@ -201,7 +201,11 @@ def test_same_message_applied_twice_counts_once() -> None:
     assert counters(state.apply(deltas, NOW, 7)) == {
         ("a", "tiktok", NOW): views(1), ("a", "tiktok", NOW - 2): views(2),
         ("a", "tiktok", TOTAL): views(3)}
-    assert state.apply(deltas, NOW, 7) == {}
+    # Replayed: nothing added, but each bucket comes back unchanged, to be sent again (a
+    # store on disk may hold it from before a crash that kept it from the changelog).
+    assert counters(state.apply(deltas, NOW, 7)) == {
+        ("a", "tiktok", NOW): views(1), ("a", "tiktok", NOW - 2): views(2),
+        ("a", "tiktok", TOTAL): views(3)}
     assert rows_of(state)[("a", "tiktok", "total")] == 3
     # the next message of the partition counts again
     state.apply(deltas, NOW, 8)
