@@ -192,6 +192,12 @@ class CountStage:
         folded.failures += refused
         return folded
 
+    def partitions_held(self) -> set[int]:
+        """Partitions whose live campaign-channels this stage holds (they need ticks)."""
+        if self.campaigns is None:
+            return set()
+        return {p for p, cells in self.campaigns.live.items() if cells}
+
     def tick(self, partition: int, now_ms: int) -> None:
         """What time does to a partition: ids past the dedup window are forgotten, and
         campaign-channels silent for the retention leave the state, each with tombstones."""

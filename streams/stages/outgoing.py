@@ -52,13 +52,14 @@ class Outgoing:
     key: bytes | None = None
 
 
-def ticks(partitions: int) -> list[Outgoing]:
-    """A tick for every partition of the stages that act on time as well as on events: the
-    click join releases orders done waiting (``[]``), the counting stage forgets expired
-    ids and retires silent campaign-channels (no key, no value), so a partition that no
-    longer gets events still does both."""
+def ticks(partitions: int, counting: Iterable[int]) -> list[Outgoing]:
+    """Ticks for the stages that act on time as well as on events: every click-join
+    partition releases orders done waiting (``[]``); each ``counting`` partition (those
+    whose counting stage holds campaign-channels here) forgets expired ids and retires
+    silent campaign-channels (no key, no value), so a partition that no longer gets events
+    still does both, and one that holds nothing gets no extra messages."""
     return [*(Outgoing("click_join", b"[]", p) for p in range(partitions)),
-            *(Outgoing("kpi_events", b"", p) for p in range(partitions))]
+            *(Outgoing("kpi_events", b"", p) for p in sorted(counting))]
 
 
 def counted(campaign: str, forwards: Forwards, partition_of: Partitioner) -> list[Outgoing]:

@@ -190,7 +190,7 @@ def register(kpi: KpiApp) -> None:
             counters.note_newest(folded.newest_ts_ms)
 
     async def tick() -> None:
-        for record in ticks(kpi.settings.partitions):
+        for record in ticks(kpi.settings.partitions, books.counts.partitions_held()):
             await send(record)
 
     app.timer(interval=TICK_INTERVAL_S)(tick)

@@ -76,7 +76,7 @@ class FlowModel:
     def tick(self, advance_ms: int = 0) -> None:
         """Let time pass and tick every partition, as the timer does."""
         self.now_ms += advance_ms
-        self._deliver(ticks(self.partitions))
+        self._deliver(ticks(self.partitions, self.counts.partitions_held()))
 
     def _deliver(self, records: Iterable[Outgoing]) -> None:
         queue = deque(records)
