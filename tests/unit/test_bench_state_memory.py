@@ -23,7 +23,7 @@ def test_every_state_measurement_runs_and_gives_a_figure(
     figures = {line.split(":")[0].strip(): float(re.findall(r"[\d.]+", line.split(":")[1])[0])
                for line in out.splitlines()}
     assert set(figures) == {
-        "per remembered event id (dedup)", "per remembered click (attribution)",
+        "per remembered event id, in dicts", "per remembered click (attribution)",
         "per remembered customer", "per campaign-channel,    1 live minute buckets",
         "per campaign-channel,   60 live minute buckets",
         "per campaign-channel, 1440 live minute buckets",
