@@ -72,12 +72,12 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None,
 
     # Buckets on disk (streams.worker.bucket_store); a restart recovers the tail.
     kpi_table = ChangelogTable(app.Table("kpi", default=None, partitions=settings.partitions,
-                                         store=BUCKET_STORE_URL), sender, persists=True)
+                                         store=BUCKET_STORE_URL), sender)
 
     # Remembered event ids on disk (streams.worker.id_store); a restart recovers the tail.
     id_table = ChangelogTable(app.Table("event-ids", default=None,
                                         partitions=settings.partitions, store=ID_STORE_URL),
-                              sender, persists=True)
+                              sender)
 
     books = Books(
         counts=CountStage(

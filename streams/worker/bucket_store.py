@@ -18,31 +18,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from faust.stores import rocksdb
-
 from streams.flow.wire import dumps
+from streams.worker.rocks_store import RocksStore
 
-__all__ = ["OPTIONS", "STORE_URL", "BucketStore"]
+__all__ = ["STORE_URL", "BucketStore"]
 
 STORE_URL = "kpistream-buckets:kpi"
 """The kpi table's store: this class, by its ``faust.stores`` entry point (pyproject.toml)."""
-OPTIONS: dict[str, int] = {
-    "write_buffer_size": 4 << 20,
-    "max_write_buffer_number": 2,
-    "block_cache_size": 8 << 20,
-}
-"""Per partition: RocksDB's memory besides its index stays under ~16 MiB (Faust's defaults
-are 64 MiB write buffers x 3 and a 2 GiB block cache, per partition)."""
 
 
-class BucketStore(rocksdb.Store):
+class BucketStore(RocksStore):
     """Faust's RocksDB store; values written as their changelog bytes."""
-
-    def __init__(self, url: Any, app: Any, table: Any, *, options: Any = None,
-                 **kwargs: Any) -> None:
-        kwargs.pop("driver", None)
-        super().__init__(url, app, table, options={**OPTIONS, **(options or {})},
-                         driver="rocksdict", **kwargs)
 
     def __setitem__(self, key: Any, value: Any) -> None:
         self._set(self._encode_key(key), dumps(value))

@@ -10,7 +10,7 @@ source message's partition; ``send`` returns their deliveries, and the agent ack
 message only once they completed (streams.stages.delivery), so a change is durable before
 the message that made it counts as done; recovery reads the changelog exactly as before.
 
-A table on a store that persists (RocksDB: streams.worker.id_store) is told, as records'
+A table on a store that persists (RocksDB: streams.worker.rocks_store) is told, as records'
 deliveries complete, the changelog offset it holds up to, at most once a second per
 partition, so a restart recovers only the changelog's tail.
 """
@@ -22,6 +22,7 @@ import time
 from collections.abc import Awaitable, Iterator, MutableMapping
 from typing import Any
 
+from faust.stores import rocksdb
 from faust.types import TP
 
 from streams.flow.wire import dumps
@@ -37,19 +38,18 @@ class ChangelogTable(MutableMapping[Any, Any]):
     """Reads and writes the store of ``table``; ``send`` writes the changes to its changelog
     through ``sender``."""
 
-    def __init__(self, table: Any, sender: Sender, persists: bool = False) -> None:
+    def __init__(self, table: Any, sender: Sender) -> None:
         self.table = table
         self._sender = sender
         self._pending: list[tuple[Any, Any]] = []
-        self._persists = persists
         self._persisted_at: dict[int, float] = {}
         """changelog partition -> when its offset was last persisted (monotonic s)."""
 
     @property
     def persists(self) -> bool:
-        """Whether the store outlives the worker (a rebuild must then keep what it holds of
-        partitions gone elsewhere: it still says it holds them up to its offset)."""
-        return self._persists
+        """Whether the store outlives the worker, on disk (a rebuild must then keep what it
+        holds of partitions gone elsewhere: it still says it holds them up to its offset)."""
+        return isinstance(self.table.data, rocksdb.Store)
 
     @property
     def data(self) -> Any:
@@ -88,7 +88,7 @@ class ChangelogTable(MutableMapping[Any, Any]):
             raw_value = None if value is None else dumps(value)
             deliveries.append(await self._sender.send_change(
                 topic, dumps_key(None, key, serializer="json"), raw_value, partition))
-        if self._persists:
+        if self.persists:
             last: Any = deliveries[-1]
             if isinstance(last, asyncio.Future):
                 last.add_done_callback(lambda done: self._delivered(topic, partition, done))

@@ -11,8 +11,8 @@ keeps them, under two kinds of key:
 
 A lookup is RocksDB's multi-get on the ``i`` keys; its Bloom filters answer most absent ids
 without reading a block, and an id is only ever called recorded when its key is there: the
-answer is exact. Memory is RocksDB's write buffers, block cache and filters, bounded by
-``OPTIONS`` per partition, not the number of ids.
+answer is exact. Memory is RocksDB's write buffers, block cache and filters, bounded per
+partition (streams.worker.rocks_store), not by the number of ids.
 
 Faust's store persists, beside the data, the changelog offset it holds up to
 (``set_persisted_offset``), so a restarted worker recovers only the changelog's tail;
@@ -27,27 +27,18 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, cast
 
 import orjson
-from faust.stores import rocksdb
-from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch
+from rocksdict import Rdict, WriteBatch
 
 from streams.stages.event_ids import record_of
+from streams.worker.rocks_store import RocksStore
 
-__all__ = ["OPTIONS", "STORE_URL", "EventIdStore"]
+__all__ = ["STORE_URL", "EventIdStore"]
 
 STORE_URL = "kpistream-ids:event-ids"
 """The event-ids table's store: this class, by the scheme's ``faust.stores`` entry point
 (pyproject.toml); its path names the databases (``event-ids-<partition>.db`` in Faust's
 table directory). ``kpistream-ids://`` would not do: Faust takes a URL without host or path
 for none and uses the app's store."""
-OPTIONS: dict[str, int] = {
-    "write_buffer_size": 4 << 20,
-    "max_write_buffer_number": 2,
-    "block_cache_size": 8 << 20,
-    "bloom_filter_size": 10,  # bits per key: ~1 % of absent ids read a block
-}
-"""RocksDB settings per partition: at most ~16 MiB of memory besides the filters (Faust's
-defaults are 64 MiB write buffers x 3 and a 2 GiB block cache, per partition)."""
-
 _RECORD = b"m"
 _ID = b"i"
 _EMPTY = (-1, -1)
@@ -58,29 +49,11 @@ def _offset_key(offset: int) -> bytes:
     return _RECORD + offset.to_bytes(8, "big")
 
 
-class _IdOptions(rocksdb.RocksDBOptions):
-    """Faust's RocksDB options with a full Bloom filter per file: Faust asks for the older
-    block-based kind, which reads an index block for each absent id (measured at 20 M ids:
-    1.6 us per id looked up, most ids being absent)."""
-
-    def as_options(self) -> Options:
-        options: Options = super().as_options()
-        table = BlockBasedOptions()
-        table.set_bloom_filter(self.bloom_filter_size, False)
-        table.set_block_cache(Cache(self.block_cache_size))
-        options.set_block_based_table_factory(table)
-        return options
-
-
-class EventIdStore(rocksdb.Store):
+class EventIdStore(RocksStore):
     """Records ``(partition, offset) -> [expires_ms, ids]``, and which record holds an id."""
 
-    def __init__(self, url: Any, app: Any, table: Any, *, options: Any = None,
-                 **kwargs: Any) -> None:
-        kwargs.pop("driver", None)
-        options = {**OPTIONS, **(options or {})}
-        super().__init__(url, app, table, options=dict(options), driver="rocksdict", **kwargs)
-        self.rocksdb_options = _IdOptions(**options, use_rocksdict=True)
+    def __init__(self, url: Any, app: Any, table: Any, **kwargs: Any) -> None:
+        super().__init__(url, app, table, **kwargs)
         self._first: dict[int, tuple[int, int]] = {}
         """partition -> (offset, expires_ms) of its oldest record, or _EMPTY; absent: not
         known (read it from the database)."""

@@ -195,7 +195,7 @@ class _Sender:
 
 def test_a_persisting_table_tells_the_store_the_offset_delivered(tmp_path: Path) -> None:
     table, store = open_store(tmp_path)
-    changelog = ChangelogTable(table, _Sender(), persists=True)
+    changelog = ChangelogTable(table, _Sender())
 
     async def run() -> None:
         changelog[(0, 7)] = [NOW_MS + DAY_MS, ["view/a/v-1"]]
@@ -215,7 +215,7 @@ def test_a_replay_sends_its_ids_record_again(tmp_path: Path) -> None:
     record was delivered: handled again, the message writes it again, for the changelog."""
     table, store = open_store(tmp_path)
     sender = _Sender()
-    changelog = ChangelogTable(table, sender, persists=True)
+    changelog = ChangelogTable(table, sender)
     stage = CountStage(KpiState(1440), {}, DAY_MS, id_table=changelog)
 
     async def run() -> list[Any]:
