@@ -238,9 +238,10 @@ class CountStage:
             self.campaigns.clear()
         data = getattr(self.table, "data", self.table)
         persists = getattr(self.table, "persists", False)
+        now_minute = minute_of(now_ms) if now_ms else None
         for key, value in list(data.items()):
             if owns_campaign(key[0]):
-                self.state.load(tuple(key), value)
+                self.state.load(tuple(key), value, now_minute)
             elif not persists:  # memory is all it takes: free it
                 del data[key]
         if self.campaigns is not None and self.partition_of is not None:

@@ -36,8 +36,8 @@ def _extras(bucket: Sequence[Any] | None) -> BucketExtras | None:
 
 def _fresh(buckets: Buckets, now_minute: int, minutes: int) -> NamedSums:
     start = now_minute - minutes + 1
-    inside = [e for m, b in buckets.items()
-              if m >= start and m != TOTAL and (e := _extras(b)) is not None]
+    inside = [e for m in buckets
+              if m >= start and m != TOTAL and (e := _extras(buckets[m])) is not None]
     return (summed_named(e.products for e in inside),
             summed_named(e.content for e in inside))
 

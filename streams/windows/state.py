@@ -15,6 +15,10 @@ current minute instead of re-summing every bucket.
 A bucket with viewers, products, content types or LTV credits carries them after its
 offset, as a ``BucketExtras`` (streams.windows.extras), in the same changelog record; its
 viewers' sketch is the one the cell's ``WindowReach`` holds for that minute.
+
+Given a ``ColdReader`` (the table's store), only the newest ``hot_minutes`` of each cell
+stay in memory; older buckets go cold (streams.windows.cold) and are read back from the
+store when a window sum, a late event or their expiry needs them.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any
 
 from streams.config.settings import Window
 from streams.flow.wire import exact_ints
+from streams.windows.cold import ColdMinutes, ColdReader, MixedBuckets
 from streams.windows.counts import WIDTH, add_into, widened, zero
 from streams.windows.extras import (
     CONTENT_CAP,
@@ -71,6 +76,18 @@ def _extras_of(bucket: list[Any] | None) -> BucketExtras | None:
     return bucket[WIDTH + 1] if bucket is not None and len(bucket) > WIDTH + 1 else None
 
 
+def bucket_of(value: Sequence[Any]) -> list[Any]:
+    """A bucket as the state holds it, from the table's (changelog) form of any version."""
+    counts = list(value)
+    extra = None
+    if counts and isinstance(counts[-1], dict | BucketExtras):
+        extra, counts = counts[-1], counts[:-1]
+    bucket: list[Any] = widened(exact_ints(counts))
+    if extra is not None:
+        bucket.append(extra if isinstance(extra, BucketExtras) else BucketExtras.from_wire(extra))
+    return bucket
+
+
 def _names_in_order(deltas: Sequence[ExtrasDelta], attr: str) -> list[str]:
     return list(dict.fromkeys(name for d in deltas for name in getattr(d, attr)))
 
@@ -78,10 +95,20 @@ def _names_in_order(deltas: Sequence[ExtrasDelta], attr: str) -> list[str]:
 class KpiState:
     """Buckets of the campaigns this worker owns."""
 
-    def __init__(self, retention_minutes: int) -> None:
+    def __init__(self, retention_minutes: int, hot_minutes: int | None = None,
+                 cold: ColdReader | None = None) -> None:
+        """``cold``: where buckets older than the newest ``hot_minutes`` are read back from
+        (None: every bucket stays in memory)."""
         self._retention = retention_minutes
+        self._hot = retention_minutes if cold is None or hot_minutes is None else min(
+            hot_minutes, retention_minutes)
+        self._read_cold = cold
+        self._hot_from = 0
+        """The oldest hot minute at the last ``apply``."""
         self._cells: dict[tuple[str, str], dict[int, list[Any]]] = {}
         """Cell -> minute -> ``[*counters, offset]``, then its ``BucketExtras`` if any."""
+        self._cold: dict[tuple[str, str], ColdMinutes] = {}
+        """Cell -> the minutes of its buckets that are only in the store."""
         self._sums = RunningSums()
         self._named = RunningNamed()
         self._kept_from: dict[tuple[str, str], int] = {}
@@ -106,6 +133,7 @@ class KpiState:
         may hold it from before a crash that kept its record from the changelog.
         """
         oldest = oldest_kept_minute(now_minute, self._retention)
+        hot_from = self._hot_from = oldest_kept_minute(now_minute, self._hot)
         changed: dict[BucketKey, list[Any] | None] = {}
         totals: dict[tuple[str, str], list[int]] = {}
         for (campaign, channel, _), delta in deltas.items():
@@ -128,19 +156,53 @@ class KpiState:
             if self._kept_from.get((campaign, channel), oldest - 1) >= oldest:
                 continue
             self._kept_from[(campaign, channel)] = oldest
-            cell = self._cells[(campaign, channel)]
-            for minute in [m for m in cell if m != TOTAL and m < oldest]:
-                gone = cell.pop(minute)
-                self._sums.changed((campaign, channel), minute, gone, -1)
-                held = _extras_of(gone)
-                if held is not None:
-                    self._named.changed((campaign, channel), minute, held.products,
-                                        held.content, -1)
-                changed[(campaign, channel, minute)] = None
-            reach = self._reach.get((campaign, channel))
-            if reach is not None:
-                reach.drop_before(oldest)
+            self._expire(campaign, channel, oldest, hot_from, changed)
         return changed
+
+    def _expire(self, campaign: str, channel: str, oldest: int, hot_from: int,
+                changed: dict[BucketKey, list[Any] | None]) -> None:
+        """Drop the buckets of a cell older than ``oldest``; those older than ``hot_from``
+        go cold (the caller writes them to the table first, if changed)."""
+        cell = self._cells[(campaign, channel)]
+        old = [m for m in cell if m != TOTAL and m < hot_from]
+        gone = [(m, cell.pop(m)) for m in old if m < oldest]
+        if self._read_cold is not None:
+            cold = self._cold.get((campaign, channel))
+            if cold is None:
+                cold = self._cold[(campaign, channel)] = ColdMinutes()
+            for minute in old:
+                if minute >= oldest:
+                    del cell[minute]
+                    cold.add(minute)
+            gone += [(m, self._cold_bucket(campaign, channel, m))
+                     for m in cold.pop_before(oldest)]
+        for minute, bucket in gone:
+            self._sums.changed((campaign, channel), minute, bucket, -1)
+            held = _extras_of(bucket)
+            if held is not None:
+                self._named.changed((campaign, channel), minute, held.products,
+                                    held.content, -1)
+            changed[(campaign, channel, minute)] = None
+        reach = self._reach.get((campaign, channel))
+        if reach is not None:
+            reach.drop_before(oldest)
+
+    def _cold_bucket(self, campaign: str, channel: str, minute: int) -> list[Any]:
+        """A cold bucket, read back from the store (all zero if the store lost it)."""
+        assert self._read_cold is not None
+        value = self._read_cold((campaign, channel, minute))
+        return [*zero(), -1] if value is None else bucket_of(value)
+
+    def _buckets(self, cell: tuple[str, str]) -> Mapping[int, Sequence[Any]]:
+        """Every bucket of ``cell``, hot and cold."""
+        cold = self._cold.get(cell)
+        if not cold:
+            return self._cells[cell]
+        return MixedBuckets(cell, self._cells[cell], cold,
+                            lambda key: self._cold_bucket(*key))
+
+    def _all_buckets(self) -> dict[tuple[str, str], Mapping[int, Sequence[Any]]]:
+        return {cell: self._buckets(cell) for cell in self._cells}
 
     def _admitted(self, extras: Mapping[BucketKey, ExtrasDelta]) -> dict[BucketKey, ExtrasDelta]:
         """Each cell's extras with names past its caps under ``OTHER``, decided once per
@@ -181,7 +243,13 @@ class KpiState:
         cell = self._cells.setdefault((campaign, channel), {})
         bucket = cell.get(minute)
         if bucket is None:
-            bucket = cell[minute] = [*zero(), -1]
+            cold = self._cold.get((campaign, channel))
+            if cold is not None and minute != TOTAL and cold.discard(minute):
+                bucket = cell[minute] = self._cold_bucket(campaign, channel, minute)
+            else:
+                bucket = cell[minute] = [*zero(), -1]
+            if minute != TOTAL and minute < self._hot_from:  # a late one: scan again
+                self._kept_from.pop((campaign, channel), None)
         if bucket[WIDTH] >= offset:
             if bucket[WIDTH] == offset:  # a replay: send it again, the changelog may lack it
                 changed[(campaign, channel, minute)] = bucket
@@ -209,17 +277,13 @@ class KpiState:
         if minute != TOTAL:
             self._named.changed((campaign, channel), minute, extra.products, extra.content)
 
-    def load(self, key: BucketKey, counts: list[Any]) -> None:
-        """Put back one bucket read from the table (recovery)."""
+    def load(self, key: BucketKey, counts: list[Any], now_minute: int | None = None) -> None:
+        """Put back one bucket read from the table (recovery); with ``now_minute``, one
+        older than the hot minutes stays cold (only in the store)."""
         campaign, channel, minute = key
-        extra = None
-        if counts and isinstance(counts[-1], dict | BucketExtras):
-            extra, counts = counts[-1], counts[:-1]
-        bucket: list[Any] = widened(exact_ints(counts))
+        bucket = bucket_of(counts)
+        extra = _extras_of(bucket)
         if extra is not None:
-            if not isinstance(extra, BucketExtras):
-                extra = BucketExtras.from_wire(extra)
-            bucket.append(extra)
             self._with_extras.add((campaign, channel))
             if extra.reach is not None:
                 reach = self._reach_of(campaign, channel)
@@ -227,7 +291,19 @@ class KpiState:
                     reach.load_total(extra.reach)
                 else:
                     reach.load(minute, extra.reach)
-        self._cells.setdefault((campaign, channel), {})[minute] = bucket
+        cell = self._cells.setdefault((campaign, channel), {})
+        if (self._read_cold is not None and now_minute is not None and minute != TOTAL
+                and minute < oldest_kept_minute(now_minute, self._hot)):
+            cold = self._cold.get((campaign, channel))
+            if cold is None:
+                cold = self._cold[(campaign, channel)] = ColdMinutes()
+            cold.add(minute)
+            cell.pop(minute, None)
+        else:
+            cell[minute] = bucket
+            cold = self._cold.get((campaign, channel))
+            if cold is not None:
+                cold.discard(minute)
         self._kept_from.pop((campaign, channel), None)
         if minute != TOTAL:
             self._sums.stale((campaign, channel))
@@ -236,12 +312,13 @@ class KpiState:
     def drop(self, campaign: str, channel: str) -> list[BucketKey]:
         """Forget a campaign-channel and all its buckets; returns their keys."""
         cell = self._cells.pop((campaign, channel), {})
+        cold = self._cold.pop((campaign, channel), ColdMinutes())
         self._sums.forget((campaign, channel))
         self._named.forget((campaign, channel))
         self._kept_from.pop((campaign, channel), None)
         self._reach.pop((campaign, channel), None)
         self._with_extras.discard((campaign, channel))
-        return [(campaign, channel, minute) for minute in cell]
+        return [(campaign, channel, minute) for minute in [*cell, *cold]]
 
     def cells(self) -> list[tuple[str, str]]:
         """Every (campaign, channel) held."""
@@ -250,11 +327,20 @@ class KpiState:
     def newest_minute(self, campaign: str, channel: str) -> int | None:
         """The newest minute bucket of a campaign-channel (None: only its total)."""
         minutes = [m for m in self._cells.get((campaign, channel), {}) if m != TOTAL]
+        cold = self._cold.get((campaign, channel))
+        newest = None if cold is None else cold.newest()
+        if newest is not None:
+            minutes.append(newest)
         return max(minutes) if minutes else None
+
+    def held_in_memory(self) -> int:
+        """Buckets held as Python objects (hot minutes and totals); the cold ones are not."""
+        return sum(len(cell) for cell in self._cells.values())
 
     def clear(self) -> None:
         """Forget everything (before a rebuild from the table)."""
         self._cells.clear()
+        self._cold.clear()
         self._sums.clear()
         self._named.clear()
         self._kept_from.clear()
@@ -270,7 +356,7 @@ class KpiState:
         buckets afresh; later ones only subtract what left each window since the last.
         """
         labels = [w.label for w in windows]
-        index = self._sums.at(self._cells, now_minute, [w.minutes for w in windows])
+        index = self._sums.at(self._all_buckets(), now_minute, [w.minutes for w in windows])
         for (campaign, channel), cell in self._cells.items():
             if not owned(campaign):
                 continue
@@ -284,7 +370,7 @@ class KpiState:
     ) -> Iterator[ExtrasRow]:
         """Viewers, products, content types and LTV of each window (and the total) of every
         campaign-channel that has any and ``owned`` accepts."""
-        with_extras = {cell: self._cells[cell] for cell in self._with_extras}
+        with_extras = {cell: self._buckets(cell) for cell in self._with_extras}
         index = self._named.at(with_extras, now_minute, [w.minutes for w in windows])
         for campaign, channel in self._with_extras:
             if not owned(campaign):
@@ -313,9 +399,10 @@ class KpiState:
         kept count, so a range reaching past the retention window is summed short.
         """
         sums = dict.fromkeys(ranges, 0)
-        for (campaign, _), cell in self._cells.items():
+        for campaign, channel in self._cells:
             if campaign not in ranges:
                 continue
+            cell = self._buckets((campaign, channel))
             span = ranges[campaign]
             if span is None:
                 total = cell.get(TOTAL)
@@ -323,8 +410,8 @@ class KpiState:
                 continue
             first, end = span
             if end - first < len(cell):  # early in a day: look up its minutes only
-                found = map(cell.get, range(first, end))
+                found = [cell.get(m) for m in range(first, end)]
                 sums[campaign] += sum([c[field] for c in found if c is not None])
             else:  # TOTAL (-1) is never inside a range
-                sums[campaign] += sum([c[field] for m, c in cell.items() if first <= m < end])
+                sums[campaign] += sum([cell[m][field] for m in cell if first <= m < end])
         return sums

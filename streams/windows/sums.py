@@ -33,7 +33,8 @@ def fresh_sums(buckets: Buckets, now_minute: int, window_minutes: Sequence[int])
     sums = []
     for minutes in window_minutes:
         start = now_minute - minutes + 1
-        inside = [b for m, b in buckets.items() if m >= start and m != TOTAL]
+        # minutes first: a cold bucket (streams.windows.cold) is read only when inside
+        inside = [buckets[m] for m in buckets if m >= start and m != TOTAL]
         # The first WIDTH columns only: after them come the offset and maybe the extras.
         sums.append([sum(column) for column in islice(zip(*inside, strict=False), WIDTH)]
                     or zero())

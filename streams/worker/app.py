@@ -29,6 +29,7 @@ from streams.stages.counting import CountStage
 from streams.stages.customer_history import CustomerStage
 from streams.stages.ingest import Ingestor
 from streams.stages.joining import ClickStage
+from streams.windows.cold import hot_span
 from streams.windows.state import KpiState
 from streams.worker import agents, web
 from streams.worker.books import Books, ServedKpis
@@ -81,7 +82,10 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None,
 
     books = Books(
         counts=CountStage(
-            KpiState(settings.retention_minutes), kpi_table, settings.dedup_window_ms,
+            # Minutes older than the hot ones are read back from the kpi table's store.
+            KpiState(settings.retention_minutes,
+                     hot_span([w.minutes for w in settings.windows]), kpi_table.get),
+            kpi_table, settings.dedup_window_ms,
             CampaignChannels(settings.max_campaign_channels, settings.partitions,
                              settings.campaign_retention_ms),
             lambda campaign: partition_for(campaign, settings.partitions), id_table),

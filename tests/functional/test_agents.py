@@ -22,6 +22,7 @@ from streams.config.settings import Settings
 from streams.stages.ingest import RawMessage
 from streams.stages.outgoing import Outgoing, ingested
 from streams.worker.app import create_app
+from streams.worker.bucket_store import BucketStore
 from streams.worker.sending import FaustSender
 from tests.functional.worker import (
     NOT_STARTED,
@@ -308,5 +309,36 @@ def test_the_worker_sends_through_fausts_producer_by_default(tmp_path: Path) -> 
         async with kpi.faust_app.agents["count"].test_context() as count:
             with pytest.raises(NotReady, match="Producer service not yet started"):
                 await count.put(key=record.key, value=record.value, partition=0)
+
+    run(scenario)
+
+
+def test_minutes_older_than_the_hot_hour_are_read_back_from_the_store(tmp_path: Path) -> None:
+    """Views over the last three hours, one every ten minutes: the worker keeps the newest
+    61 minutes (and the total) in memory, the rest only in the kpi table's RocksDB store,
+    and every window still sums all of them; a late view for a cold minute adds to it."""
+    async def scenario() -> None:
+        async with functional_worker(tmp_path) as worker:
+            start = now_ms() - 179 * 60_000
+            for i in range(18):
+                await worker.publish("marketing.views",
+                                     views("summer", "tiktok", f"v{i}", ts=start + i * 600_000))
+            await worker.deliver()
+            state = worker.kpi.books.counts.state
+            assert state.held_in_memory() <= 6 + 1  # six views in the last hour, the total
+            assert worker.kpi_value("marketing_views", "summer", "tiktok", "1h") == 6
+            assert worker.kpi_value("marketing_views", "summer", "tiktok", "24h") == 18
+            assert worker.kpi_value("marketing_views", "summer", "tiktok", "total") == 18
+
+            await worker.publish("marketing.views",
+                                 views("summer", "tiktok", "late", ts=start + 5 * 600_000))
+            await worker.deliver()
+            assert state.held_in_memory() <= 6 + 1  # the late minute went back to disk
+            assert worker.kpi_value("marketing_views", "summer", "tiktok", "24h") == 19
+            assert worker.kpi_value("marketing_views", "summer", "tiktok", "1h") == 6
+            store = worker.kpi.books.counts.table.data
+            assert isinstance(store, BucketStore)
+            late_minute = (start + 5 * 600_000) // 60_000
+            assert store[("summer", "tiktok", late_minute)][:2] == [2, 0]  # views, completed
 
     run(scenario)

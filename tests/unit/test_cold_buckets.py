@@ -1,0 +1,227 @@
+"""Cold minutes (streams.windows.cold): a state that keeps only its hot minutes in memory and
+reads older buckets back from the table gives every number a state holding all of them
+gives, and holds a bounded number of buckets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams.config.settings import Window
+from streams.flow.wire import dumps
+from streams.windows.cold import ColdMinutes, hot_span
+from streams.windows.counts import WIDTH
+from streams.windows.extras import ExtrasDelta
+from streams.windows.state import BucketKey, KpiState
+
+NOW = 29_590_500  # a minute in November 2026
+CELLS = [("a", "tiktok"), ("a", "web"), ("b", "tiktok")]
+DAY = 1440
+
+
+def bucket(views: int) -> list[int]:
+    """Every counter a different multiple of ``views``, so any field mixed up shows."""
+    return [views * (i + 1) for i in range(WIDTH)]
+
+
+class StoreTable(dict[BucketKey, bytes]):
+    """The kpi table as its store on disk holds it: each bucket as its changelog bytes."""
+
+    def write(self, changed: dict[BucketKey, list[Any] | None]) -> None:
+        for key, value in changed.items():
+            if value is None:
+                self.pop(key, None)
+            else:
+                self[key] = dumps(value)
+
+    def read(self, key: BucketKey) -> list[Any] | None:
+        raw = self.get(key)
+        return None if raw is None else list(orjson.loads(raw))
+
+
+def answers(state: KpiState, now: int, windows: list[Window]) -> tuple[Any, ...]:
+    """Everything a scrape and the budget pacing read."""
+    rows = sorted(state.rows(now, windows, lambda _: True))
+    extras = sorted((c, ch, w, e.reach, e.products, e.content, e.ltv)
+                    for c, ch, w, e in state.extras_rows(now, windows, lambda _: True))
+    spend = state.campaign_sums({"a": (now - DAY + 1, now + 1), "b": (now - 30, now + 6),
+                                 "c": None}, 7)
+    return rows, extras, spend
+
+
+def copied(extras: dict[BucketKey, ExtrasDelta]) -> dict[BucketKey, ExtrasDelta]:
+    """A message's extras, one copy per state (a state keeps what it is given)."""
+    return {k: ExtrasDelta(list(e.users), dict(e.products), dict(e.content), dict(e.ltv))
+            for k, e in extras.items()}
+
+
+def counters(changed: dict[BucketKey, list[Any] | None]) -> dict[BucketKey, Any]:
+    return {k: None if v is None else v[:WIDTH + 1] for k, v in changed.items()}
+
+
+# ---------------------------------------------------------------------------------------
+# Examples
+# ---------------------------------------------------------------------------------------
+def test_hot_span_covers_every_window_but_the_longest() -> None:
+    assert hot_span([5, 60, 1440]) == 61
+    assert hot_span([1440]) == 10  # late events still land in memory
+    assert hot_span([5, 30]) == 10
+
+
+def test_cold_minutes_stay_in_order() -> None:
+    cold = ColdMinutes()
+    for minute in [5, 7, 6, 9, 7, 1]:
+        cold.add(minute)
+    assert list(cold) == [1, 5, 6, 7, 9]
+    assert 6 in cold and 8 not in cold
+    assert cold.discard(6) and not cold.discard(6)
+    assert cold.between(5, 9) == [5, 7]
+    assert cold.pop_before(7) == [1, 5]
+    assert list(cold) == [7, 9] and cold.newest() == 9
+
+
+def test_a_day_of_minute_traffic_keeps_only_the_hot_minutes_in_memory() -> None:
+    table = StoreTable()
+    hot = hot_span([5, 60, DAY])
+    state = KpiState(DAY, hot, table.read)
+    everything = KpiState(DAY)
+    windows = [Window("5m", 5), Window("1h", 60), Window("24h", DAY)]
+    for offset, minute in enumerate(range(NOW - DAY - 30, NOW + 1)):
+        deltas = {(c, ch, minute): bucket(1 + offset % 7) for c, ch in CELLS}
+        table.write(state.apply(deltas, minute, offset))
+        everything.apply(deltas, minute, offset)
+        if minute % 97 == 0:  # a scrape now and then moves the window sums
+            assert answers(state, minute, windows) == answers(everything, minute, windows)
+    # per cell: the hot minutes and the total, against a day and the total
+    assert state.held_in_memory() == len(CELLS) * (hot + 1)
+    assert everything.held_in_memory() == len(CELLS) * (DAY + 1)
+    assert answers(state, NOW, windows) == answers(everything, NOW, windows)
+    # the store holds every bucket of the day, none older
+    assert len(table) == len(CELLS) * (DAY + 1)
+
+
+def test_a_late_event_in_a_cold_minute_adds_to_the_bucket_on_disk() -> None:
+    table = StoreTable()
+    state = KpiState(DAY, 10, table.read)
+    for offset, minute in enumerate(range(NOW - 100, NOW + 1)):
+        table.write(state.apply({("a", "web", minute): bucket(1)}, minute, offset))
+    late = {("a", "web", NOW - 50): bucket(4)}
+    changed = state.apply(late, NOW, 1_000)
+    assert changed[("a", "web", NOW - 50)][:WIDTH] == bucket(5)
+    table.write(changed)
+    assert state.held_in_memory() == 11  # back to cold once written
+    rows = {w: v for _, _, w, v in state.rows(NOW, [Window("1h", 60)], lambda _: True)}
+    assert rows["1h"] == bucket(60 + 4) and rows["total"] == bucket(101 + 4)
+    # the same message again (a replay) changes nothing but is sent again
+    again = state.apply(late, NOW, 1_000)
+    assert again[("a", "web", NOW - 50)][:WIDTH] == bucket(5)
+
+
+def test_retiring_a_campaign_channel_names_its_cold_buckets_too() -> None:
+    table = StoreTable()
+    state = KpiState(DAY, 10, table.read)
+    for offset, minute in enumerate(range(NOW - 30, NOW + 1)):
+        table.write(state.apply({("a", "web", minute): bucket(1)}, minute, offset))
+    assert set(state.drop("a", "web")) == set(table)
+    assert state.cells() == [] and state.held_in_memory() == 0
+
+
+def test_a_rebuild_keeps_old_minutes_cold_and_answers_the_same() -> None:
+    table = StoreTable()
+    state = KpiState(DAY, 10, table.read)
+    reach = ExtrasDelta([1, 2, 3], {"p1": [1, 500]}, {"live": [1, 0, 0, 0, 0]})
+    for offset, minute in enumerate(range(NOW - 200, NOW + 1)):
+        deltas = {(c, ch, minute): bucket(offset % 5) for c, ch in CELLS}
+        extras = {("a", "web", minute): ExtrasDelta([offset, offset + 1], dict(reach.products),
+                                                   dict(reach.content))}
+        table.write(state.apply(deltas, minute, offset, extras))
+    windows = [Window("5m", 5), Window("1h", 60), Window("24h", DAY)]
+    before = answers(state, NOW, windows)
+    rebuilt = KpiState(DAY, 10, table.read)
+    for key, raw in table.items():
+        rebuilt.load(key, list(orjson.loads(raw)), NOW)
+    assert rebuilt.held_in_memory() == len(CELLS) * 11
+    assert answers(rebuilt, NOW, windows) == before
+
+
+# ---------------------------------------------------------------------------------------
+# Properties
+# ---------------------------------------------------------------------------------------
+MINUTES = st.integers(-70, 8)  # relative to the clock: late, cold, expired, on time, early
+COUNTS = st.integers(-2, 9).map(bucket)
+EXTRAS = st.builds(
+    lambda users, products, content, ltv: ExtrasDelta(users, products, content, ltv),
+    st.lists(st.integers(1, 40), max_size=3),
+    st.dictionaries(st.sampled_from(["p1", "p2"]),
+                    st.tuples(st.integers(1, 3), st.integers(0, 10)).map(list), max_size=2),
+    st.dictionaries(st.sampled_from(["tutorial", "live"]),
+                    st.tuples(st.integers(1, 2), *[st.integers(0, 2)] * 4).map(list),
+                    max_size=1),
+    st.dictionaries(st.sampled_from([30, 90]), st.integers(0, 100), max_size=1))
+WINDOW_SETS = st.lists(st.sampled_from([1, 5, 60, 90, 1440]), min_size=1, max_size=3,
+                       unique=True)
+OPS = st.one_of(
+    st.tuples(st.just("apply"),
+              st.dictionaries(st.tuples(st.sampled_from(CELLS), MINUTES), COUNTS,
+                              min_size=1, max_size=4),
+              st.integers(-3, 1), st.lists(EXTRAS, max_size=3)),
+    st.tuples(st.just("tick"), st.one_of(st.integers(-3, 3), st.integers(0, 3000))),
+    st.tuples(st.just("rows"), WINDOW_SETS),
+    st.tuples(st.just("rebuild")),
+    st.tuples(st.just("drop"), st.sampled_from(CELLS)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(retention=st.sampled_from([5, 60, 90]), hot=st.integers(1, 12),
+       ops=st.lists(OPS, max_size=40))
+def test_cold_minutes_change_no_number(retention: int, hot: int,
+                                       ops: list[tuple[Any, ...]]) -> None:
+    """Against a state holding every bucket: the same changes to write, the same rows,
+    extras and budget sums, the same keys to tombstone, over any history."""
+    table, everything_table = StoreTable(), StoreTable()
+    tiered = KpiState(retention, hot, table.read)
+    everything = KpiState(retention)
+    now, offset = NOW, 0
+    windows = [Window("5m", 5)]
+    for op in ops:
+        kind = op[0]
+        if kind == "apply":
+            _, deltas, back, extras_list = op
+            offset = max(0, offset + 1 + back)
+            message = {(c, ch, now + m): d for ((c, ch), m), d in deltas.items()}
+            extras = dict(zip(message, extras_list, strict=False))
+
+            changed = tiered.apply(message, now, offset, copied(extras))
+            expected = everything.apply(message, now, offset, copied(extras))
+            assert counters(changed) == counters(expected)
+            table.write(changed)
+            everything_table.write(expected)
+        elif kind == "tick":
+            now = max(0, now + op[1])
+        elif kind == "rows":
+            windows = [Window(f"{m}m", m) for m in op[1]]
+            assert answers(tiered, now, windows) == answers(everything, now, windows)
+        elif kind == "drop":
+            _, (c, ch) = op
+            gone = tiered.drop(c, ch)
+            assert sorted(gone) == sorted(everything.drop(c, ch))
+            for key in gone:
+                table.pop(key, None)
+                everything_table.pop(key, None)
+        else:
+            tiered.clear()
+            everything.clear()
+            for key, raw in table.items():
+                tiered.load(key, list(orjson.loads(raw)), now)
+            for key, raw in everything_table.items():
+                everything.load(key, list(orjson.loads(raw)))
+        # hot minutes and totals only, once a cell's last apply moved the old ones out
+        assert tiered.held_in_memory() <= everything.held_in_memory()
+        assert set(table) == set(everything_table)
+    assert answers(tiered, now, windows) == answers(everything, now, windows)
+    assert answers(tiered, now + 1, [Window("1d", DAY), Window("5m", 5)]) == answers(
+        everything, now + 1, [Window("1d", DAY), Window("5m", 5)])
