@@ -6,7 +6,10 @@ buckets at a window's trailing edge are read (streams.windows.sums subtracts eac
 leaves). So ``KpiState`` keeps the hot minutes as Python lists and lets older ones go cold:
 the table already holds every bucket (Faust's RocksDB store on the worker's disk), so a cold
 bucket is read back from it when a window's edge passes it, a late event lands in it, or it
-expires. What stays in memory per cold bucket is its minute, 4 bytes in a sorted array.
+expires. What stays in memory per cold bucket is its minute, 4 bytes in a sorted array,
+and per hour of cold minutes the sum of their counters (a roll-up): a window sum built
+afresh (the first scrape after a start or a rebalance) reads at most the 59 cold minutes
+of the partial hour at its start, and adds whole hours from the roll-ups.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+from streams.windows.counts import WIDTH, add_into, zero
 from streams.windows.minutes import TOTAL
 
 __all__ = ["ColdMinutes", "ColdReader", "MixedBuckets", "hot_span"]
@@ -23,6 +27,11 @@ __all__ = ["ColdMinutes", "ColdReader", "MixedBuckets", "hot_span"]
 ColdReader = Callable[[tuple[str, str, int]], list[Any] | None]
 """A bucket as the table holds it (its changelog form), by ``(campaign, channel, minute)``;
 None: not there."""
+
+Read = Callable[[int], Sequence[Any]]
+"""A cold bucket of one campaign-channel, by minute."""
+
+_HOUR = 60
 
 LATE_MINUTES = 10
 """Minutes kept hot even with short windows only: where late events mostly land."""
@@ -35,13 +44,20 @@ def hot_span(window_minutes: Sequence[int]) -> int:
     return max([LATE_MINUTES, *[m + 1 for m in shorter]])
 
 
-class ColdMinutes:
-    """The minutes of one campaign-channel whose buckets are only in the store, in order."""
+def _subtract(acc: list[int], bucket: Sequence[int]) -> None:
+    for i in range(WIDTH):
+        acc[i] -= bucket[i]
 
-    __slots__ = ("_minutes",)
+
+class ColdMinutes:
+    """The minutes of one campaign-channel whose buckets are only in the store, in order,
+    with the counters of each hour's cold buckets summed."""
+
+    __slots__ = ("_hours", "_minutes")
 
     def __init__(self) -> None:
-        self._minutes = array("q")
+        self._minutes = array("i")
+        self._hours: dict[int, list[int]] = {}
 
     def __len__(self) -> int:
         return len(self._minutes)
@@ -55,30 +71,70 @@ class ColdMinutes:
     def __iter__(self) -> Iterator[int]:
         return iter(self._minutes)
 
-    def add(self, minute: int) -> None:
+    def add(self, minute: int, bucket: Sequence[int]) -> None:
+        """``minute``'s bucket went cold (it is not here yet)."""
         minutes = self._minutes
         if not minutes or minute > minutes[-1]:  # the usual case: the next minute goes cold
             minutes.append(minute)
-            return
-        at = bisect_left(minutes, minute)
-        if at == len(minutes) or minutes[at] != minute:
+        else:
+            at = bisect_left(minutes, minute)
+            assert at == len(minutes) or minutes[at] != minute, minute
             minutes.insert(at, minute)
+        hour = self._hours.get(minute // _HOUR)
+        if hour is None:
+            hour = self._hours[minute // _HOUR] = zero()
+        add_into(hour, bucket)
 
-    def discard(self, minute: int) -> bool:
-        """Forget ``minute``; whether it was here."""
+    def discard(self, minute: int, bucket: Sequence[int]) -> None:
+        """``minute`` (here, with this bucket) is hot again or gone."""
+        minutes = self._minutes
+        at = bisect_left(minutes, minute)
+        assert at < len(minutes) and minutes[at] == minute, minute
+        del minutes[at]
+        hour = minute // _HOUR
+        if self.between(hour * _HOUR, (hour + 1) * _HOUR):
+            _subtract(self._hours[hour], bucket)
+        else:
+            del self._hours[hour]
+
+    def put(self, minute: int, bucket: Sequence[int] | None, read: Read) -> None:
+        """Set (None: forget) ``minute``'s bucket, whatever was there: its hour's roll-up
+        is summed again from the store (``read``) and this bucket. For a rebuild's loads,
+        which may replace what the store held when the minute went cold."""
         minutes = self._minutes
         at = bisect_left(minutes, minute)
         if at < len(minutes) and minutes[at] == minute:
             del minutes[at]
-            return True
-        return False
+        hour = minute // _HOUR
+        self._hours.pop(hour, None)
+        others = self.between(hour * _HOUR, (hour + 1) * _HOUR)
+        if others:
+            sums = self._hours[hour] = zero()
+            for m in others:
+                add_into(sums, read(m))
+        if bucket is not None:
+            self.add(minute, bucket)
 
-    def pop_before(self, minute: int) -> list[int]:
-        """Forget and return the minutes before ``minute`` (they expired)."""
-        at = bisect_left(self._minutes, minute)
-        gone = self._minutes[:at].tolist()
-        del self._minutes[:at]
+    def pop_before(self, minute: int, read: Read) -> list[tuple[int, Sequence[Any]]]:
+        """Forget and return the minutes before ``minute`` (they expired), each with its
+        bucket."""
+        gone = [(m, read(m)) for m in self._minutes[:bisect_left(self._minutes, minute)]]
+        for m, bucket in gone:
+            self.discard(m, bucket)
         return gone
+
+    def sum_from(self, start: int, read: Read) -> list[int]:
+        """The counters of the cold minutes from ``start`` on: the minutes of ``start``'s
+        hour read, later hours from their roll-ups."""
+        first_hour = start // _HOUR
+        acc = zero()
+        for hour, sums in self._hours.items():
+            if hour > first_hour or (hour == first_hour and start % _HOUR == 0):
+                add_into(acc, sums)
+        if start % _HOUR:
+            for m in self.between(start, (first_hour + 1) * _HOUR):
+                add_into(acc, read(m))
+        return acc
 
     def newest(self) -> int | None:
         return self._minutes[-1] if self._minutes else None
@@ -95,9 +151,9 @@ class MixedBuckets(Mapping[int, Sequence[Any]]):
 
     __slots__ = ("_cell", "_cold", "_hot", "_read")
 
-    def __init__(self, cell: tuple[str, str], hot: Mapping[int, Sequence[Any]],
-                 cold: ColdMinutes, read: Callable[[tuple[str, str, int]], list[Any]]) -> None:
-        self._cell, self._hot, self._cold, self._read = cell, hot, cold, read
+    def __init__(self, hot: Mapping[int, Sequence[Any]], cold: ColdMinutes,
+                 read: Read) -> None:
+        self._hot, self._cold, self._read = hot, cold, read
 
     def __getitem__(self, minute: int) -> Sequence[Any]:
         bucket = self._hot.get(minute)
@@ -105,7 +161,7 @@ class MixedBuckets(Mapping[int, Sequence[Any]]):
             return bucket
         if minute == TOTAL or minute not in self._cold:
             raise KeyError(minute)
-        return self._read((*self._cell, minute))
+        return self._read(minute)
 
     def get(self, minute: int, default: Any = None) -> Any:
         try:
@@ -120,8 +176,10 @@ class MixedBuckets(Mapping[int, Sequence[Any]]):
     def __len__(self) -> int:
         return len(self._hot) + len(self._cold)
 
-    def items_between(self, low: int, high: int) -> list[Sequence[Any]]:
-        """The buckets of the minutes in [low, high) (TOTAL never among them)."""
-        found = [b for m, b in self._hot.items() if low <= m < high and m != TOTAL]
-        found += [self._read((*self._cell, m)) for m in self._cold.between(low, high)]
-        return found
+    def sum_from(self, start: int) -> list[int]:
+        """The counters of every bucket from minute ``start`` on (a window sum afresh)."""
+        acc = self._cold.sum_from(start, self._read)
+        for minute, bucket in self._hot.items():
+            if minute >= start and minute != TOTAL:
+                add_into(acc, bucket)
+        return acc

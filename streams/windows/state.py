@@ -72,7 +72,7 @@ ExtrasRow = tuple[str, str, str, WindowExtras]
 """(campaign, channel, window label, its extras)."""
 
 
-def _extras_of(bucket: list[Any] | None) -> BucketExtras | None:
+def _extras_of(bucket: Sequence[Any] | None) -> BucketExtras | None:
     return bucket[WIDTH + 1] if bucket is not None and len(bucket) > WIDTH + 1 else None
 
 
@@ -165,17 +165,15 @@ class KpiState:
         go cold (the caller writes them to the table first, if changed)."""
         cell = self._cells[(campaign, channel)]
         old = [m for m in cell if m != TOTAL and m < hot_from]
-        gone = [(m, cell.pop(m)) for m in old if m < oldest]
+        gone: list[tuple[int, Sequence[Any]]] = [(m, cell.pop(m)) for m in old if m < oldest]
         if self._read_cold is not None:
             cold = self._cold.get((campaign, channel))
             if cold is None:
                 cold = self._cold[(campaign, channel)] = ColdMinutes()
             for minute in old:
                 if minute >= oldest:
-                    del cell[minute]
-                    cold.add(minute)
-            gone += [(m, self._cold_bucket(campaign, channel, m))
-                     for m in cold.pop_before(oldest)]
+                    cold.add(minute, cell.pop(minute))
+            gone += cold.pop_before(oldest, lambda m: self._cold_bucket(campaign, channel, m))
         for minute, bucket in gone:
             self._sums.changed((campaign, channel), minute, bucket, -1)
             held = _extras_of(bucket)
@@ -198,8 +196,8 @@ class KpiState:
         cold = self._cold.get(cell)
         if not cold:
             return self._cells[cell]
-        return MixedBuckets(cell, self._cells[cell], cold,
-                            lambda key: self._cold_bucket(*key))
+        return MixedBuckets(self._cells[cell], cold,
+                            lambda minute: self._cold_bucket(*cell, minute))
 
     def _all_buckets(self) -> dict[tuple[str, str], Mapping[int, Sequence[Any]]]:
         return {cell: self._buckets(cell) for cell in self._cells}
@@ -244,8 +242,9 @@ class KpiState:
         bucket = cell.get(minute)
         if bucket is None:
             cold = self._cold.get((campaign, channel))
-            if cold is not None and minute != TOTAL and cold.discard(minute):
+            if cold is not None and minute != TOTAL and minute in cold:
                 bucket = cell[minute] = self._cold_bucket(campaign, channel, minute)
+                cold.discard(minute, bucket)
             else:
                 bucket = cell[minute] = [*zero(), -1]
             if minute != TOTAL and minute < self._hot_from:  # a late one: scan again
@@ -297,13 +296,13 @@ class KpiState:
             cold = self._cold.get((campaign, channel))
             if cold is None:
                 cold = self._cold[(campaign, channel)] = ColdMinutes()
-            cold.add(minute)
             cell.pop(minute, None)
+            cold.put(minute, bucket, lambda m: self._cold_bucket(campaign, channel, m))
         else:
             cell[minute] = bucket
             cold = self._cold.get((campaign, channel))
-            if cold is not None:
-                cold.discard(minute)
+            if cold is not None and minute in cold:  # loaded again, hot now
+                cold.put(minute, None, lambda m: self._cold_bucket(campaign, channel, m))
         self._kept_from.pop((campaign, channel), None)
         if minute != TOTAL:
             self._sums.stale((campaign, channel))

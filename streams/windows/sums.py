@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from itertools import islice
 
+from streams.windows.cold import MixedBuckets
 from streams.windows.counts import WIDTH, add_into, zero
 from streams.windows.minutes import TOTAL
 
@@ -33,6 +34,9 @@ def fresh_sums(buckets: Buckets, now_minute: int, window_minutes: Sequence[int])
     sums = []
     for minutes in window_minutes:
         start = now_minute - minutes + 1
+        if isinstance(buckets, MixedBuckets):  # cold minutes: roll-ups, few reads
+            sums.append(buckets.sum_from(start))
+            continue
         # minutes first: a cold bucket (streams.windows.cold) is read only when inside
         inside = [buckets[m] for m in buckets if m >= start and m != TOTAL]
         # The first WIDTH columns only: after them come the offset and maybe the extras.

@@ -71,16 +71,40 @@ def test_hot_span_covers_every_window_but_the_longest() -> None:
     assert hot_span([5, 30]) == 10
 
 
-def test_cold_minutes_stay_in_order() -> None:
-    cold = ColdMinutes()
-    for minute in [5, 7, 6, 9, 7, 1]:
-        cold.add(minute)
-    assert list(cold) == [1, 5, 6, 7, 9]
-    assert 6 in cold and 8 not in cold
-    assert cold.discard(6) and not cold.discard(6)
-    assert cold.between(5, 9) == [5, 7]
-    assert cold.pop_before(7) == [1, 5]
-    assert list(cold) == [7, 9] and cold.newest() == 9
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["add", "discard", "put", "forget", "expire"]),
+                          st.integers(0, 200), st.integers(-3, 9)), max_size=60),
+       st.lists(st.integers(0, 210), min_size=1, max_size=5))
+def test_cold_minutes_sum_any_window_as_their_buckets_do(
+        ops: list[tuple[str, int, int]], starts: list[int]) -> None:
+    """Minutes kept in order, and a window summed from roll-ups and edge minutes equals
+    the sum of its buckets, whatever went cold, came back, was replaced or expired."""
+    cold, model = ColdMinutes(), {}  # model: minute -> bucket, what the store holds
+    for kind, minute, views in ops:
+        if kind == "add" and minute not in model:
+            model[minute] = bucket(views)
+            cold.add(minute, model[minute])
+        elif kind == "discard" and minute in model:
+            cold.discard(minute, model.pop(minute))
+        elif kind == "put":  # the store got another value first, as a rebuild's load has
+            model[minute] = bucket(views)
+            cold.put(minute, model[minute], model.__getitem__)
+        elif kind == "forget" and minute in model:
+            del model[minute]
+            cold.put(minute, None, model.__getitem__)
+        elif kind == "expire":
+            gone = cold.pop_before(minute, model.__getitem__)
+            assert gone == sorted((m, b) for m, b in model.items() if m < minute)
+            for m, _ in gone:
+                del model[m]
+        assert list(cold) == sorted(model)
+        assert len(cold) == len(model)
+    for start in starts:
+        expected = [sum(column) for column in zip(
+            *[b for m, b in model.items() if m >= start], [0] * WIDTH, strict=False)]
+        assert cold.sum_from(start, model.__getitem__) == expected
+    assert cold.between(50, 120) == sorted(m for m in model if 50 <= m < 120)
+    assert cold.newest() == (max(model) if model else None)
 
 
 def test_a_day_of_minute_traffic_keeps_only_the_hot_minutes_in_memory() -> None:
