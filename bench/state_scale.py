@@ -1,12 +1,19 @@
 """State that scales (issue 14): memory per remembered event id, and restarts, measured.
 
-Two parts, each in its own process so one's memory does not hide in the other's:
+Three parts, each in its own process so one's memory does not hide in the other's:
 
 - ``ids``: the counting stage remembers N event ids (40 characters, 100 per kpi-events
   message, as the input stage groups them) in the worker's RocksDB store and, for
   comparison, in Python dicts (the store before, kept for tests); resident memory per id
   (VmRSS after minus before), time per id, the store's size on disk, and whether any of
   100,000 new ids is called a duplicate (none may be).
+- ``buckets``: the counting stage's KPI state for C campaign-channels (four channels per
+  campaign, one kpi-events message per campaign and minute) over M minutes of traffic,
+  every bucket written to a RocksDB database as the worker's kpi table holds them; with
+  cold minutes (only the hot ones in memory, streams.windows.cold) and, for comparison,
+  every bucket in memory (the state before): resident memory, time per message, a first
+  scrape's window sums (5m, 1h, 24h and total) after a rebuild from the store, the next
+  minute's, and the rebuild.
 - ``pipeline``: on a real broker, N view events in one-event messages over C
   campaign-channels and M minutes; raw aiokafka's consume rate of the same topic, one
   worker's end-to-end rate and peak RSS; then SIGKILL and a restart on the same disk
@@ -15,6 +22,8 @@ Two parts, each in its own process so one's memory does not hide in the other's:
   dropped as duplicates.
 
     .venv/bin/python -m bench.state_scale --ids 20000000               # the ids part only
+    .venv/bin/python -m bench.state_scale --part buckets --campaign-channels 10000 \
+        --minutes 1440
     .venv/bin/python -m bench.state_scale --broker kafka --events 2000000 \\
         --json bench/results/state-scale-kafka.json
 """
@@ -109,12 +118,109 @@ def ids_part(count: int, store_kind: str) -> dict[str, Any]:
     }
 
 
-def _run_ids_part(count: int, store_kind: str) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, "-m", "bench.state_scale", "--part", f"ids-{store_kind}",
-         "--ids", str(count)], check=True, capture_output=True, text=True)
+def _run_part(part: str, *args: str) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, "-m", "bench.state_scale", "--part", part, *args],
+                         check=True, capture_output=True, text=True)
     result: dict[str, Any] = json.loads(out.stdout.splitlines()[-1])
     return result
+
+
+def buckets_part(cells: int, minutes: int, kind: str) -> dict[str, Any]:
+    """``cells`` campaign-channels with a bucket in each of ``minutes`` minutes."""
+    import orjson
+    from rocksdict import Rdict
+
+    from streams.config.settings import Window
+    from streams.flow.wire import dumps
+    from streams.windows.cold import hot_span
+    from streams.windows.counts import CLICKS, ORDERS, REVENUE, SPEND, VIEWS, WIDTH
+    from streams.windows.state import KpiState
+    from streams.worker.rocks_store import database_options
+
+    windows = [Window("5m", 5), Window("1h", 60), Window("24h", 1440)]
+    retention = max(w.minutes for w in windows)
+    datadir = Path(tempfile.mkdtemp(prefix="kpistream-buckets-"))
+    db = Rdict(str(datadir / "kpi"), database_options())
+
+    def key_of(key: tuple[str, str, int]) -> bytes:
+        return orjson.dumps(key)
+
+    def read(key: tuple[str, str, int]) -> list[Any] | None:
+        raw = db.get(key_of(key))
+        return None if raw is None else list(orjson.loads(raw))
+
+    def state_now() -> KpiState:
+        if kind == "cold":
+            return KpiState(retention, hot_span([w.minutes for w in windows]), read)
+        return KpiState(retention)
+
+    state = state_now()
+    campaigns = [f"campaign-{n:05d}" for n in range((cells + 3) // 4)]
+    channels = ["tiktok", "meta", "google", "web"]
+    now = NOW_MS // MIN_MS
+    first = now - minutes + 1
+
+    def counters(n: int) -> list[int]:
+        counts = [0] * WIDTH
+        counts[VIEWS], counts[CLICKS], counts[ORDERS] = 20 + n % 37, n % 5, n % 2
+        counts[REVENUE], counts[SPEND] = 49_990_000 * (n % 2), 1_250_000 + n % 9_000
+        return counts
+
+    gc.collect()
+    before_kib = rss_kib(os.getpid()) or 0
+    applied_s = 0.0
+    offset = 0
+    for minute in range(first, now + 1):
+        for n, campaign in enumerate(campaigns):
+            deltas = {(campaign, channel, minute): counters(n + i + minute)
+                      for i, channel in enumerate(channels[:min(4, cells - 4 * n)])}
+            started = time.perf_counter()
+            changed = state.apply(deltas, minute, offset)
+            applied_s += time.perf_counter() - started
+            for key, value in changed.items():
+                if value is None:
+                    del db[key_of(key)]
+                else:
+                    db[key_of(key)] = dumps(value)
+            offset += 1
+    gc.collect()
+    after_kib = rss_kib(os.getpid()) or 0
+
+    def scrape(at: int) -> tuple[float, float]:
+        started = time.perf_counter()
+        views = sum(r[3][VIEWS] for r in state.rows(at, windows, lambda _: True)
+                    if r[2] == "24h")
+        return time.perf_counter() - started, views
+
+    first_scrape_s, views_24h = scrape(now)
+    next_minute_s, _ = scrape(now + 1)
+    # a rebuild from the store, as a restart on the same disk does, then its first scrape
+    del state
+    gc.collect()
+    started = time.perf_counter()
+    state = state_now()
+    for raw_key, raw in db.items():
+        state.load(tuple(orjson.loads(raw_key)), list(orjson.loads(raw)), now)
+    rebuild_s = time.perf_counter() - started
+    rebuilt_scrape_s, rebuilt_views = scrape(now)
+    gc.collect()
+    rebuilt_kib = rss_kib(os.getpid()) or 0
+    db.close()
+    buckets = cells * minutes
+    disk = sum(f.stat().st_size for f in datadir.rglob("*") if f.is_file())
+    return {
+        "state": kind, "campaign_channels": cells, "minutes": minutes, "buckets": buckets,
+        "held_in_memory": state.held_in_memory(),
+        "rss_before_mib": before_kib / 1024, "rss_after_mib": after_kib / 1024,
+        "resident_mib": (after_kib - before_kib) / 1024,
+        "resident_bytes_per_bucket": (after_kib - before_kib) * 1024 / buckets,
+        "apply_us_per_message": applied_s / offset * 1e6,
+        "first_scrape_s": first_scrape_s, "next_minute_scrape_s": next_minute_s,
+        "rebuild_s": rebuild_s, "rebuilt_first_scrape_s": rebuilt_scrape_s,
+        "rebuilt_rss_mib": rebuilt_kib / 1024,
+        "views_24h": views_24h, "rebuilt_views_24h": rebuilt_views,
+        "disk_mib": disk / 2**20,
+    }
 
 
 def pipeline_part(broker_name: str, events: int, cells: int, minutes: int,
@@ -194,13 +300,18 @@ def pipeline_part(broker_name: str, events: int, cells: int, minutes: int,
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.state_scale", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=["all", "ids", "pipeline", "ids-rocksdb",
-                                           "ids-memory"], default="all")
+    parser.add_argument("--part", choices=["all", "ids", "buckets", "pipeline", "ids-rocksdb",
+                                           "ids-memory", "buckets-cold", "buckets-memory"],
+                        default="all")
     parser.add_argument("--ids", type=int, default=20_000_000,
                         help="event ids the ids part remembers (default 20,000,000)")
     parser.add_argument("--events", type=int, default=2_000_000)
-    parser.add_argument("--campaign-channels", type=int, default=1_000)
-    parser.add_argument("--minutes", type=int, default=60)
+    parser.add_argument("--campaign-channels", type=int, default=1_000,
+                        help="the pipeline's (the buckets part: 10,000 unless given)")
+    parser.add_argument("--minutes", type=int, default=60,
+                        help="the pipeline's (the buckets part: 1,440 unless given)")
+    parser.add_argument("--memory-minutes", type=int, default=None,
+                        help="minutes of the all-in-memory comparison (default: --minutes)")
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--json", type=Path, default=None)
     add_broker_option(parser)
@@ -208,18 +319,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.part.startswith("ids-"):  # a child: one store, its figures as JSON
         print(json.dumps(ids_part(args.ids, args.part.removeprefix("ids-"))))
         return 0
+    if args.part.startswith("buckets-"):
+        print(json.dumps(buckets_part(args.campaign_channels, args.minutes,
+                                      args.part.removeprefix("buckets-"))))
+        return 0
     doc: dict[str, Any] = {"machine": machine(os.getloadavg())}
     if args.part in ("all", "ids"):
         for kind, count in (("rocksdb", args.ids),
                             ("memory", min(args.ids, MEMORY_STORE_IDS))):
             say(f"[state-scale] {count:,} ids in the {kind} store")
-            doc[f"ids_{kind}"] = figures = _run_ids_part(count, kind)
+            doc[f"ids_{kind}"] = figures = _run_part(f"ids-{kind}", "--ids", str(count))
             say(f"  {figures['resident_bytes_per_id']:.1f} B resident per id, "
                 f"{figures['handle_us_per_id']:.2f} us per id handled, "
                 f"{figures['lookup_us_per_new_id']:.2f} us per new id looked up, "
                 f"{figures['disk_mib']:.0f} MiB on disk, "
                 f"{figures['new_ids_called_duplicates']} of 100,000 new ids called "
                 f"duplicates, old ids found {figures['old_ids_found']}")
+    if args.part in ("all", "buckets"):
+        explicit = argv if argv is not None else sys.argv[1:]
+        cells = args.campaign_channels if "--campaign-channels" in explicit else 10_000
+        minutes = args.minutes if "--minutes" in explicit else 1_440
+        for kind, span in (("cold", minutes), ("memory", args.memory_minutes or minutes)):
+            say(f"[state-scale] {cells:,} campaign-channels x {span:,} minutes, {kind}")
+            doc[f"buckets_{kind}"] = figures = _run_part(
+                f"buckets-{kind}", "--campaign-channels", str(cells), "--minutes", str(span))
+            say(f"  {figures['resident_mib']:.0f} MiB resident "
+                f"({figures['resident_bytes_per_bucket']:.1f} B per bucket), "
+                f"{figures['apply_us_per_message']:.1f} us per message, first scrape "
+                f"{figures['first_scrape_s']:.2f} s, next minute "
+                f"{figures['next_minute_scrape_s']:.2f} s; rebuild {figures['rebuild_s']:.1f} s,"
+                f" then a first scrape {figures['rebuilt_first_scrape_s']:.2f} s, RSS "
+                f"{figures['rebuilt_rss_mib']:.0f} MiB; 24h views {figures['views_24h']:,} "
+                f"/ rebuilt {figures['rebuilt_views_24h']:,}")
     if args.part in ("all", "pipeline"):
         doc["pipeline"] = figures = pipeline_part(
             args.broker, args.events, args.campaign_channels, args.minutes, args.partitions)
@@ -235,6 +366,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_json(args.json, doc)
     ok = all(doc.get(f"ids_{k}", {}).get("new_ids_called_duplicates", 0) == 0
              for k in ("rocksdb", "memory"))
+    ok = ok and all(doc[k]["views_24h"] == doc[k]["rebuilt_views_24h"]
+                    for k in ("buckets_cold", "buckets_memory") if k in doc)
     ok = ok and all(doc.get("pipeline", {}).get(f"restart_{s}", {}).get("exact", True)
                     for s in ("kept", "wiped"))
     return 0 if ok else 1

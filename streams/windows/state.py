@@ -297,7 +297,10 @@ class KpiState:
             if cold is None:
                 cold = self._cold[(campaign, channel)] = ColdMinutes()
             cell.pop(minute, None)
-            cold.put(minute, bucket, lambda m: self._cold_bucket(campaign, channel, m))
+            if minute in cold:  # loaded again: replaces what went cold
+                cold.put(minute, bucket, lambda m: self._cold_bucket(campaign, channel, m))
+            else:
+                cold.add(minute, bucket)
         else:
             cell[minute] = bucket
             cold = self._cold.get((campaign, channel))

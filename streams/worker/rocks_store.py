@@ -14,7 +14,7 @@ from typing import Any
 from faust.stores import rocksdb
 from rocksdict import BlockBasedOptions, Cache, Options
 
-__all__ = ["OPTIONS", "RocksStore"]
+__all__ = ["OPTIONS", "RocksStore", "database_options"]
 
 OPTIONS: dict[str, int] = {
     "write_buffer_size": 4 << 20,
@@ -34,6 +34,12 @@ class _Options(rocksdb.RocksDBOptions):
         table.set_block_cache(Cache(self.block_cache_size))
         options.set_block_based_table_factory(table)
         return options
+
+
+def database_options() -> Options:
+    """The options of each of the stores' databases (for a database opened directly)."""
+    options: Options = _Options(**OPTIONS, use_rocksdict=True).as_options()
+    return options
 
 
 class RocksStore(rocksdb.Store):
