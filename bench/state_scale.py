@@ -210,6 +210,7 @@ def buckets_part(cells: int, minutes: int, kind: str) -> dict[str, Any]:
     disk = sum(f.stat().st_size for f in datadir.rglob("*") if f.is_file())
     return {
         "state": kind, "campaign_channels": cells, "minutes": minutes, "buckets": buckets,
+        "first_minute": first,
         "held_in_memory": state.held_in_memory(),
         "rss_before_mib": before_kib / 1024, "rss_after_mib": after_kib / 1024,
         "resident_mib": (after_kib - before_kib) / 1024,

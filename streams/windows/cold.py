@@ -7,9 +7,10 @@ leaves). So ``KpiState`` keeps the hot minutes as Python lists and lets older on
 the table already holds every bucket (Faust's RocksDB store on the worker's disk), so a cold
 bucket is read back from it when a window's edge passes it, a late event lands in it, or it
 expires. What stays in memory per cold bucket is its minute, 4 bytes in a sorted array,
-and per hour of cold minutes the sum of their counters (a roll-up): a window sum built
-afresh (the first scrape after a start or a rebalance) reads at most the 59 cold minutes
-of the partial hour at its start, and adds whole hours from the roll-ups.
+and per hour of cold minutes the sum of their counters, products and content types (a
+roll-up): a window summed afresh (the first scrape after a start or a rebalance) reads at
+most the 59 cold minutes of the partial hour at its start, and adds whole hours from the
+roll-ups.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from streams.windows.counts import WIDTH, add_into, zero
+from streams.windows.extras import BucketExtras, Named, add_named, take_named
 from streams.windows.minutes import TOTAL
 
-__all__ = ["ColdMinutes", "ColdReader", "MixedBuckets", "hot_span"]
+__all__ = ["ColdMinutes", "ColdReader", "MixedBuckets", "NamedSums", "hot_span"]
 
 ColdReader = Callable[[tuple[str, str, int]], list[Any] | None]
 """A bucket as the table holds it (its changelog form), by ``(campaign, channel, minute)``;
@@ -30,6 +32,9 @@ None: not there."""
 
 Read = Callable[[int], Sequence[Any]]
 """A cold bucket of one campaign-channel, by minute."""
+
+NamedSums = tuple[Named, Named]
+"""(products, content types)."""
 
 _HOUR = 60
 
@@ -49,15 +54,29 @@ def _subtract(acc: list[int], bucket: Sequence[int]) -> None:
         acc[i] -= bucket[i]
 
 
+def _extras(bucket: Sequence[Any]) -> BucketExtras | None:
+    return bucket[WIDTH + 1] if len(bucket) > WIDTH + 1 else None
+
+
+def _add_names(into: NamedSums, bucket: Sequence[Any], sign: int = 1) -> None:
+    extras = _extras(bucket)
+    if extras is not None:
+        change = add_named if sign > 0 else take_named
+        change(into[0], extras.products)
+        change(into[1], extras.content)
+
+
 class ColdMinutes:
     """The minutes of one campaign-channel whose buckets are only in the store, in order,
     with the counters of each hour's cold buckets summed."""
 
-    __slots__ = ("_hours", "_minutes")
+    __slots__ = ("_hours", "_minutes", "_names")
 
     def __init__(self) -> None:
         self._minutes = array("i")
         self._hours: dict[int, list[int]] = {}
+        self._names: dict[int, NamedSums] = {}
+        """Hour -> products and content types of its cold minutes (hours with any)."""
 
     def __len__(self) -> int:
         return len(self._minutes)
@@ -84,6 +103,8 @@ class ColdMinutes:
         if hour is None:
             hour = self._hours[minute // _HOUR] = zero()
         add_into(hour, bucket)
+        if _extras(bucket) is not None:
+            _add_names(self._names.setdefault(minute // _HOUR, ({}, {})), bucket)
 
     def discard(self, minute: int, bucket: Sequence[int]) -> None:
         """``minute`` (here, with this bucket) is hot again or gone."""
@@ -94,8 +115,14 @@ class ColdMinutes:
         hour = minute // _HOUR
         if self.between(hour * _HOUR, (hour + 1) * _HOUR):
             _subtract(self._hours[hour], bucket)
+            names = self._names.get(hour)
+            if names is not None:
+                _add_names(names, bucket, -1)
+                if not (names[0] or names[1]):
+                    del self._names[hour]
         else:
             del self._hours[hour]
+            self._names.pop(hour, None)
 
     def put(self, minute: int, bucket: Sequence[int] | None, read: Read) -> None:
         """Set (None: forget) ``minute``'s bucket, whatever was there: its hour's roll-up
@@ -107,11 +134,17 @@ class ColdMinutes:
             del minutes[at]
         hour = minute // _HOUR
         self._hours.pop(hour, None)
+        self._names.pop(hour, None)
         others = self.between(hour * _HOUR, (hour + 1) * _HOUR)
         if others:
             sums = self._hours[hour] = zero()
+            names: NamedSums = ({}, {})
             for m in others:
-                add_into(sums, read(m))
+                found = read(m)
+                add_into(sums, found)
+                _add_names(names, found)
+            if names[0] or names[1]:
+                self._names[hour] = names
         if bucket is not None:
             self.add(minute, bucket)
 
@@ -135,6 +168,19 @@ class ColdMinutes:
             for m in self.between(start, (first_hour + 1) * _HOUR):
                 add_into(acc, read(m))
         return acc
+
+    def names_from(self, start: int, read: Read) -> NamedSums:
+        """``sum_from``'s twin for products and content types."""
+        first_hour = start // _HOUR
+        out: NamedSums = ({}, {})
+        for hour, (products, content) in self._names.items():
+            if hour > first_hour or (hour == first_hour and start % _HOUR == 0):
+                add_named(out[0], products)
+                add_named(out[1], content)
+        if start % _HOUR:
+            for m in self.between(start, (first_hour + 1) * _HOUR):
+                _add_names(out, read(m))
+        return out
 
     def newest(self) -> int | None:
         return self._minutes[-1] if self._minutes else None
@@ -175,6 +221,14 @@ class MixedBuckets(Mapping[int, Sequence[Any]]):
 
     def __len__(self) -> int:
         return len(self._hot) + len(self._cold)
+
+    def names_from(self, start: int) -> NamedSums:
+        """The products and content types of every bucket from minute ``start`` on."""
+        out = self._cold.names_from(start, self._read)
+        for minute, bucket in self._hot.items():
+            if minute >= start and minute != TOTAL:
+                _add_names(out, bucket)
+        return out
 
     def sum_from(self, start: int) -> list[int]:
         """The counters of every bucket from minute ``start`` on (a window sum afresh)."""

@@ -30,6 +30,7 @@ __all__ = [
     "name_map",
     "renamed",
     "summed_named",
+    "take_named",
 ]
 
 OTHER: Final = ""
@@ -78,6 +79,20 @@ def add_named(into: Named, delta: Mapping[str, Sequence[int]]) -> None:
         else:
             for i, value in enumerate(counts):
                 acc[i] += value
+
+
+def take_named(into: Named, delta: Mapping[str, Sequence[int]]) -> None:
+    """Take ``delta``'s counters per name out of ``into``; a name left at zero leaves (as
+    it would not be there when summed afresh: every name a bucket holds has a count)."""
+    for name, counts in delta.items():
+        acc = into.get(name)
+        if acc is None:
+            into[name] = [-value for value in counts]
+            continue
+        for i, value in enumerate(counts):
+            acc[i] -= value
+        if not any(acc):
+            del into[name]
 
 
 def summed_named(maps: Iterable[Mapping[str, Sequence[int]]]) -> Named:

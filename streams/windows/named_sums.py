@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from streams.windows.cold import MixedBuckets, NamedSums
 from streams.windows.counts import WIDTH
 from streams.windows.extras import BucketExtras, Named, summed_named
 from streams.windows.minutes import TOTAL
@@ -24,8 +25,6 @@ from streams.windows.sums import Cell
 
 __all__ = ["NamedSums", "RunningNamed"]
 
-NamedSums = tuple[Named, Named]
-"""(products, content types) of one window."""
 
 Buckets = Mapping[int, Sequence[Any]]
 
@@ -36,6 +35,8 @@ def _extras(bucket: Sequence[Any] | None) -> BucketExtras | None:
 
 def _fresh(buckets: Buckets, now_minute: int, minutes: int) -> NamedSums:
     start = now_minute - minutes + 1
+    if isinstance(buckets, MixedBuckets):  # cold minutes: roll-ups, few reads
+        return buckets.names_from(start)
     inside = [e for m in buckets
               if m >= start and m != TOTAL and (e := _extras(buckets[m])) is not None]
     return (summed_named(e.products for e in inside),
