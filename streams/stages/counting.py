@@ -239,7 +239,9 @@ class CountStage:
         data = getattr(self.table, "data", self.table)
         persists = getattr(self.table, "persists", False)
         now_minute = minute_of(now_ms) if now_ms else None
-        for key, value in list(data.items()):
+        # read from disk as loaded (a day of buckets would not fit in memory at once);
+        # a table in memory is copied first, to delete from it as it goes
+        for key, value in data.items() if persists else list(data.items()):
             if owns_campaign(key[0]):
                 self.state.load(tuple(key), value, now_minute)
             elif not persists:  # memory is all it takes: free it

@@ -18,6 +18,7 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from itertools import islice
 from typing import Any
 
 from streams.windows.counts import WIDTH, add_into, zero
@@ -47,6 +48,11 @@ def hot_span(window_minutes: Sequence[int]) -> int:
     trailing edge from memory (one more minute: the one that just left it)."""
     shorter = sorted(set(window_minutes))[:-1]
     return max([LATE_MINUTES, *[m + 1 for m in shorter]])
+
+
+def column_sums(buckets: Sequence[Sequence[int]]) -> list[int]:
+    """The counters of ``buckets`` summed (column sums, in C; trailing fields ignored)."""
+    return [sum(column) for column in islice(zip(*buckets, strict=False), WIDTH)] or zero()
 
 
 def _subtract(acc: list[int], bucket: Sequence[int]) -> None:
@@ -156,18 +162,20 @@ class ColdMinutes:
             self.discard(m, bucket)
         return gone
 
-    def sum_from(self, start: int, read: Read) -> list[int]:
-        """The counters of the cold minutes from ``start`` on: the minutes of ``start``'s
-        hour read, later hours from their roll-ups."""
+    def parts_from(self, start: int, read: Read) -> list[Sequence[int]]:
+        """What sums to the counters of the cold minutes from ``start`` on: the minutes
+        of ``start``'s hour, read, and the roll-ups of later hours."""
         first_hour = start // _HOUR
-        acc = zero()
-        for hour, sums in self._hours.items():
-            if hour > first_hour or (hour == first_hour and start % _HOUR == 0):
-                add_into(acc, sums)
+        parts: list[Sequence[int]] = [
+            sums for hour, sums in self._hours.items()
+            if hour > first_hour or (hour == first_hour and start % _HOUR == 0)]
         if start % _HOUR:
-            for m in self.between(start, (first_hour + 1) * _HOUR):
-                add_into(acc, read(m))
-        return acc
+            parts += [read(m) for m in self.between(start, (first_hour + 1) * _HOUR)]
+        return parts
+
+    def sum_from(self, start: int, read: Read) -> list[int]:
+        """The counters of the cold minutes from ``start`` on."""
+        return column_sums(self.parts_from(start, read))
 
     def names_from(self, start: int, read: Read) -> NamedSums:
         """``sum_from``'s twin for products and content types."""
@@ -232,8 +240,6 @@ class MixedBuckets(Mapping[int, Sequence[Any]]):
 
     def sum_from(self, start: int) -> list[int]:
         """The counters of every bucket from minute ``start`` on (a window sum afresh)."""
-        acc = self._cold.sum_from(start, self._read)
-        for minute, bucket in self._hot.items():
-            if minute >= start and minute != TOTAL:
-                add_into(acc, bucket)
-        return acc
+        parts = self._cold.parts_from(start, self._read)
+        parts += [b for m, b in self._hot.items() if m >= start and m != TOTAL]
+        return column_sums(parts)

@@ -297,7 +297,8 @@ class KpiState:
             if cold is None:
                 cold = self._cold[(campaign, channel)] = ColdMinutes()
             cell.pop(minute, None)
-            if minute in cold:  # loaded again: replaces what went cold
+            newest = cold.newest()
+            if newest is not None and minute <= newest and minute in cold:  # loaded again
                 cold.put(minute, bucket, lambda m: self._cold_bucket(campaign, channel, m))
             else:
                 cold.add(minute, bucket)

@@ -15,9 +15,8 @@ bucket would make each load ~5 times as slow, on the event loop, while the worke
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from itertools import islice
 
-from streams.windows.cold import MixedBuckets
+from streams.windows.cold import MixedBuckets, column_sums
 from streams.windows.counts import WIDTH, add_into, zero
 from streams.windows.minutes import TOTAL
 
@@ -39,9 +38,7 @@ def fresh_sums(buckets: Buckets, now_minute: int, window_minutes: Sequence[int])
             continue
         # minutes first: a cold bucket (streams.windows.cold) is read only when inside
         inside = [buckets[m] for m in buckets if m >= start and m != TOTAL]
-        # The first WIDTH columns only: after them come the offset and maybe the extras.
-        sums.append([sum(column) for column in islice(zip(*inside, strict=False), WIDTH)]
-                    or zero())
+        sums.append(column_sums(inside))
     return sums
 
 
