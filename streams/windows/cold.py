@@ -162,34 +162,6 @@ class ColdMinutes:
             self.discard(m, bucket)
         return gone
 
-    def parts_from(self, start: int, read: Read) -> list[Sequence[int]]:
-        """What sums to the counters of the cold minutes from ``start`` on: the minutes
-        of ``start``'s hour, read, and the roll-ups of later hours."""
-        first_hour = start // _HOUR
-        parts: list[Sequence[int]] = [
-            sums for hour, sums in self._hours.items()
-            if hour > first_hour or (hour == first_hour and start % _HOUR == 0)]
-        if start % _HOUR:
-            parts += [read(m) for m in self.between(start, (first_hour + 1) * _HOUR)]
-        return parts
-
-    def sum_from(self, start: int, read: Read) -> list[int]:
-        """The counters of the cold minutes from ``start`` on."""
-        return column_sums(self.parts_from(start, read))
-
-    def names_from(self, start: int, read: Read) -> NamedSums:
-        """``sum_from``'s twin for products and content types."""
-        first_hour = start // _HOUR
-        out: NamedSums = ({}, {})
-        for hour, (products, content) in self._names.items():
-            if hour > first_hour or (hour == first_hour and start % _HOUR == 0):
-                add_named(out[0], products)
-                add_named(out[1], content)
-        if start % _HOUR:
-            for m in self.between(start, (first_hour + 1) * _HOUR):
-                _add_names(out, read(m))
-        return out
-
     def newest(self) -> int | None:
         return self._minutes[-1] if self._minutes else None
 
@@ -197,6 +169,55 @@ class ColdMinutes:
         """The minutes in [low, high)."""
         minutes = self._minutes
         return minutes[bisect_left(minutes, low):bisect_left(minutes, high)].tolist()
+
+    def _split(self, low: int, high: int) -> tuple[list[int], list[int]]:
+        """The hours whose cold minutes all lie in [low, high) (their roll-ups serve), and
+        the cold minutes in [low, high) of the other hours (to read)."""
+        if high <= low:
+            return [], []
+        first, last = low // _HOUR, (high - 1) // _HOUR
+        whole = [hour for hour in self._hours if first < hour < last]
+        edges: list[int] = []
+        for hour in dict.fromkeys((first, last)):
+            if hour not in self._hours:
+                continue
+            inside = self.between(max(hour * _HOUR, low), min((hour + 1) * _HOUR, high))
+            if len(inside) == len(self.between(hour * _HOUR, (hour + 1) * _HOUR)):
+                whole.append(hour)
+            else:
+                edges += inside
+        return whole, edges
+
+    def parts_between(self, low: int, high: int, read: Read) -> list[Sequence[int]]:
+        """What sums to the counters of the cold minutes in [low, high): roll-ups of the
+        hours wholly inside, and the minutes at the edges, read."""
+        whole, edges = self._split(low, high)
+        parts: list[Sequence[int]] = [self._hours[hour] for hour in whole]
+        return parts + [read(m) for m in edges]
+
+    def parts_from(self, start: int, read: Read) -> list[Sequence[int]]:
+        """``parts_between`` from ``start`` on."""
+        newest = self.newest()
+        return [] if newest is None else self.parts_between(start, newest + 1, read)
+
+    def sum_from(self, start: int, read: Read) -> list[int]:
+        """The counters of the cold minutes from ``start`` on."""
+        return column_sums(self.parts_from(start, read))
+
+    def names_from(self, start: int, read: Read) -> NamedSums:
+        """``sum_from``'s twin for products and content types."""
+        newest = self.newest()
+        out: NamedSums = ({}, {})
+        if newest is None:
+            return out
+        whole, edges = self._split(start, newest + 1)
+        for hour in whole:
+            products, content = self._names.get(hour, ({}, {}))
+            add_named(out[0], products)
+            add_named(out[1], content)
+        for m in edges:
+            _add_names(out, read(m))
+        return out
 
 
 class MixedBuckets(Mapping[int, Sequence[Any]]):
@@ -242,4 +263,10 @@ class MixedBuckets(Mapping[int, Sequence[Any]]):
         """The counters of every bucket from minute ``start`` on (a window sum afresh)."""
         parts = self._cold.parts_from(start, self._read)
         parts += [b for m, b in self._hot.items() if m >= start and m != TOTAL]
+        return column_sums(parts)
+
+    def sum_between(self, low: int, high: int) -> list[int]:
+        """The counters of every bucket of the minutes in [low, high)."""
+        parts = self._cold.parts_between(low, high, self._read)
+        parts += [b for m, b in self._hot.items() if low <= m < high and m != TOTAL]
         return column_sums(parts)

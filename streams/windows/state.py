@@ -412,7 +412,9 @@ class KpiState:
                 sums[campaign] += 0 if total is None else total[field]
                 continue
             first, end = span
-            if end - first < len(cell):  # early in a day: look up its minutes only
+            if isinstance(cell, MixedBuckets):  # cold minutes: roll-ups, few reads
+                sums[campaign] += cell.sum_between(first, end)[field]
+            elif end - first < len(cell):  # early in a day: look up its minutes only
                 found = [cell.get(m) for m in range(first, end)]
                 sums[campaign] += sum([c[field] for c in found if c is not None])
             else:  # TOTAL (-1) is never inside a range

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from streams.config.settings import Window
 from streams.flow.wire import dumps
-from streams.windows.cold import ColdMinutes, hot_span
+from streams.windows.cold import ColdMinutes, column_sums, hot_span
 from streams.windows.counts import WIDTH
 from streams.windows.extras import ExtrasDelta
 from streams.windows.state import BucketKey, KpiState
@@ -103,6 +103,10 @@ def test_cold_minutes_sum_any_window_as_their_buckets_do(
         expected = [sum(column) for column in zip(
             *[b for m, b in model.items() if m >= start], [0] * WIDTH, strict=False)]
         assert cold.sum_from(start, model.__getitem__) == expected
+        for end in (start + 1, start + 59, start + 61, start + 150):
+            inside = [b for m, b in model.items() if start <= m < end]
+            assert column_sums(cold.parts_between(start, end, model.__getitem__)) == [
+                sum(column) for column in zip(*inside, [0] * WIDTH, strict=False)]
     assert cold.between(50, 120) == sorted(m for m in model if 50 <= m < 120)
     assert cold.newest() == (max(model) if model else None)
 
