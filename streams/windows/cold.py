@@ -170,30 +170,36 @@ class ColdMinutes:
         minutes = self._minutes
         return minutes[bisect_left(minutes, low):bisect_left(minutes, high)].tolist()
 
-    def _split(self, low: int, high: int) -> tuple[list[int], list[int]]:
-        """The hours whose cold minutes all lie in [low, high) (their roll-ups serve), and
-        the cold minutes in [low, high) of the other hours (to read)."""
+    def _split(self, low: int, high: int) -> tuple[list[int], list[int], list[int]]:
+        """How to sum the cold minutes in [low, high): the hours whose roll-ups to add,
+        the minutes to add, and the minutes to take away (an edge hour's roll-up serves
+        when fewer of its cold minutes lie outside the range than inside)."""
         if high <= low:
-            return [], []
+            return [], [], []
         first, last = low // _HOUR, (high - 1) // _HOUR
         whole = [hour for hour in self._hours if first < hour < last]
         edges: list[int] = []
+        outside: list[int] = []
         for hour in dict.fromkeys((first, last)):
             if hour not in self._hours:
                 continue
-            inside = self.between(max(hour * _HOUR, low), min((hour + 1) * _HOUR, high))
-            if len(inside) == len(self.between(hour * _HOUR, (hour + 1) * _HOUR)):
+            every = self.between(hour * _HOUR, (hour + 1) * _HOUR)
+            inside = [m for m in every if low <= m < high]
+            if 2 * len(inside) > len(every):
                 whole.append(hour)
+                outside += [m for m in every if not low <= m < high]
             else:
                 edges += inside
-        return whole, edges
+        return whole, edges, outside
 
     def parts_between(self, low: int, high: int, read: Read) -> list[Sequence[int]]:
         """What sums to the counters of the cold minutes in [low, high): roll-ups of the
-        hours wholly inside, and the minutes at the edges, read."""
-        whole, edges = self._split(low, high)
+        hours inside, and the minutes at the edges, read (negated: minutes of an edge
+        hour's roll-up outside the range)."""
+        whole, edges, outside = self._split(low, high)
         parts: list[Sequence[int]] = [self._hours[hour] for hour in whole]
-        return parts + [read(m) for m in edges]
+        parts += [read(m) for m in edges]
+        return parts + [[-v for v in read(m)[:WIDTH]] for m in outside]
 
     def parts_from(self, start: int, read: Read) -> list[Sequence[int]]:
         """``parts_between`` from ``start`` on."""
@@ -210,13 +216,15 @@ class ColdMinutes:
         out: NamedSums = ({}, {})
         if newest is None:
             return out
-        whole, edges = self._split(start, newest + 1)
+        whole, edges, outside = self._split(start, newest + 1)
         for hour in whole:
             products, content = self._names.get(hour, ({}, {}))
             add_named(out[0], products)
             add_named(out[1], content)
         for m in edges:
             _add_names(out, read(m))
+        for m in outside:
+            _add_names(out, read(m), -1)
         return out
 
 

@@ -160,19 +160,25 @@ def test_retiring_a_campaign_channel_names_its_cold_buckets_too() -> None:
 def test_a_rebuild_keeps_old_minutes_cold_and_answers_the_same() -> None:
     table = StoreTable()
     state = KpiState(DAY, 10, table.read)
+    everything = KpiState(DAY)
     reach = ExtrasDelta([1, 2, 3], {"p1": [1, 500]}, {"live": [1, 0, 0, 0, 0]})
     for offset, minute in enumerate(range(NOW - 200, NOW + 1)):
         deltas = {(c, ch, minute): bucket(offset % 5) for c, ch in CELLS}
-        extras = {("a", "web", minute): ExtrasDelta([offset, offset + 1], dict(reach.products),
-                                                   dict(reach.content))}
-        table.write(state.apply(deltas, minute, offset, extras))
-    windows = [Window("5m", 5), Window("1h", 60), Window("24h", DAY)]
-    before = answers(state, NOW, windows)
+        extras = {("a", "web", minute): ExtrasDelta(
+            [offset, offset + 1], {f"p{offset % 7}": [1, 500]}, dict(reach.content))}
+        table.write(state.apply(deltas, minute, offset, copied(extras)))
+        everything.apply(deltas, minute, offset, copied(extras))
+    # window starts at an hour's first minute, inside an hour (most of it in the window,
+    # or most of it out), and the 24h one before every bucket
+    windows = [Window("5m", 5), Window("1h", 60), Window("70m", 70), Window("110m", 110),
+               Window("24h", DAY)]
+    expected = answers(everything, NOW, windows)
+    assert answers(state, NOW, windows) == expected
     rebuilt = KpiState(DAY, 10, table.read)
     for key, raw in table.items():
         rebuilt.load(key, list(orjson.loads(raw)), NOW)
     assert rebuilt.held_in_memory() == len(CELLS) * 11
-    assert answers(rebuilt, NOW, windows) == before
+    assert answers(rebuilt, NOW, windows) == expected
 
 
 # ---------------------------------------------------------------------------------------
