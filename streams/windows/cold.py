@@ -8,9 +8,9 @@ the table already holds every bucket (Faust's RocksDB store on the worker's disk
 bucket is read back from it when a window's edge passes it, a late event lands in it, or it
 expires. What stays in memory per cold bucket is its minute, 4 bytes in a sorted array,
 and per hour of cold minutes the sum of their counters, products and content types (a
-roll-up): a window summed afresh (the first scrape after a start or a rebalance) reads at
-most the 59 cold minutes of the partial hour at its start, and adds whole hours from the
-roll-ups.
+roll-up): a window summed afresh (the first scrape after a start or a rebalance) adds
+whole hours from the roll-ups and reads at most 30 cold minutes at each edge (an edge
+hour's minutes inside the range, or its roll-up less the minutes outside).
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from itertools import islice
 from typing import Any
 
-from streams.windows.counts import WIDTH, add_into, zero
-from streams.windows.extras import BucketExtras, Named, add_named, take_named
+from streams.windows.counts import WIDTH, add_into, take_from, zero
+from streams.windows.extras import BucketExtras, Named, add_named, shift_named
 from streams.windows.minutes import TOTAL
 
-__all__ = ["ColdMinutes", "ColdReader", "MixedBuckets", "NamedSums", "hot_span"]
+__all__ = ["ColdMinutes", "ColdReader", "MixedBuckets", "NamedSums", "column_sums",
+           "extras_of", "hot_span"]
 
 ColdReader = Callable[[tuple[str, str, int]], list[Any] | None]
 """A bucket as the table holds it (its changelog form), by ``(campaign, channel, minute)``;
@@ -55,21 +56,20 @@ def column_sums(buckets: Sequence[Sequence[int]]) -> list[int]:
     return [sum(column) for column in islice(zip(*buckets, strict=False), WIDTH)] or zero()
 
 
-def _subtract(acc: list[int], bucket: Sequence[int]) -> None:
-    for i in range(WIDTH):
-        acc[i] -= bucket[i]
-
-
-def _extras(bucket: Sequence[Any]) -> BucketExtras | None:
-    return bucket[WIDTH + 1] if len(bucket) > WIDTH + 1 else None
+def extras_of(bucket: Sequence[Any] | None) -> BucketExtras | None:
+    """A bucket's extras (after its counters and offset), if it has any."""
+    return bucket[WIDTH + 1] if bucket is not None and len(bucket) > WIDTH + 1 else None
 
 
 def _add_names(into: NamedSums, bucket: Sequence[Any], sign: int = 1) -> None:
-    extras = _extras(bucket)
+    extras = extras_of(bucket)
     if extras is not None:
-        change = add_named if sign > 0 else take_named
-        change(into[0], extras.products)
-        change(into[1], extras.content)
+        if sign > 0:
+            add_named(into[0], extras.products)
+            add_named(into[1], extras.content)
+        else:
+            shift_named(into[0], extras.products, -1)
+            shift_named(into[1], extras.content, -1)
 
 
 class ColdMinutes:
@@ -109,7 +109,7 @@ class ColdMinutes:
         if hour is None:
             hour = self._hours[minute // _HOUR] = zero()
         add_into(hour, bucket)
-        if _extras(bucket) is not None:
+        if extras_of(bucket) is not None:
             _add_names(self._names.setdefault(minute // _HOUR, ({}, {})), bucket)
 
     def discard(self, minute: int, bucket: Sequence[int]) -> None:
@@ -120,7 +120,7 @@ class ColdMinutes:
         del minutes[at]
         hour = minute // _HOUR
         if self.between(hour * _HOUR, (hour + 1) * _HOUR):
-            _subtract(self._hours[hour], bucket)
+            take_from(self._hours[hour], bucket)
             names = self._names.get(hour)
             if names is not None:
                 _add_names(names, bucket, -1)
@@ -206,12 +206,8 @@ class ColdMinutes:
         newest = self.newest()
         return [] if newest is None else self.parts_between(start, newest + 1, read)
 
-    def sum_from(self, start: int, read: Read) -> list[int]:
-        """The counters of the cold minutes from ``start`` on."""
-        return column_sums(self.parts_from(start, read))
-
     def names_from(self, start: int, read: Read) -> NamedSums:
-        """``sum_from``'s twin for products and content types."""
+        """``parts_from``'s twin for products and content types, summed."""
         newest = self.newest()
         out: NamedSums = ({}, {})
         if newest is None:
@@ -232,7 +228,7 @@ class MixedBuckets(Mapping[int, Sequence[Any]]):
     """One campaign-channel's buckets, hot (in memory) and cold (read from the store), as
     one mapping of minute -> bucket, for the window sums that must see all of them."""
 
-    __slots__ = ("_cell", "_cold", "_hot", "_read")
+    __slots__ = ("_cold", "_hot", "_read")
 
     def __init__(self, hot: Mapping[int, Sequence[Any]], cold: ColdMinutes,
                  read: Read) -> None:
@@ -245,12 +241,6 @@ class MixedBuckets(Mapping[int, Sequence[Any]]):
         if minute == TOTAL or minute not in self._cold:
             raise KeyError(minute)
         return self._read(minute)
-
-    def get(self, minute: int, default: Any = None) -> Any:
-        try:
-            return self[minute]
-        except KeyError:
-            return default
 
     def __iter__(self) -> Iterator[int]:
         yield from self._hot

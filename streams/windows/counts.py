@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
-__all__ = ["ACTION_FIELDS", "FIELDS", "LEGACY_WIDTH", "WIDTH", "add_into", "widened", "zero"]
+__all__ = ["ACTION_FIELDS", "FIELDS", "LEGACY_WIDTH", "WIDTH", "add_into", "take_from", "widened",
+           "zero"]
 
 FIELDS: Final = (
     "views",
@@ -52,6 +53,13 @@ def add_into(acc: list[int], delta: Sequence[int]) -> None:
     """Add the counters of ``delta`` to ``acc`` in place (extra trailing fields ignored)."""
     for i in range(WIDTH):
         acc[i] += delta[i]
+
+
+def take_from(acc: list[int], delta: Sequence[int]) -> None:
+    """Take the counters of ``delta`` out of ``acc`` in place (extra trailing fields
+    ignored)."""
+    for i in range(WIDTH):
+        acc[i] -= delta[i]
 
 
 def widened(counts: list[int]) -> list[int]:

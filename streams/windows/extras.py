@@ -29,8 +29,8 @@ __all__ = [
     "add_named",
     "name_map",
     "renamed",
+    "shift_named",
     "summed_named",
-    "take_named",
 ]
 
 OTHER: Final = ""
@@ -81,16 +81,17 @@ def add_named(into: Named, delta: Mapping[str, Sequence[int]]) -> None:
                 acc[i] += value
 
 
-def take_named(into: Named, delta: Mapping[str, Sequence[int]]) -> None:
-    """Take ``delta``'s counters per name out of ``into``; a name left at zero leaves (as
-    it would not be there when summed afresh: every name a bucket holds has a count)."""
+def shift_named(into: Named, delta: Mapping[str, Sequence[int]], sign: int) -> None:
+    """Add (``sign`` 1) or take away (-1) ``delta``'s counters per name; a name left at
+    zero leaves (it would not be there when summed afresh: every name a bucket holds has a
+    count above zero)."""
     for name, counts in delta.items():
         acc = into.get(name)
         if acc is None:
-            into[name] = [-value for value in counts]
+            into[name] = [sign * value for value in counts]
             continue
         for i, value in enumerate(counts):
-            acc[i] -= value
+            acc[i] += sign * value
         if not any(acc):
             del into[name]
 

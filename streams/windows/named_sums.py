@@ -17,9 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from streams.windows.cold import MixedBuckets, NamedSums
-from streams.windows.counts import WIDTH
-from streams.windows.extras import BucketExtras, Named, summed_named
+from streams.windows.cold import MixedBuckets, NamedSums, extras_of
+from streams.windows.extras import shift_named, summed_named
 from streams.windows.minutes import TOTAL
 from streams.windows.sums import Cell
 
@@ -29,31 +28,14 @@ __all__ = ["NamedSums", "RunningNamed"]
 Buckets = Mapping[int, Sequence[Any]]
 
 
-def _extras(bucket: Sequence[Any] | None) -> BucketExtras | None:
-    return bucket[WIDTH + 1] if bucket is not None and len(bucket) > WIDTH + 1 else None
-
-
 def _fresh(buckets: Buckets, now_minute: int, minutes: int) -> NamedSums:
     start = now_minute - minutes + 1
     if isinstance(buckets, MixedBuckets):  # cold minutes: roll-ups, few reads
         return buckets.names_from(start)
     inside = [e for m in buckets
-              if m >= start and m != TOTAL and (e := _extras(buckets[m])) is not None]
+              if m >= start and m != TOTAL and (e := extras_of(buckets[m])) is not None]
     return (summed_named(e.products for e in inside),
             summed_named(e.content for e in inside))
-
-
-def _shift(into: Named, delta: Mapping[str, Sequence[int]], sign: int) -> None:
-    """Add (``sign`` 1) or take away (-1) ``delta``'s counters; names at zero leave."""
-    for name, counts in delta.items():
-        acc = into.get(name)
-        if acc is None:
-            into[name] = [sign * value for value in counts]
-            continue
-        for i, value in enumerate(counts):
-            acc[i] += sign * value
-        if not any(acc):
-            del into[name]
 
 
 class RunningNamed:
@@ -78,9 +60,9 @@ class RunningNamed:
         for minutes, (acc_products, acc_content) in zip(self._lengths, sums, strict=True):
             if past < minutes:
                 if products:
-                    _shift(acc_products, products, sign)
+                    shift_named(acc_products, products, sign)
                 if content:
-                    _shift(acc_content, content, sign)
+                    shift_named(acc_content, content, sign)
 
     def stale(self, cell: Cell) -> None:
         """The buckets of ``cell`` changed in a way not passed on: sum them at the next ``at``."""
@@ -141,7 +123,7 @@ class RunningNamed:
             else:
                 moving = [b for m, b in buckets.items() if low <= m < high and m != TOTAL]
             for bucket in moving:
-                extras = _extras(bucket)
+                extras = extras_of(bucket)
                 if extras is not None:
-                    _shift(acc_products, extras.products, sign)
-                    _shift(acc_content, extras.content, sign)
+                    shift_named(acc_products, extras.products, sign)
+                    shift_named(acc_content, extras.content, sign)

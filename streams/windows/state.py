@@ -29,7 +29,7 @@ from typing import Any
 
 from streams.config.settings import Window
 from streams.flow.wire import exact_ints
-from streams.windows.cold import ColdMinutes, ColdReader, MixedBuckets
+from streams.windows.cold import ColdMinutes, ColdReader, MixedBuckets, extras_of
 from streams.windows.counts import WIDTH, add_into, widened, zero
 from streams.windows.extras import (
     CONTENT_CAP,
@@ -70,10 +70,6 @@ class WindowExtras:
 
 ExtrasRow = tuple[str, str, str, WindowExtras]
 """(campaign, channel, window label, its extras)."""
-
-
-def _extras_of(bucket: Sequence[Any] | None) -> BucketExtras | None:
-    return bucket[WIDTH + 1] if bucket is not None and len(bucket) > WIDTH + 1 else None
 
 
 def bucket_of(value: Sequence[Any]) -> list[Any]:
@@ -176,7 +172,7 @@ class KpiState:
             gone += cold.pop_before(oldest, lambda m: self._cold_bucket(campaign, channel, m))
         for minute, bucket in gone:
             self._sums.changed((campaign, channel), minute, bucket, -1)
-            held = _extras_of(bucket)
+            held = extras_of(bucket)
             if held is not None:
                 self._named.changed((campaign, channel), minute, held.products,
                                     held.content, -1)
@@ -212,7 +208,7 @@ class KpiState:
         out: dict[BucketKey, ExtrasDelta] = {}
         for (campaign, channel), keys in by_cell.items():
             deltas = [extras[key] for key in keys]
-            known = _extras_of(self._cells.get((campaign, channel), {}).get(TOTAL))
+            known = extras_of(self._cells.get((campaign, channel), {}).get(TOTAL))
             if known is None:
                 known = BucketExtras()
             products = name_map(_names_in_order(deltas, "products"), known.products,
@@ -281,7 +277,7 @@ class KpiState:
         older than the hot minutes stays cold (only in the store)."""
         campaign, channel, minute = key
         bucket = bucket_of(counts)
-        extra = _extras_of(bucket)
+        extra = extras_of(bucket)
         if extra is not None:
             self._with_extras.add((campaign, channel))
             if extra.reach is not None:
@@ -387,7 +383,7 @@ class KpiState:
                     None if reach is None else reach.estimate(now_minute, window.minutes),
                     {k: list(v) for k, v in products.items()},
                     {k: list(v) for k, v in content.items()})
-            held = _extras_of(cell.get(TOTAL))
+            held = extras_of(cell.get(TOTAL))
             yield campaign, channel, "total", WindowExtras(
                 None if reach is None else reach.total_estimate(),
                 {} if held is None else {k: list(v) for k, v in held.products.items()},
@@ -415,8 +411,8 @@ class KpiState:
             if isinstance(cell, MixedBuckets):  # cold minutes: roll-ups, few reads
                 sums[campaign] += cell.sum_between(first, end)[field]
             elif end - first < len(cell):  # early in a day: look up its minutes only
-                found = [cell.get(m) for m in range(first, end)]
+                found = map(cell.get, range(first, end))
                 sums[campaign] += sum([c[field] for c in found if c is not None])
             else:  # TOTAL (-1) is never inside a range
-                sums[campaign] += sum([cell[m][field] for m in cell if first <= m < end])
+                sums[campaign] += sum([c[field] for m, c in cell.items() if first <= m < end])
         return sums

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from streams.windows.cold import MixedBuckets, column_sums
-from streams.windows.counts import WIDTH, add_into, zero
+from streams.windows.counts import add_into, take_from, zero
 from streams.windows.minutes import TOTAL
 
 __all__ = ["Cell", "RunningSums", "fresh_sums"]
@@ -42,11 +42,6 @@ def fresh_sums(buckets: Buckets, now_minute: int, window_minutes: Sequence[int])
     return sums
 
 
-def _subtract(acc: list[int], delta: Sequence[int]) -> None:
-    for i in range(WIDTH):
-        acc[i] -= delta[i]
-
-
 class RunningSums:
     """Window sums per cell, for every window length asked for since creation."""
 
@@ -69,7 +64,7 @@ class RunningSums:
                 if sign > 0:
                     add_into(acc, delta)
                 else:
-                    _subtract(acc, delta)
+                    take_from(acc, delta)
 
     def stale(self, cell: Cell) -> None:
         """The buckets of ``cell`` changed in a way not passed on: sum them at the next ``at``."""
@@ -135,6 +130,6 @@ def _move(buckets: Buckets, sums: list[list[int]], lengths: Sequence[int],
             moving = [b for m, b in buckets.items() if low <= m < high and m != TOTAL]
         for bucket in moving:
             if leave:
-                _subtract(acc, bucket)
+                take_from(acc, bucket)
             else:
                 add_into(acc, bucket)

@@ -16,15 +16,9 @@ from streams.windows.cold import ColdMinutes, column_sums, hot_span
 from streams.windows.counts import WIDTH
 from streams.windows.extras import ExtrasDelta
 from streams.windows.state import BucketKey, KpiState
+from tests.unit.test_window_sums import CELLS, NOW, SCRAPES, TICKS, applies, bucket
 
-NOW = 29_590_500  # a minute in November 2026
-CELLS = [("a", "tiktok"), ("a", "web"), ("b", "tiktok")]
 DAY = 1440
-
-
-def bucket(views: int) -> list[int]:
-    """Every counter a different multiple of ``views``, so any field mixed up shows."""
-    return [views * (i + 1) for i in range(WIDTH)]
 
 
 class StoreTable(dict[BucketKey, bytes]):
@@ -102,7 +96,7 @@ def test_cold_minutes_sum_any_window_as_their_buckets_do(
     for start in starts:
         expected = [sum(column) for column in zip(
             *[b for m, b in model.items() if m >= start], [0] * WIDTH, strict=False)]
-        assert cold.sum_from(start, model.__getitem__) == expected
+        assert column_sums(cold.parts_from(start, model.__getitem__)) == expected
         for end in (start + 1, start + 59, start + 61, start + 150):
             inside = [b for m, b in model.items() if start <= m < end]
             assert column_sums(cold.parts_between(start, end, model.__getitem__)) == [
@@ -184,8 +178,6 @@ def test_a_rebuild_keeps_old_minutes_cold_and_answers_the_same() -> None:
 # ---------------------------------------------------------------------------------------
 # Properties
 # ---------------------------------------------------------------------------------------
-MINUTES = st.integers(-70, 8)  # relative to the clock: late, cold, expired, on time, early
-COUNTS = st.integers(-2, 9).map(bucket)
 EXTRAS = st.builds(
     lambda users, products, content, ltv: ExtrasDelta(users, products, content, ltv),
     st.lists(st.integers(1, 40), max_size=3),
@@ -195,15 +187,10 @@ EXTRAS = st.builds(
                     st.tuples(st.integers(1, 2), *[st.integers(0, 2)] * 4).map(list),
                     max_size=1),
     st.dictionaries(st.sampled_from([30, 90]), st.integers(0, 100), max_size=1))
-WINDOW_SETS = st.lists(st.sampled_from([1, 5, 60, 90, 1440]), min_size=1, max_size=3,
-                       unique=True)
 OPS = st.one_of(
-    st.tuples(st.just("apply"),
-              st.dictionaries(st.tuples(st.sampled_from(CELLS), MINUTES), COUNTS,
-                              min_size=1, max_size=4),
-              st.integers(-3, 1), st.lists(EXTRAS, max_size=3)),
-    st.tuples(st.just("tick"), st.one_of(st.integers(-3, 3), st.integers(0, 3000))),
-    st.tuples(st.just("rows"), WINDOW_SETS),
+    applies(st.lists(EXTRAS, max_size=3)),
+    TICKS,
+    SCRAPES,
     st.tuples(st.just("rebuild")),
     st.tuples(st.just("drop"), st.sampled_from(CELLS)),
 )

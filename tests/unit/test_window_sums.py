@@ -177,16 +177,26 @@ NAMED_EXTRAS = st.builds(
                     max_size=2))
 WINDOW_SETS = st.lists(st.sampled_from([1, 5, 60, 90, 1440]), min_size=1, max_size=4, unique=True)
 
+
+
+def applies(extras: st.SearchStrategy[list[ExtrasDelta]]) -> st.SearchStrategy[Any]:
+    """One source message: deltas for some minutes of some cells, an offset step (back:
+    a replay) and each delta's extras."""
+    return st.tuples(st.just("apply"),
+                     st.dictionaries(st.tuples(st.sampled_from(CELLS), MINUTES), COUNTS,
+                                     min_size=1, max_size=4),
+                     st.integers(-3, 1), extras)
+
+
+# the clock moves on (sometimes a lot, sometimes back a little)
+TICKS = st.tuples(st.just("tick"), st.one_of(st.integers(-3, 3), st.integers(0, 3000)))
+# a scrape, with some set of windows
+SCRAPES = st.tuples(st.just("rows"), WINDOW_SETS)
+
 OPS = st.one_of(
-    # one source message: deltas for some minutes of some cells; offset back for replays
-    st.tuples(st.just("apply"),
-              st.dictionaries(st.tuples(st.sampled_from(CELLS), MINUTES), COUNTS,
-                              min_size=1, max_size=4),
-              st.integers(-3, 1), st.lists(NAMED_EXTRAS, max_size=4)),
-    # the clock moves on (sometimes a lot, sometimes back a little)
-    st.tuples(st.just("tick"), st.one_of(st.integers(-3, 3), st.integers(0, 3000))),
-    # a scrape, with some set of windows
-    st.tuples(st.just("rows"), WINDOW_SETS),
+    applies(st.lists(NAMED_EXTRAS, max_size=4)),
+    TICKS,
+    SCRAPES,
     # a bucket put back from the table (recovery), over what is there or not
     st.tuples(st.just("load"), st.sampled_from(CELLS), st.one_of(MINUTES, st.just(None)),
               COUNTS),
