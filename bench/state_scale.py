@@ -205,13 +205,14 @@ def buckets_part(cells: int, minutes: int, kind: str) -> dict[str, Any]:
     rebuilt_scrape_s, rebuilt_views = scrape(now)
     gc.collect()
     rebuilt_kib = rss_kib(os.getpid()) or 0
+    records = sum(1 for _ in db.keys())
     db.close()
     buckets = cells * minutes
     disk = sum(f.stat().st_size for f in datadir.rglob("*") if f.is_file())
     return {
         "state": kind, "campaign_channels": cells, "minutes": minutes, "buckets": buckets,
         "first_minute": first,
-        "held_in_memory": state.held_in_memory(),
+        "held_in_memory": state.held_in_memory(), "records": records,
         "rss_before_mib": before_kib / 1024, "rss_after_mib": after_kib / 1024,
         "resident_mib": (after_kib - before_kib) / 1024,
         "resident_bytes_per_bucket": (after_kib - before_kib) * 1024 / buckets,

@@ -6,7 +6,8 @@ assignment can leave a just-created topic out (Faust logs "Ignoring missing topi
 partitions come at a later metadata refresh and a rebalance, and measured here the worker
 then counted part of what was sent before it (43 of 76 events in one run, 0 in others).
 Created and visible beforehand, every topic is in the first assignment; Faust then finds
-them existing. The replication factor and cleanup policy are set here too.
+them existing. The replication factor and cleanup policy are set here too, and for the
+compacted changelogs (``COMPACTED``) how soon the cleaner may compact them.
 """
 
 from __future__ import annotations
@@ -22,9 +23,25 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 from aiokafka.protocol.admin import CreateTopicsRequest
 from aiokafka.structs import TopicPartition
 
-__all__ = ["TopicCreationError", "TopicSpec", "ensure_topics", "spec_of"]
+__all__ = ["COMPACTED", "TopicCreationError", "TopicSpec", "ensure_topics", "spec_of"]
 
 _TOPIC_EXISTS = TopicAlreadyExistsError.errno
+_HOUR_MS = "3600000"
+
+COMPACTED: tuple[tuple[str, str], ...] = (
+    ("cleanup.policy", "compact"),
+    # Kafka compacts only closed segments, and by default a segment closes after 7 days or
+    # 1 GiB: a worker recovering a changelog on an empty disk would read every change of
+    # the last days, not each key's last value. Hourly segments leave at most an hour of
+    # changes beside the compacted keys.
+    ("segment.ms", _HOUR_MS),
+    # Tombstones (expired minutes, ids, clicks; a minute record gone into its hour block)
+    # stay readable this long after the cleaner's pass, 24 h by default: a day of them
+    # would be read by every recovery. A recovery takes minutes; one that took longer and
+    # missed a tombstone finds the record expired, or beside its hour block, and drops it.
+    ("delete.retention.ms", _HOUR_MS),
+)
+"""The configs of a compacted (changelog) topic."""
 
 
 class TopicCreationError(RuntimeError):
@@ -76,7 +93,7 @@ async def ensure_topics(bootstrap: str, options: Mapping[str, Any], specs: Itera
 async def _create(client: AIOKafkaClient, cluster: Any, specs: list[TopicSpec]) -> None:
     request = CreateTopicsRequest(
         [(s.name, s.partitions, s.replicas, [],
-          [("cleanup.policy", "compact" if s.compacted else "delete")]) for s in specs],
+          list(COMPACTED) if s.compacted else [("cleanup.policy", "delete")]) for s in specs],
         30_000, False)
     # Any broker forwards CreateTopics to the controller (KRaft); Tansu is one node anyway.
     node = next(iter(cluster.brokers())).nodeId

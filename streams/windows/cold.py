@@ -25,12 +25,12 @@ from streams.windows.counts import WIDTH, add_into, take_from, zero
 from streams.windows.extras import BucketExtras, Named, add_named, shift_named
 from streams.windows.minutes import TOTAL
 
-__all__ = ["ColdMinutes", "ColdReader", "MixedBuckets", "NamedSums", "column_sums",
+__all__ = ["HOUR", "ColdMinutes", "ColdReader", "MixedBuckets", "NamedSums", "column_sums",
            "extras_of", "hot_span"]
 
-ColdReader = Callable[[tuple[str, str, int]], list[Any] | None]
-"""A bucket as the table holds it (its changelog form), by ``(campaign, channel, minute)``;
-None: not there."""
+ColdReader = Callable[[tuple[Any, ...]], list[Any] | None]
+"""A record as the table holds it (its changelog form), by key: a bucket by ``(campaign,
+channel, minute)``, an hour block by ``streams.windows.blocks.HourKey``; None: not there."""
 
 Read = Callable[[int], Sequence[Any]]
 """A cold bucket of one campaign-channel, by minute."""
@@ -38,7 +38,8 @@ Read = Callable[[int], Sequence[Any]]
 NamedSums = tuple[Named, Named]
 """(products, content types)."""
 
-_HOUR = 60
+HOUR = 60
+"""Minutes in an hour (of roll-ups and hour blocks)."""
 
 LATE_MINUTES = 10
 """Minutes kept hot even with short windows only: where late events mostly land."""
@@ -76,10 +77,13 @@ class ColdMinutes:
     """The minutes of one campaign-channel whose buckets are only in the store, in order,
     with the counters of each hour's cold buckets summed."""
 
-    __slots__ = ("_hours", "_minutes", "_names")
+    __slots__ = ("_blocked", "_hours", "_minutes", "_names")
 
     def __init__(self) -> None:
         self._minutes = array("i")
+        self._blocked: set[int] = set()
+        """Hours whose cold minutes are one hour block in the store (streams.windows.blocks),
+        not minute records."""
         self._hours: dict[int, list[int]] = {}
         self._names: dict[int, NamedSums] = {}
         """Hour -> products and content types of its cold minutes (hours with any)."""
@@ -105,12 +109,12 @@ class ColdMinutes:
             at = bisect_left(minutes, minute)
             assert at == len(minutes) or minutes[at] != minute, minute
             minutes.insert(at, minute)
-        hour = self._hours.get(minute // _HOUR)
+        hour = self._hours.get(minute // HOUR)
         if hour is None:
-            hour = self._hours[minute // _HOUR] = zero()
+            hour = self._hours[minute // HOUR] = zero()
         add_into(hour, bucket)
         if extras_of(bucket) is not None:
-            _add_names(self._names.setdefault(minute // _HOUR, ({}, {})), bucket)
+            _add_names(self._names.setdefault(minute // HOUR, ({}, {})), bucket)
 
     def discard(self, minute: int, bucket: Sequence[int]) -> None:
         """``minute`` (here, with this bucket) is hot again or gone."""
@@ -118,8 +122,8 @@ class ColdMinutes:
         at = bisect_left(minutes, minute)
         assert at < len(minutes) and minutes[at] == minute, minute
         del minutes[at]
-        hour = minute // _HOUR
-        if self.between(hour * _HOUR, (hour + 1) * _HOUR):
+        hour = minute // HOUR
+        if self.between(hour * HOUR, (hour + 1) * HOUR):
             take_from(self._hours[hour], bucket)
             names = self._names.get(hour)
             if names is not None:
@@ -138,10 +142,10 @@ class ColdMinutes:
         at = bisect_left(minutes, minute)
         if at < len(minutes) and minutes[at] == minute:
             del minutes[at]
-        hour = minute // _HOUR
+        hour = minute // HOUR
         self._hours.pop(hour, None)
         self._names.pop(hour, None)
-        others = self.between(hour * _HOUR, (hour + 1) * _HOUR)
+        others = self.between(hour * HOUR, (hour + 1) * HOUR)
         if others:
             sums = self._hours[hour] = zero()
             names: NamedSums = ({}, {})
@@ -153,6 +157,50 @@ class ColdMinutes:
                 self._names[hour] = names
         if bucket is not None:
             self.add(minute, bucket)
+
+    def is_blocked(self, hour: int) -> bool:
+        return hour in self._blocked
+
+    def mark_blocked(self, hour: int, blocked: bool = True) -> None:
+        """``hour``'s cold minutes are now one hour block (False: it has none left)."""
+        if blocked:
+            self._blocked.add(hour)
+        else:
+            self._blocked.discard(hour)
+
+    def blocked_after(self, minute: int) -> set[int]:
+        """Blocked hours that end after ``minute`` (hot minutes may lie in them only after a
+        clock moved back, or an event went into their block)."""
+        return {h for h in self._blocked if (h + 1) * HOUR > minute}
+
+    def blocked_hours(self) -> list[int]:
+        return sorted(self._blocked)
+
+    def wholly_cold(self, before: int) -> list[int]:
+        """Hours with cold minutes, not blocked yet, that end by minute ``before``."""
+        return sorted(h for h in self._hours
+                      if h not in self._blocked and (h + 1) * HOUR <= before)
+
+    def roll_up(self, hour: int) -> tuple[list[int], NamedSums]:
+        """The counters, products and content types of ``hour``'s cold minutes."""
+        return self._hours.get(hour, zero()), self._names.get(hour, ({}, {}))
+
+    def load_block(self, hour: int, minutes: Sequence[int], sums: list[int],
+                   names: NamedSums) -> list[int]:
+        """``hour``'s cold minutes are a block of ``minutes`` (ascending) with this roll-up
+        (a rebuild's load); returns the minutes of the hour held before, which it replaces."""
+        held = self._minutes
+        low, high = bisect_left(held, hour * HOUR), bisect_left(held, (hour + 1) * HOUR)
+        before = held[low:high].tolist()
+        held[low:high] = array("i", minutes)
+        self._hours.pop(hour, None)
+        self._names.pop(hour, None)
+        if minutes:
+            self._hours[hour] = sums
+            if names[0] or names[1]:
+                self._names[hour] = names
+        self._blocked.add(hour)
+        return before
 
     def pop_before(self, minute: int, read: Read) -> list[tuple[int, Sequence[Any]]]:
         """Forget and return the minutes before ``minute`` (they expired), each with its
@@ -176,14 +224,14 @@ class ColdMinutes:
         when fewer of its cold minutes lie outside the range than inside)."""
         if high <= low:
             return [], [], []
-        first, last = low // _HOUR, (high - 1) // _HOUR
+        first, last = low // HOUR, (high - 1) // HOUR
         whole = [hour for hour in self._hours if first < hour < last]
         edges: list[int] = []
         outside: list[int] = []
         for hour in dict.fromkeys((first, last)):
             if hour not in self._hours:
                 continue
-            every = self.between(hour * _HOUR, (hour + 1) * _HOUR)
+            every = self.between(hour * HOUR, (hour + 1) * HOUR)
             inside = [m for m in every if low <= m < high]
             if 2 * len(inside) > len(every):
                 whole.append(hour)

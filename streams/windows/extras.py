@@ -28,6 +28,8 @@ __all__ = [
     "ExtrasDelta",
     "add_named",
     "name_map",
+    "named_read",
+    "named_wire",
     "renamed",
     "shift_named",
     "summed_named",
@@ -124,11 +126,11 @@ class ExtrasDelta:
             self.ltv[days] = self.ltv.get(days, 0) + amount
 
 
-def _named_wire(named: Named) -> dict[str, list[Any]]:
+def named_wire(named: Named) -> dict[str, list[Any]]:
     return {name: json_safe_ints(counts) for name, counts in named.items()}
 
 
-def _named_read(wire: Mapping[str, Sequence[int | str]]) -> Named:
+def named_read(wire: Mapping[str, Sequence[int | str]]) -> Named:
     return {name: exact_ints(counts) for name, counts in wire.items()}
 
 
@@ -158,9 +160,9 @@ class BucketExtras:
         if self.reach is not None:
             wire["r"] = self.reach.to_wire()
         if self.products:
-            wire["p"] = _named_wire(self.products)
+            wire["p"] = named_wire(self.products)
         if self.content:
-            wire["c"] = _named_wire(self.content)
+            wire["c"] = named_wire(self.content)
         if self.ltv:
             wire["l"] = {str(days): json_safe_ints([amount])[0]
                          for days, amount in self.ltv.items()}
@@ -170,6 +172,6 @@ class BucketExtras:
     def from_wire(cls, wire: Mapping[str, Any]) -> BucketExtras:
         reach = wire.get("r")
         return cls(None if reach is None else UserSketch.from_wire(reach),
-                   _named_read(wire.get("p", {})), _named_read(wire.get("c", {})),
+                   named_read(wire.get("p", {})), named_read(wire.get("c", {})),
                    {int(days): exact_ints([amount])[0]
                     for days, amount in wire.get("l", {}).items()})

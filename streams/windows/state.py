@@ -18,7 +18,9 @@ viewers' sketch is the one the cell's ``WindowReach`` holds for that minute.
 
 Given a ``ColdReader`` (the table's store), only the newest ``hot_minutes`` of each cell
 stay in memory; older buckets go cold (streams.windows.cold) and are read back from the
-store when a window sum, a late event or their expiry needs them.
+store when a window sum, a late event or their expiry needs them. An hour whose minutes are
+all cold becomes one record, an hour block (streams.windows.blocks), in place of its minute
+records.
 """
 
 from __future__ import annotations
@@ -29,7 +31,15 @@ from typing import Any
 
 from streams.config.settings import Window
 from streams.flow.wire import exact_ints
-from streams.windows.cold import ColdMinutes, ColdReader, MixedBuckets, extras_of
+from streams.windows.blocks import (
+    HourKey,
+    block_entries,
+    block_roll_up,
+    block_value,
+    hour_key,
+    is_hour_key,
+)
+from streams.windows.cold import HOUR, ColdMinutes, ColdReader, MixedBuckets, extras_of
 from streams.windows.counts import WIDTH, add_into, widened, zero
 from streams.windows.extras import (
     CONTENT_CAP,
@@ -42,13 +52,18 @@ from streams.windows.extras import (
 )
 from streams.windows.minutes import TOTAL, oldest_kept_minute
 from streams.windows.named_sums import RunningNamed
-from streams.windows.reach import WindowReach
+from streams.windows.reach import UserSketch, WindowReach
 from streams.windows.sums import RunningSums
 
-__all__ = ["BucketKey", "ExtrasRow", "KpiRow", "KpiState", "MinuteRange", "WindowExtras"]
+__all__ = ["BucketKey", "ExtrasRow", "KpiRow", "KpiState", "MinuteRange", "RecordKey",
+           "WindowExtras"]
 
 BucketKey = tuple[str, str, int]
 """(campaign, channel, minute); minute is ``TOTAL`` for the running total."""
+RecordKey = BucketKey | HourKey
+"""A key of the table: a bucket's or an hour block's."""
+Changes = dict[RecordKey, list[Any] | None]
+"""Records to write to the table (None: a tombstone), in the order to write them."""
 
 KpiRow = tuple[str, str, str, list[int]]
 """(campaign, channel, window label, summed counters)."""
@@ -114,13 +129,18 @@ class KpiState:
         """Cell -> its viewers per minute (only cells with views that carry a user id)."""
         self._with_extras: set[tuple[str, str]] = set()
         """Cells with a bucket that has extras."""
+        self._left_over: dict[tuple[str, str], list[BucketKey]] = {}
+        """Cell -> minute records a rebuild found beside their hour block (a crash came
+        between them): tombstoned at the cell's next expiry scan."""
+        self._block_read: tuple[HourKey, dict[int, Sequence[Any]]] | None = None
+        """The hour block read last, by key (its minutes are read in a row)."""
 
     def apply(
         self, deltas: Mapping[BucketKey, Sequence[int]], now_minute: int, offset: int,
         extras: Mapping[BucketKey, ExtrasDelta] | None = None,
-    ) -> dict[BucketKey, list[Any] | None]:
-        """Add one source message's counters (and extras); returns changed buckets (None:
-        delete it).
+    ) -> Changes:
+        """Add one source message's counters (and extras); returns changed records (None:
+        delete it), buckets and hour blocks.
 
         Each delta also goes into the total. A delta for a minute already past every
         window only goes into the total. A bucket that already holds ``offset`` (or a
@@ -130,7 +150,7 @@ class KpiState:
         """
         oldest = oldest_kept_minute(now_minute, self._retention)
         hot_from = self._hot_from = oldest_kept_minute(now_minute, self._hot)
-        changed: dict[BucketKey, list[Any] | None] = {}
+        changed: Changes = {}
         totals: dict[tuple[str, str], list[int]] = {}
         for (campaign, channel, _), delta in deltas.items():
             total_delta = totals.get((campaign, channel))
@@ -148,7 +168,7 @@ class KpiState:
         for (campaign, channel), delta in totals.items():
             self._add(campaign, channel, TOTAL, delta, offset, changed,
                       renamed.get((campaign, channel, TOTAL)))
-        for campaign, channel, _ in list(changed):
+        for campaign, channel in list(dict.fromkeys((k[0], k[1]) for k in changed)):
             if self._kept_from.get((campaign, channel), oldest - 1) >= oldest:
                 continue
             self._kept_from[(campaign, channel)] = oldest
@@ -156,36 +176,128 @@ class KpiState:
         return changed
 
     def _expire(self, campaign: str, channel: str, oldest: int, hot_from: int,
-                changed: dict[BucketKey, list[Any] | None]) -> None:
+                changed: Changes) -> None:
         """Drop the buckets of a cell older than ``oldest``; those older than ``hot_from``
         go cold (the caller writes them to the table first, if changed)."""
-        cell = self._cells[(campaign, channel)]
-        old = [m for m in cell if m != TOTAL and m < hot_from]
-        gone: list[tuple[int, Sequence[Any]]] = [(m, cell.pop(m)) for m in old if m < oldest]
-        if self._read_cold is not None:
-            cold = self._cold.get((campaign, channel))
-            if cold is None:
-                cold = self._cold[(campaign, channel)] = ColdMinutes()
-            for minute in old:
-                if minute >= oldest:
-                    cold.add(minute, cell.pop(minute))
-            gone += cold.pop_before(oldest, lambda m: self._cold_bucket(campaign, channel, m))
+        gone: list[tuple[int, Sequence[Any]]]
+        if self._read_cold is None:
+            cell = self._cells[(campaign, channel)]
+            gone = [(m, cell.pop(m)) for m in [m for m in cell if m != TOTAL and m < oldest]]
+            for minute, _ in gone:
+                changed[(campaign, channel, minute)] = None
+        else:
+            gone = self._cool(campaign, channel, oldest, hot_from, changed)
         for minute, bucket in gone:
             self._sums.changed((campaign, channel), minute, bucket, -1)
             held = extras_of(bucket)
             if held is not None:
                 self._named.changed((campaign, channel), minute, held.products,
                                     held.content, -1)
-            changed[(campaign, channel, minute)] = None
         reach = self._reach.get((campaign, channel))
         if reach is not None:
             reach.drop_before(oldest)
 
+    def _cool(self, campaign: str, channel: str, oldest: int, hot_from: int,
+              changed: Changes) -> list[tuple[int, Sequence[Any]]]:
+        """``_expire`` with a store to read back from: the hot minutes older than
+        ``hot_from`` (and any in a blocked hour) go cold, those older than ``oldest``
+        expire, and the cell's hour blocks follow its cold minutes; returns the expired
+        minutes, each with its bucket."""
+        cell = self._cells[(campaign, channel)]
+        cold = self._cold.get((campaign, channel))
+        if cold is None:
+            cold = self._cold[(campaign, channel)] = ColdMinutes()
+        gone: list[tuple[int, Sequence[Any]]] = []
+        into_blocks: dict[int, dict[int, Sequence[Any]]] = {}
+        """Blocked hour -> its minutes going back into its block, with their buckets."""
+        touched: set[int] = set()
+        """Blocked hours whose block changes."""
+        late = cold.blocked_after(hot_from)
+        for minute in [m for m in cell if m != TOTAL and m < hot_from] if not late else [
+                m for m in cell if m != TOTAL and (m < hot_from or m // HOUR in late)]:
+            bucket, hour = cell.pop(minute), minute // HOUR
+            if minute >= oldest:
+                cold.add(minute, bucket)
+            else:
+                gone.append((minute, bucket))
+            if not cold.is_blocked(hour):
+                if minute < oldest:
+                    changed[(campaign, channel, minute)] = None
+                continue
+            touched.add(hour)
+            changed.pop((campaign, channel, minute), None)  # it goes in its block instead
+            if minute >= oldest:
+                into_blocks.setdefault(hour, {})[minute] = bucket
+        for minute, expired in cold.pop_before(
+                oldest, lambda m: self._cold_bucket(campaign, channel, m)):
+            gone.append((minute, expired))
+            if cold.is_blocked(minute // HOUR):
+                touched.add(minute // HOUR)
+            else:
+                changed[(campaign, channel, minute)] = None
+        for hour in sorted(touched):
+            self._write_block(campaign, channel, hour, cold, into_blocks.get(hour, {}), changed)
+        for hour in cold.wholly_cold(hot_from):
+            self._block(campaign, channel, hour, cold, changed)
+        for key in self._left_over.pop((campaign, channel), []):
+            changed[key] = None
+        return gone
+
+    def _block(self, campaign: str, channel: str, hour: int, cold: ColdMinutes,
+               changed: Changes) -> None:
+        """Move the cold minute records of ``hour`` into one hour block: the block, then
+        the minutes' tombstones."""
+        assert self._read_cold is not None
+        minutes = cold.between(hour * HOUR, (hour + 1) * HOUR)
+        entries: dict[int, Sequence[Any]] = {}
+        for minute in minutes:  # a bucket changed by this message is not in the store yet
+            pending = changed.pop((campaign, channel, minute), None)
+            entries[minute] = pending if pending is not None else (
+                self._read_cold((campaign, channel, minute)) or [*zero(), -1])
+        sums, names = cold.roll_up(hour)
+        changed[hour_key(campaign, channel, hour)] = block_value(sums, names, entries)
+        for minute in minutes:
+            changed[(campaign, channel, minute)] = None
+        cold.mark_blocked(hour)
+
+    def _write_block(self, campaign: str, channel: str, hour: int, cold: ColdMinutes,
+                     fresh: Mapping[int, Sequence[Any]], changed: Changes) -> None:
+        """Write ``hour``'s block again as its cold minutes are now (``fresh``: buckets
+        newer than the block's); a tombstone once none is left."""
+        key = hour_key(campaign, channel, hour)
+        minutes = cold.between(hour * HOUR, (hour + 1) * HOUR)
+        if not minutes:
+            changed[key] = None
+            cold.mark_blocked(hour, False)
+        else:
+            held = self._block_entries(campaign, channel, hour)
+            entries = {m: fresh[m] if m in fresh else held.get(m, [*zero(), -1])
+                       for m in minutes}
+            sums, names = cold.roll_up(hour)
+            changed[key] = block_value(sums, names, entries)
+        self._block_read = None
+
     def _cold_bucket(self, campaign: str, channel: str, minute: int) -> list[Any]:
         """A cold bucket, read back from the store (all zero if the store lost it)."""
         assert self._read_cold is not None
-        value = self._read_cold((campaign, channel, minute))
+        cold = self._cold.get((campaign, channel))
+        if cold is not None and cold.is_blocked(minute // HOUR):
+            value = self._block_entries(campaign, channel, minute // HOUR).get(minute)
+        else:
+            value = self._read_cold((campaign, channel, minute))
         return [*zero(), -1] if value is None else bucket_of(value)
+
+    def _block_entries(self, campaign: str, channel: str,
+                       hour: int) -> dict[int, Sequence[Any]]:
+        """The buckets of an hour block, by minute, as the store holds them."""
+        assert self._read_cold is not None
+        key = hour_key(campaign, channel, hour)
+        if self._block_read is not None and self._block_read[0] == key:
+            return self._block_read[1]
+        value = self._read_cold(key)
+        entries = {} if value is None else block_entries(value)
+        self._block_read = (key, entries)
+        return entries
 
     def _buckets(self, cell: tuple[str, str]) -> Mapping[int, Sequence[Any]]:
         """Every bucket of ``cell``, hot and cold."""
@@ -232,8 +344,7 @@ class KpiState:
         return reach
 
     def _add(self, campaign: str, channel: str, minute: int, delta: Sequence[int],
-             offset: int, changed: dict[BucketKey, list[Any] | None],
-             extra: ExtrasDelta | None = None) -> None:
+             offset: int, changed: Changes, extra: ExtrasDelta | None = None) -> None:
         cell = self._cells.setdefault((campaign, channel), {})
         bucket = cell.get(minute)
         if bucket is None:
@@ -243,8 +354,9 @@ class KpiState:
                 cold.discard(minute, bucket)
             else:
                 bucket = cell[minute] = [*zero(), -1]
-            if minute != TOTAL and minute < self._hot_from:  # a late one: scan again
-                self._kept_from.pop((campaign, channel), None)
+            if minute != TOTAL and (minute < self._hot_from or (
+                    cold is not None and cold.is_blocked(minute // HOUR))):
+                self._kept_from.pop((campaign, channel), None)  # a late one: scan again
         if bucket[WIDTH] >= offset:
             if bucket[WIDTH] == offset:  # a replay: send it again, the changelog may lack it
                 changed[(campaign, channel, minute)] = bucket
@@ -272,10 +384,18 @@ class KpiState:
         if minute != TOTAL:
             self._named.changed((campaign, channel), minute, extra.products, extra.content)
 
-    def load(self, key: BucketKey, counts: list[Any], now_minute: int | None = None) -> None:
-        """Put back one bucket read from the table (recovery); with ``now_minute``, one
-        older than the hot minutes stays cold (only in the store)."""
-        campaign, channel, minute = key
+    def load(self, key: RecordKey, counts: list[Any], now_minute: int | None = None) -> None:
+        """Put back one record read from the table (recovery); with ``now_minute``, a
+        bucket older than the hot minutes stays cold (only in the store)."""
+        if is_hour_key(key):
+            self._load_block(key[0], key[1], int(key[-1]), counts)
+            return
+        campaign, channel, minute = key  # type: ignore[misc]  # a bucket's key, then
+        held = self._cold.get((campaign, channel))
+        if held is not None and minute != TOTAL and held.is_blocked(minute // HOUR):
+            self._left_over.setdefault((campaign, channel), []).append((campaign, channel,
+                                                                        minute))
+            return
         bucket = bucket_of(counts)
         extra = extras_of(bucket)
         if extra is not None:
@@ -308,16 +428,54 @@ class KpiState:
             self._sums.stale((campaign, channel))
             self._named.stale((campaign, channel))
 
-    def drop(self, campaign: str, channel: str) -> list[BucketKey]:
-        """Forget a campaign-channel and all its buckets; returns their keys."""
+    def _load_block(self, campaign: str, channel: str, hour: int, value: list[Any]) -> None:
+        """Put back an hour block: its minutes cold, its roll-up as it is (only the viewers'
+        sketches are read from its buckets). Minute records of the hour loaded before it
+        are left from a crash: the block holds them as new or newer."""
+        entries = block_entries(value)
+        if self._read_cold is None:  # every bucket in memory: the block's, one by one
+            for minute, bucket in entries.items():
+                self.load((campaign, channel, minute), list(bucket))
+            return
+        cell = self._cells.setdefault((campaign, channel), {})
+        cold = self._cold.get((campaign, channel))
+        if cold is None:
+            cold = self._cold[(campaign, channel)] = ColdMinutes()
+        sums, names = block_roll_up(value)
+        left_over = cold.load_block(hour, sorted(entries), sums, names)
+        left_over += [m for m in list(cell) if m != TOTAL and m // HOUR == hour]
+        for minute in left_over:
+            cell.pop(minute, None)
+        if left_over:
+            self._left_over.setdefault((campaign, channel), []).extend(
+                (campaign, channel, m) for m in left_over)
+        for minute, bucket in entries.items():
+            extra = bucket[-1] if bucket else None
+            if isinstance(extra, dict | BucketExtras):
+                self._with_extras.add((campaign, channel))
+                sketch = extra.reach if isinstance(extra, BucketExtras) else extra.get("r")
+                if sketch is not None:
+                    self._reach_of(campaign, channel).load(
+                        minute, sketch if isinstance(sketch, UserSketch)
+                        else UserSketch.from_wire(sketch))
+        self._kept_from.pop((campaign, channel), None)
+        self._sums.stale((campaign, channel))
+        self._named.stale((campaign, channel))
+
+    def drop(self, campaign: str, channel: str) -> list[RecordKey]:
+        """Forget a campaign-channel and all its records; returns their keys."""
         cell = self._cells.pop((campaign, channel), {})
         cold = self._cold.pop((campaign, channel), ColdMinutes())
+        left_over: list[RecordKey] = [*self._left_over.pop((campaign, channel), [])]
         self._sums.forget((campaign, channel))
         self._named.forget((campaign, channel))
         self._kept_from.pop((campaign, channel), None)
         self._reach.pop((campaign, channel), None)
         self._with_extras.discard((campaign, channel))
-        return [(campaign, channel, minute) for minute in [*cell, *cold]]
+        blocked = cold.blocked_hours()
+        minutes = [m for m in cold if m // HOUR not in blocked]
+        return [*[(campaign, channel, minute) for minute in [*cell, *minutes]],
+                *[hour_key(campaign, channel, hour) for hour in blocked], *left_over]
 
     def cells(self) -> list[tuple[str, str]]:
         """Every (campaign, channel) held."""
@@ -345,6 +503,8 @@ class KpiState:
         self._kept_from.clear()
         self._reach.clear()
         self._with_extras.clear()
+        self._left_over.clear()
+        self._block_read = None
 
     def rows(
         self, now_minute: int, windows: Sequence[Window], owned: Callable[[str], bool]

@@ -1,6 +1,7 @@
 """The topics a worker creates on Apache Kafka, read back through the admin API: partitions,
 replication factor ([kafka] replication_factor, default the broker's own) and cleanup policy
-(changelogs compacted, so their live size is bounded by the windows)."""
+(changelogs compacted, so their live size is bounded by the windows, in hourly segments
+whose tombstones the cleaner drops an hour after its pass)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from tests.integration.harness import Deployment
 from tests.kafka_broker import ApacheKafka
 
-CHANGELOGS = ("kpi", "clicks", "waiting-orders", "customers")
+CHANGELOGS = ("kpi", "event-ids", "clicks", "waiting-orders", "customers")
 INTERNAL = ("kpi-events", "click-join", "customer-orders")
 
 
@@ -27,8 +28,12 @@ def kafka_rf2() -> Iterator[ApacheKafka]:
         yield running
 
 
-def describe(bootstrap: str, names: list[str]) -> dict[str, tuple[int, int, str]]:
-    """Topic -> (partitions, replicas of every partition, cleanup.policy)."""
+CLEANER = ("segment.ms", "delete.retention.ms")
+
+
+def describe(bootstrap: str, names: list[str],
+             config: str = "cleanup.policy") -> dict[str, tuple[int, int, str]]:
+    """Topic -> (partitions, replicas of every partition, its ``config``)."""
 
     async def _describe() -> dict[str, tuple[int, int, str]]:
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
@@ -41,7 +46,7 @@ def describe(bootstrap: str, names: list[str]) -> dict[str, tuple[int, int, str]
             await admin.close()
         policy = {resource[3]: entry[1] for response in configs
                   for resource in response.resources for entry in resource[4]
-                  if entry[0] == "cleanup.policy"}
+                  if entry[0] == config}
         out = {}
         for topic in topics:
             assert topic["error_code"] == 0, topic
@@ -67,6 +72,11 @@ def test_topics_get_partitions_the_broker_default_replication_and_compacted_chan
         **{f"{app}-{t}-changelog": (3, 1, "compact") for t in CHANGELOGS},
         **{f"{app}-{t}": (3, 1, "delete") for t in INTERNAL},
     }
+    changelogs = [f"{app}-{t}-changelog" for t in CHANGELOGS]
+    for config in CLEANER:  # an hour, not the broker's 7 days and 24 h
+        assert {name: found[2] for name, found in describe(
+            kafka.bootstrap, changelogs, config).items()} == dict.fromkeys(
+                changelogs, "3600000"), config
     deployment.stop_workers()
 
 
