@@ -10,7 +10,9 @@ expires. What stays in memory per cold bucket is its minute, 4 bytes in a sorted
 and per hour of cold minutes the sum of their counters, products and content types (a
 roll-up): a window summed afresh (the first scrape after a start or a rebalance) adds
 whole hours from the roll-ups and reads at most 30 cold minutes at each edge (an edge
-hour's minutes inside the range, or its roll-up less the minutes outside).
+hour's minutes inside the range, or its roll-up less the minutes outside). An hour whose
+minutes are all cold is one record in the store, an hour block (streams.windows.blocks),
+and a rebuild takes its roll-up from it.
 """
 
 from __future__ import annotations
