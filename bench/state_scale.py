@@ -142,10 +142,10 @@ def buckets_part(cells: int, minutes: int, kind: str) -> dict[str, Any]:
     datadir = Path(tempfile.mkdtemp(prefix="kpistream-buckets-"))
     db = Rdict(str(datadir / "kpi"), database_options())
 
-    def key_of(key: tuple[str, str, int]) -> bytes:
+    def key_of(key: tuple[Any, ...]) -> bytes:
         return orjson.dumps(key)
 
-    def read(key: tuple[str, str, int]) -> list[Any] | None:
+    def read(key: tuple[Any, ...]) -> list[Any] | None:
         raw = db.get(key_of(key))
         return None if raw is None else list(orjson.loads(raw))
 

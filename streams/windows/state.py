@@ -212,9 +212,9 @@ class KpiState:
         """Blocked hour -> its minutes going back into its block, with their buckets."""
         touched: set[int] = set()
         """Blocked hours whose block changes."""
-        late = cold.blocked_after(hot_from)
-        for minute in [m for m in cell if m != TOTAL and m < hot_from] if not late else [
-                m for m in cell if m != TOTAL and (m < hot_from or m // HOUR in late)]:
+        late = cold.blocked_after(hot_from)  # almost always empty
+        for minute in [m for m in cell if m != TOTAL
+                       and (m < hot_from or (late and m // HOUR in late))]:
             bucket, hour = cell.pop(minute), minute // HOUR
             if minute >= oldest:
                 cold.add(minute, bucket)
@@ -473,7 +473,7 @@ class KpiState:
         self._reach.pop((campaign, channel), None)
         self._with_extras.discard((campaign, channel))
         blocked = cold.blocked_hours()
-        minutes = [m for m in cold if m // HOUR not in blocked]
+        minutes = [m for m in cold if not cold.is_blocked(m // HOUR)]
         return [*[(campaign, channel, minute) for minute in [*cell, *minutes]],
                 *[hour_key(campaign, channel, hour) for hour in blocked], *left_over]
 
