@@ -23,13 +23,15 @@ message finds its own ids recorded by itself, which counts them as new (a replay
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, cast
 
 import orjson
+from faust.types import TP
 from rocksdict import Rdict, WriteBatch
 
 from streams.stages.event_ids import record_of
+from streams.worker.catch_up import ChangelogRecord
 from streams.worker.rocks_store import RocksStore
 
 __all__ = ["STORE_URL", "EventIdStore"]
@@ -139,23 +141,21 @@ class EventIdStore(RocksStore):
     def _size(self) -> int:
         return len(self)
 
-    def apply_changelog_batch(self, batch: Iterable[Any], to_key: Callable[[Any], Any],
-                              to_value: Callable[[Any], Any]) -> None:
-        """Recovery: each changelog record (a tombstone: ``None``) into the store, then the
-        offsets it reached."""
-        reached: dict[Any, int] = {}
-        for event in batch:
-            message = event.message
-            key = orjson.loads(message.key)
-            if message.value is None:
+    def write_changelog(self, records: Iterable[ChangelogRecord]) -> None:
+        """Each changelog record (a tombstone: ``None``) into the store, then the offset
+        each partition reached."""
+        reached: dict[int, tuple[str, int]] = {}
+        for record in records:
+            key = orjson.loads(record.key or b"null")
+            if record.value is None:
                 partition, offset = key
                 self._delete(partition, offset)
             else:
-                partition, offset, expires_ms, ids = record_of(key, orjson.loads(message.value))
+                partition, offset, expires_ms, ids = record_of(key, orjson.loads(record.value))
                 self._put(partition, offset, expires_ms, ids)
-            reached[message.tp] = max(message.offset, reached.get(message.tp, -1))
-        for tp, offset in reached.items():
-            self.set_persisted_offset(tp, offset)
+            reached[record.partition] = (record.topic, record.offset)
+        for partition, (topic, at) in reached.items():
+            self.set_persisted_offset(TP(topic, partition), at)
 
     def reset_state(self) -> None:
         self._first.clear()

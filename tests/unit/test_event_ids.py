@@ -129,7 +129,7 @@ def test_records_survive_a_restart_with_their_changelog_offset(tmp_path: Path) -
 def _changelog_event(partition: int, offset: int, key: Any, value: Any) -> Any:
     message = SimpleNamespace(key=orjson.dumps(key), value=None if value is None
                               else orjson.dumps(value), tp=TP(TOPIC, partition),
-                              partition=partition, offset=offset)
+                              topic=TOPIC, partition=partition, offset=offset)
     return SimpleNamespace(message=message)
 
 
