@@ -5,6 +5,7 @@ ends as the changelog read in offset order would leave it."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, NamedTuple
@@ -66,7 +67,7 @@ def catch_ups(draw: Any) -> tuple[list[Record], int, list[tuple[str, list[Record
     def chunks(rs: list[Record]) -> list[list[Record]]:
         cuts = sorted(draw(st.lists(st.integers(0, len(rs)), max_size=3)))
         bounds = [0, *cuts, len(rs)]
-        return [rs[a:b] for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+        return [rs[a:b] for a, b in pairwise(bounds) if b > a]
 
     # Faust's recovery hands its records over in the order it read them: leftovers of the
     # cut-short recovery first. Each source keeps its order; the two interleave at random.
