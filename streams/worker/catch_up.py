@@ -47,18 +47,13 @@ class CatchUp:
         self.covered: dict[int, int] = {}
 
     def start(self, ends: Mapping[int, int], active: Iterable[int]) -> None:
-        """Reads begin for ``ends`` (partition -> end offset); partitions no longer
-        ``active`` forget what their reads covered."""
+        """Reads begin for ``ends`` (partition -> end offset), in place of any before (what
+        was held for those is dropped: Faust's recovery reads it again); partitions no
+        longer ``active`` forget what their reads covered."""
         keep = set(active)
         self.covered = {p: end for p, end in self.covered.items() if p in keep}
         self.reading = dict(ends)
         self.held = {p: [] for p in ends}
-
-    def stop(self) -> None:
-        """The reads are abandoned (a rebalance): nothing is held any more; what finished
-        reads covered stays covered."""
-        self.reading.clear()
-        self.held.clear()
 
     def persisted(self, partition: int) -> int | None:
         """The offset to tell Faust the store holds up to (the last one being read), or
