@@ -146,14 +146,16 @@ class EventIdStore(RocksStore):
         each partition reached."""
         reached: dict[int, tuple[str, int]] = {}
         for record in records:
-            key = orjson.loads(record.key or b"null")
+            reached[record.partition] = (record.topic, record.offset)
+            if record.key is None:  # every table change has one
+                continue
+            key = orjson.loads(record.key)
             if record.value is None:
                 partition, offset = key
                 self._delete(partition, offset)
             else:
                 partition, offset, expires_ms, ids = record_of(key, orjson.loads(record.value))
                 self._put(partition, offset, expires_ms, ids)
-            reached[record.partition] = (record.topic, record.offset)
         for partition, (topic, at) in reached.items():
             self.set_persisted_offset(TP(topic, partition), at)
 

@@ -127,9 +127,9 @@ class RocksStore(rocksdb.Store):
                       "reads the changelog", self.table.name, type(exc).__name__, exc)
             ends = {}
         for tp, end in ends.items():
-            held = super().persisted_offset(tp)
-            if end > (0 if held is None else held + 1):
-                spans[tp] = (None if held is None else held + 1, end)
+            start = self._next_unwritten(tp)
+            if end > (start or 0):
+                spans[tp] = (start, end)
         self.catch_up.start({tp.partition: end for tp, (_, end) in spans.items()},
                             active=(tp.partition for tp in actives))
         if spans:
@@ -176,8 +176,12 @@ class RocksStore(rocksdb.Store):
                           type(exc).__name__, exc, RETRY_S)
                 await asyncio.sleep(RETRY_S)
                 for tp in left:
-                    held = super().persisted_offset(tp)
-                    left[tp] = (None if held is None else held + 1, spans[tp][1])
+                    left[tp] = (self._next_unwritten(tp), spans[tp][1])
+
+    def _next_unwritten(self, tp: Any) -> int | None:
+        """The first changelog offset the database has not written (None: it has none)."""
+        written = super().persisted_offset(tp)
+        return None if written is None else written + 1
 
     async def _stop_reading(self) -> None:
         """Cancel the bulk read. Its partitions' records stay held until the rebalance
