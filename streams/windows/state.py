@@ -134,6 +134,12 @@ class KpiState:
         between them): tombstoned at the cell's next expiry scan."""
         self._block_read: tuple[HourKey, dict[int, Sequence[Any]]] | None = None
         """The hour block read last, by key (its minutes are read in a row)."""
+        self._late_hours: set[tuple[str, str, int]] = set()
+        """(campaign, channel, hour) of hours past the hot minutes that a late event landed
+        in during the clock's minute ``_late_minute``: not blocked before the next one. A
+        backfill writes an hour's minutes one after another; blocking the hour at its first
+        would rewrite the whole block with each of the others."""
+        self._late_minute: int | None = None
 
     def apply(
         self, deltas: Mapping[BucketKey, Sequence[int]], now_minute: int, offset: int,
@@ -150,6 +156,9 @@ class KpiState:
         """
         oldest = oldest_kept_minute(now_minute, self._retention)
         hot_from = self._hot_from = oldest_kept_minute(now_minute, self._hot)
+        if now_minute != self._late_minute:
+            self._late_hours.clear()
+            self._late_minute = now_minute
         changed: Changes = {}
         totals: dict[tuple[str, str], list[int]] = {}
         for (campaign, channel, _), delta in deltas.items():
@@ -238,7 +247,8 @@ class KpiState:
         for hour in sorted(touched):
             self._write_block(campaign, channel, hour, cold, into_blocks.get(hour, {}), changed)
         for hour in cold.wholly_cold(hot_from):
-            self._block(campaign, channel, hour, cold, changed)
+            if (campaign, channel, hour) not in self._late_hours:
+                self._block(campaign, channel, hour, cold, changed)
         for key in self._left_over.pop((campaign, channel), []):
             changed[key] = None
         return gone
@@ -357,6 +367,7 @@ class KpiState:
             if minute != TOTAL and (minute < self._hot_from or (
                     cold is not None and cold.is_blocked(minute // HOUR))):
                 self._kept_from.pop((campaign, channel), None)  # a late one: scan again
+                self._late_hours.add((campaign, channel, minute // HOUR))
         if bucket[WIDTH] >= offset:
             if bucket[WIDTH] == offset:  # a replay: send it again, the changelog may lack it
                 changed[(campaign, channel, minute)] = bucket
@@ -505,6 +516,7 @@ class KpiState:
         self._with_extras.clear()
         self._left_over.clear()
         self._block_read = None
+        self._late_hours.clear()
 
     def rows(
         self, now_minute: int, windows: Sequence[Window], owned: Callable[[str], bool]

@@ -268,6 +268,36 @@ def test_an_event_in_a_blocked_hour_goes_into_its_block_whatever_the_clock() -> 
         everything, behind, windows)
 
 
+def test_a_backfill_writes_each_hour_block_once_not_once_per_event() -> None:
+    """History replayed into a fresh worker (a new deployment reading its topics from the
+    start) lands minute by minute in hours already past the hot minutes: the hour becomes
+    one block once the clock's minute moves on, not rewritten (all its minutes) with each
+    event."""
+    table = StoreTable()
+    state, everything = KpiState(DAY, 10, table.read), KpiState(DAY)
+    start = NOW // 60 * 60 - 300  # three hours of event time, hours before the clock
+    blocks_written = 0
+    for offset, minute in enumerate(range(start, start + 180)):
+        deltas = {("a", "web", minute): bucket(1 + offset % 3)}
+        changed = state.apply(deltas, NOW, offset)
+        blocks_written += sum(1 for key in changed if is_hour_key(key))
+        table.write(changed)
+        everything.apply(deltas, NOW, offset)
+    assert blocks_written == 0  # the clock's minute has not moved on
+    assert not [key for key in table if is_hour_key(key)]
+    # the next minute: the cell's next message blocks its three hours, one record each
+    changed = state.apply({("a", "web", NOW + 1): bucket(1)}, NOW + 1, 1_000)
+    everything.apply({("a", "web", NOW + 1): bucket(1)}, NOW + 1, 1_000)
+    assert sorted(key[3] for key in changed if is_hour_key(key)) == [
+        start // 60, start // 60 + 1, start // 60 + 2]
+    table.write(changed)
+    assert len(table) == 3 + 2  # the blocks, the new minute and the total
+    windows = [Window("1d", DAY), Window("5m", 5)]
+    assert answers(state, NOW + 1, windows) == answers(everything, NOW + 1, windows)
+    assert answers(rebuilt_from(table, 10, NOW + 1), NOW + 1, windows) == answers(
+        everything, NOW + 1, windows)
+
+
 # ---------------------------------------------------------------------------------------
 # Properties
 # ---------------------------------------------------------------------------------------
