@@ -36,7 +36,9 @@ from streams.windows.counts import ACTION_FIELDS
 from streams.windows.extras import C_CLICKS, C_ENGAGEMENTS, C_ORDERS, C_REVENUE, C_VIEWS
 from streams.windows.state import ExtrasRow, KpiRow, WindowExtras
 
-__all__ = ["KpiCollector", "KpiFamily", "LabelSet", "SeedKpis", "Series", "exposition"]
+__all__ = [
+    "KpiCollector", "KpiFamily", "LabelSet", "SeedKpis", "Series", "exposition", "write",
+]
 
 _go_float: Callable[[float], str] = floatToGoString  # untyped in prometheus_client
 
@@ -78,14 +80,34 @@ class KpiFamily(GaugeMetricFamily):
 
     Parallel lists, not a tuple per sample: a scrape then leaves few objects for the
     cyclic GC, whose full passes over the state's buckets take ~0.2 s at 1,000 series.
+    A family made by ``KpiCollector.collect`` is filled when first read (``fill``): the
+    collector copies the rows then, the KPI values and their text are worked out later,
+    off the event loop if the reader is (streams.worker.web).
     """
 
-    def __init__(self, name: str, documentation: str, labels: Sequence[str]) -> None:
-        self.series: list[Series] = []
-        self.values: list[float] = []
+    def __init__(self, name: str, documentation: str, labels: Sequence[str],
+                 fill: Callable[[], None] | None = None) -> None:
+        self._series: list[Series] = []
+        self._values: list[float] = []
+        self._fill = fill
         super().__init__(name, documentation, labels=labels)
         self._label_set = LabelSet(self._labelnames)
         """Built once: checking and escaping the names took ~a fifth of a scrape per sample."""
+
+    def _filled(self) -> None:
+        fill, self._fill = self._fill, None
+        if fill is not None:
+            fill()
+
+    @property
+    def series(self) -> list[Series]:
+        self._filled()
+        return self._series
+
+    @property
+    def values(self) -> list[float]:
+        self._filled()
+        return self._values
 
     @property
     def samples(self) -> list[Sample]:
@@ -103,8 +125,13 @@ class KpiFamily(GaugeMetricFamily):
                    timestamp: Timestamp | float | None = None) -> None:
         if timestamp is not None:
             raise TypeError("KPI gauges have no timestamps")
-        self.series.append(self._label_set.series(labels))
-        self.values.append(value)
+        self._series.append(self._label_set.series(labels))
+        self._values.append(value)
+
+    def appenders(self) -> tuple[Callable[[Series], None], Callable[[float], None]]:
+        """Add a sample's series and its value: ``add_metric`` without its checks, for the
+        collector's hot loop."""
+        return self._series.append, self._values.append
 
     def exposition(self) -> bytes:
         """``generate_latest`` of this family alone: HELP and TYPE by prometheus_client,
@@ -118,9 +145,14 @@ class KpiFamily(GaugeMetricFamily):
 
 def exposition(registry: Collector) -> bytes:
     """``generate_latest(registry)``, with KPI families written by their faster path."""
+    return write(registry.collect())
+
+
+def write(families: Iterable[Metric]) -> bytes:
+    """The text of collected families, as ``generate_latest`` writes it."""
     return b"".join(
         family.exposition() if isinstance(family, KpiFamily) else generate_latest(_Only(family))
-        for family in registry.collect()
+        for family in families
     )
 
 
@@ -155,37 +187,56 @@ class KpiCollector(Collector):
         self._seed = SeedKpis() if seed is None else seed
 
     def collect(self) -> Iterator[KpiFamily]:
+        """The KPI families of the rows as they are now (copied here); their values and
+        text are worked out when a family is first read."""
+        seed = self._seed
+        rows = list(self._rows())
+        extras = list(seed.extras())
         plain_labels, money_labels = LabelSet(KPI_LABELS), LabelSet([*KPI_LABELS, "currency"])
+
+        filled = False
+
+        def fill() -> None:  # every family at once, at the first read of any
+            nonlocal filled
+            if not filled:
+                filled = True
+                _fill(families, labelled, rows, extras, self._currency, seed,
+                      plain_labels, money_labels)
+
         families = {
             name: KpiFamily(name, help_text,
-                            (money_labels if name in MONEY_METRICS else plain_labels).names)
+                            (money_labels if name in MONEY_METRICS else plain_labels).names,
+                            fill)
             for name, help_text in KPI_HELP.items()
         }
         labelled = {
             name: KpiFamily(name, help_text, [*KPI_LABELS, *(
-                ["currency"] if name in MONEY_METRICS else []), *extra])
+                ["currency"] if name in MONEY_METRICS else []), *extra], fill)
             for name, (help_text, extra) in LABELLED_HELP.items()
         }
-        appends = {name: (f.series.append, f.values.append, name in MONEY_METRICS)
-                   for name, f in families.items()}
-        seed = self._seed
-        extras = {(c, ch, w): e for c, ch, w, e in seed.extras()}
-        currency = self._currency
-        for campaign, channel, window, counts in self._rows():
-            plain = plain_labels.series((campaign, channel, window))
-            money = money_labels.series((campaign, channel, window, currency))
-            for name, value in kpi_values(counts, seed.margin).items():
-                if value is not None:
-                    add_series, add_value, is_money = appends[name]
-                    add_series(money if is_money else plain)
-                    add_value(value)
-            _seed_series(labelled, (campaign, channel, window), currency, counts,
-                         extras.get((campaign, channel, window), _NO_EXTRAS), seed)
         yield from families.values()
         yield from labelled.values()
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
         return iter(())
+
+
+def _fill(families: dict[str, KpiFamily], labelled: dict[str, KpiFamily],
+          rows: Iterable[KpiRow], extras_rows: Iterable[ExtrasRow], currency: str,
+          seed: SeedKpis, plain_labels: LabelSet, money_labels: LabelSet) -> None:
+    """Every sample of the rows into the families."""
+    appends = {name: (*f.appenders(), name in MONEY_METRICS) for name, f in families.items()}
+    extras = {(c, ch, w): e for c, ch, w, e in extras_rows}
+    for campaign, channel, window, counts in rows:
+        plain = plain_labels.series((campaign, channel, window))
+        money = money_labels.series((campaign, channel, window, currency))
+        for name, value in kpi_values(counts, seed.margin).items():
+            if value is not None:
+                add_series, add_value, is_money = appends[name]
+                add_series(money if is_money else plain)
+                add_value(value)
+        _seed_series(labelled, (campaign, channel, window), currency, counts,
+                     extras.get((campaign, channel, window), _NO_EXTRAS), seed)
 
 
 def _seed_series(families: dict[str, KpiFamily], row: tuple[str, str, str], currency: str,

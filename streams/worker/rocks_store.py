@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
@@ -30,7 +31,15 @@ from typing import Any
 from faust.stores import rocksdb
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
-from rocksdict import BlockBasedOptions, Cache, Options, WriteBatch
+from rocksdict import (
+    BlockBasedOptions,
+    Cache,
+    Options,
+    Rdict,
+    WriteBatch,
+    WriteBufferManager,
+    WriteOptions,
+)
 
 from streams.kafka.changelog_reader import ChangelogReader
 from streams.worker.catch_up import CatchUp, ChangelogRecord
@@ -42,23 +51,54 @@ log = logging.getLogger("kpistream")
 OPTIONS: dict[str, int] = {
     "write_buffer_size": 4 << 20,
     "max_write_buffer_number": 2,
-    "block_cache_size": 8 << 20,
+    "block_cache_size": 1 << 20,  # Faust's own cache, replaced by the shared one below
     "bloom_filter_size": 10,  # bits per key: ~1 % of absent keys read a block
 }
+BLOCK_CACHE_BYTES = 32 << 20
+"""One block cache for every database of the process (was 8 MiB per database: 16
+databases for one worker of 8 partitions)."""
+WRITE_BUFFER_BYTES = 64 << 20
+"""The write buffers (memtables) of every database of the process together: past it
+RocksDB flushes the one being written (was up to 8 MiB per database)."""
 RETRY_S = 1.0
 """Wait before a failed bulk read starts again (from what it wrote)."""
 
 
+@functools.cache
+def _shared_memory() -> tuple[Cache, WriteBufferManager]:
+    return Cache(BLOCK_CACHE_BYTES), WriteBufferManager(WRITE_BUFFER_BYTES, False)
+
+
+def _no_wal() -> WriteOptions:
+    """Writes without RocksDB's write-ahead log, one ``write`` call per put less (~8 % of
+    a busy worker's time in the kpi store's puts). Safe because the changelog is the
+    source of truth and the offset a database holds up to is a key in that database: a
+    crash loses the unflushed tail of both together (memtables flush in order), and the
+    restart reads that tail from the changelog again. A clean close flushes everything."""
+    options = WriteOptions()
+    # a property at run time; rocksdict's stub has it as a method
+    options.disable_wal = True  # type: ignore[method-assign,assignment]
+    return options
+
+
 class _Options(rocksdb.RocksDBOptions):
-    """Faust's RocksDB options with a full Bloom filter per file."""
+    """Faust's RocksDB options with a full Bloom filter per file, the process's shared
+    block cache and write-buffer budget, and writes without the write-ahead log."""
 
     def as_options(self) -> Options:
         options: Options = super().as_options()
+        cache, write_buffers = _shared_memory()
         table = BlockBasedOptions()
         table.set_bloom_filter(self.bloom_filter_size, False)
-        table.set_block_cache(Cache(self.block_cache_size))
+        table.set_block_cache(cache)
         options.set_block_based_table_factory(table)
+        options.set_write_buffer_manager(write_buffers)
         return options
+
+    def open(self, path: Any, *, read_only: bool = False) -> Rdict:
+        db: Rdict = super().open(path, read_only=read_only)
+        db.set_write_options(_no_wal())
+        return db
 
 
 def database_options() -> Options:

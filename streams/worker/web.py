@@ -2,21 +2,53 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
+from collections.abc import Sequence
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector
 
-from metrics.kpi_gauges import exposition
+from metrics.kpi_gauges import write
 from streams.events.schemas import schema_json
 from streams.events.validation import EVENT_TYPES
 from streams.worker.kpi_app import KpiApp
 
-__all__ = ["GZIP_LEVEL", "register"]
+__all__ = ["GZIP_LEVEL", "metrics_page", "register"]
 
 GZIP_LEVEL = 1
 """Fastest compression: already ~10 times smaller (6.2 MB -> 625 KB for 1,000
 campaign-channels), at a fraction of level 9's CPU."""
+
+
+async def metrics_page(registry: Collector, accept_encoding: str) -> tuple[bytes, dict[str, str]]:
+    """/metrics: ``generate_latest(registry)``'s text (the KPI gauges written faster,
+    metrics.kpi_gauges), gzipped if asked, and its headers.
+
+    Collecting reads the state, so it runs on the event loop, where the state changes;
+    the KPI collector only copies its rows then (~0.2 s at 10,000 campaign-channels).
+    Working out the KPI values and writing and gzipping the text (seconds at that size)
+    read only those copies and run on a thread: the loop goes on between its slices of
+    the GIL (gzip lets go of it), so heartbeats, fetches and counting are not held up for
+    the whole scrape.
+    """
+    families = list(registry.collect())
+    # As Prometheus asks: 1,000 campaign-channels are ~6 MB of text, ~10 times less
+    # gzipped; an answer that large otherwise leaves the event loop in
+    # socket-buffer-sized pieces between the worker's other work.
+    gzipped = "gzip" in accept_encoding
+    body = await asyncio.get_running_loop().run_in_executor(None, _body, families, gzipped)
+    headers = {"Content-Type": CONTENT_TYPE_LATEST}
+    if gzipped:
+        headers["Content-Encoding"] = "gzip"
+    return body, headers
+
+
+def _body(families: Sequence[Metric], gzipped: bool) -> bytes:
+    body = write(families)
+    return gzip.compress(body, compresslevel=GZIP_LEVEL) if gzipped else body
 
 
 def register(kpi: KpiApp) -> None:
@@ -25,15 +57,8 @@ def register(kpi: KpiApp) -> None:
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
-        # generate_latest's text, with the KPI gauges written faster (metrics.kpi_gauges)
-        body = exposition(kpi.registry)
-        headers = {"Content-Type": CONTENT_TYPE_LATEST}
-        if "gzip" in request.headers.get("Accept-Encoding", ""):
-            # As Prometheus asks: 1,000 campaign-channels are ~6 MB of text, ~10 times
-            # less gzipped; an answer that large otherwise leaves the event loop in
-            # socket-buffer-sized pieces between the worker's other work.
-            body = gzip.compress(body, compresslevel=GZIP_LEVEL)
-            headers["Content-Encoding"] = "gzip"
+        body, headers = await metrics_page(kpi.registry,
+                                           request.headers.get("Accept-Encoding", ""))
         return web.bytes(body, headers=headers)
 
     @app.page("/health")

@@ -1,0 +1,73 @@
+"""/metrics as the worker's page serves it: the state as it was when the scrape came in,
+its text written while the event loop goes on counting."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter
+
+from bench import scrape
+from metrics.kpi_gauges import KpiCollector, exposition
+from streams.windows.counts import WIDTH
+from streams.windows.state import KpiState
+from streams.worker.web import metrics_page
+
+LAST = ("campaign-00049", "web")
+"""The cell of the last of scrape.build_state's 200 series: written last."""
+
+
+def _registry(state: KpiState) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    registry.register(KpiCollector(
+        lambda: state.rows(scrape.NOW, scrape.WINDOWS, lambda _: True), "USD"))
+    Counter("kpistream_events", "Events read.", ["type"], registry=registry).labels(
+        "view").inc(3)
+    return registry
+
+
+def _scrape_while_counting(state: KpiState, registry: CollectorRegistry,
+                           accept_encoding: str) -> tuple[bytes, dict[str, str], int]:
+    """The page's answer, and how many messages the loop counted while it was written."""
+    async def main() -> tuple[bytes, dict[str, str], int]:
+        counted = 0
+
+        async def count_on() -> None:
+            nonlocal counted
+            while True:
+                await asyncio.sleep(0)
+                state.apply({(*LAST, scrape.NOW): [1] * WIDTH},
+                            scrape.NOW, 10**9 + counted)
+                counted += 1
+
+        counting = asyncio.create_task(count_on())
+        body, headers = await metrics_page(registry, accept_encoding)
+        counting.cancel()
+        return body, headers, counted
+
+    return asyncio.run(main())
+
+
+def test_the_page_serves_the_state_the_scrape_found_while_the_loop_counts_on() -> None:
+    state = scrape.build_state(200, 90)
+    registry = _registry(state)
+    before = exposition(registry)
+    body, headers, counted = _scrape_while_counting(state, registry, "gzip, deflate")
+    assert headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(body) == before  # the rows as collected, none half-counted
+    assert counted > 0  # the loop went on while the text was written
+    after = exposition(registry)
+    assert after != before  # and what it counted meanwhile is in the next scrape
+    changed = set(after.decode().splitlines()) - set(before.decode().splitlines())
+    assert changed and all('campaign="campaign-00049",channel="web"' in line for line in changed)
+
+
+def test_without_gzip_the_page_serves_the_text() -> None:
+    state = scrape.build_state(8, 30)
+    registry = _registry(state)
+    before = exposition(registry)
+    body, headers, _ = _scrape_while_counting(state, registry, "")
+    assert body == before
+    assert "Content-Encoding" not in headers
+    assert headers["Content-Type"] == CONTENT_TYPE_LATEST
