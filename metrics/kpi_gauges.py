@@ -37,7 +37,7 @@ from streams.windows.extras import C_CLICKS, C_ENGAGEMENTS, C_ORDERS, C_REVENUE,
 from streams.windows.state import ExtrasRow, KpiRow, WindowExtras
 
 __all__ = [
-    "KpiCollector", "KpiFamily", "LabelSet", "SeedKpis", "Series", "exposition", "write",
+    "KpiCollector", "KpiFamily", "LabelSet", "SeedKpis", "Series", "exposition", "text_of", "write",
 ]
 
 _go_float: Callable[[float], str] = floatToGoString  # untyped in prometheus_client
@@ -150,10 +150,13 @@ def exposition(registry: Collector) -> bytes:
 
 def write(families: Iterable[Metric]) -> bytes:
     """The text of collected families, as ``generate_latest`` writes it."""
-    return b"".join(
-        family.exposition() if isinstance(family, KpiFamily) else generate_latest(_Only(family))
-        for family in families
-    )
+    return b"".join(map(text_of, families))
+
+
+def text_of(family: Metric) -> bytes:
+    """One collected family's text, as ``generate_latest`` writes it."""
+    return family.exposition() if isinstance(family, KpiFamily) else generate_latest(
+        _Only(family))
 
 
 _CONTENT_METRICS = (("marketing_content_views", C_VIEWS),
@@ -202,6 +205,12 @@ class KpiCollector(Collector):
                 filled = True
                 _fill(families, labelled, rows, extras, self._currency, seed,
                       plain_labels, money_labels)
+                # each family now holds its own samples: a reader that lets go of one
+                # after writing it frees it (streams.worker.web)
+                families.clear()
+                labelled.clear()
+                rows.clear()
+                extras.clear()
 
         families = {
             name: KpiFamily(name, help_text,
@@ -214,8 +223,8 @@ class KpiCollector(Collector):
                 ["currency"] if name in MONEY_METRICS else []), *extra], fill)
             for name, (help_text, extra) in LABELLED_HELP.items()
         }
-        yield from families.values()
-        yield from labelled.values()
+        collected = [*families.values(), *labelled.values()]  # fill() empties the dicts
+        yield from collected
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
         return iter(())

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import gzip
-from collections.abc import Sequence
+import zlib
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
-from metrics.kpi_gauges import write
+from metrics.kpi_gauges import text_of
 from streams.events.schemas import schema_json
 from streams.events.validation import EVENT_TYPES
 from streams.worker.kpi_app import KpiApp
@@ -21,6 +20,8 @@ __all__ = ["GZIP_LEVEL", "metrics_page", "register"]
 GZIP_LEVEL = 1
 """Fastest compression: already ~10 times smaller (6.2 MB -> 625 KB for 1,000
 campaign-channels), at a fraction of level 9's CPU."""
+_GZIP_WBITS = 16 + zlib.MAX_WBITS
+"""zlib's window with a gzip header and trailer (what ``Content-Encoding: gzip`` is)."""
 
 
 async def metrics_page(registry: Collector, accept_encoding: str) -> tuple[bytes, dict[str, str]]:
@@ -46,9 +47,19 @@ async def metrics_page(registry: Collector, accept_encoding: str) -> tuple[bytes
     return body, headers
 
 
-def _body(families: Sequence[Metric], gzipped: bool) -> bytes:
-    body = write(families)
-    return gzip.compress(body, compresslevel=GZIP_LEVEL) if gzipped else body
+def _body(families: list[Metric], gzipped: bool) -> bytes:
+    """The families' text, each family gzipped as soon as it is written and then let go:
+    at 10,000 campaign-channels the whole text is ~130 MB, and held at once (with the
+    lines it was joined from) it was the largest thing in the worker's memory."""
+    compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, _GZIP_WBITS) if gzipped else None
+    parts: list[bytes] = []
+    families.reverse()
+    while families:
+        text = text_of(families.pop())
+        parts.append(text if compressor is None else compressor.compress(text))
+    if compressor is not None:
+        parts.append(compressor.flush())
+    return b"".join(parts)
 
 
 def register(kpi: KpiApp) -> None:
