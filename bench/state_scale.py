@@ -290,7 +290,11 @@ def pipeline_part(broker_name: str, events: int, cells: int, minutes: int,
 
     with open_broker(broker_name) as broker:
         tmp = Path(tempfile.mkdtemp(prefix="kpistream-state-scale-"))
-        deployment = Deployment(broker, tmp, partitions=partitions)
+        # The default cap (10,000 live per deployment) is kept per partition, and
+        # campaigns do not spread evenly: room for every campaign-channel here.
+        deployment = Deployment(
+            broker, tmp, partitions=partitions,
+            extra_toml=f"[kpi]\nmax_campaign_channels = {max(10_000, 2 * cells)}\n")
         now = int(time.time() * 1000)
 
         def view(i: int) -> dict[str, Any]:

@@ -58,13 +58,22 @@ class LabelSet:
         self.names = tuple(names)
         self._order = sorted(range(len(names)), key=lambda i: names[i])
         self._opening = [f'{escape_label_name(names[i])}="' for i in self._order]
+        self._escaped: dict[str, str] = {}
+        """value -> its escaped text: a scrape writes the same campaign, window and
+        action names over and over (a LabelSet lives for one scrape)."""
 
     def series(self, values: Sequence[str]) -> Series:
         if len(values) != len(self.names):
             raise ValueError(f"labels {self.names}, got values {values}")
-        return tuple(values), ",".join([
-            f'{opening}{_escape_value(values[i])}"'
-            for opening, i in zip(self._opening, self._order, strict=True)])
+        escaped = self._escaped
+        parts = []
+        for opening, i in zip(self._opening, self._order, strict=True):
+            value = values[i]
+            text = escaped.get(value)
+            if text is None:
+                text = escaped[value] = _escape_value(value)
+            parts.append(f'{opening}{text}"')
+        return tuple(values), ",".join(parts)
 
 
 class _Only(Collector):

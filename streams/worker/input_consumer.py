@@ -31,8 +31,12 @@ __all__ = ["MAX_BATCH", "MAX_ROUND_BYTES", "InputConsumer"]
 MAX_BATCH = 20_000
 """Most messages handed to the Ingestor at once: at full load, fewer and larger
 internal messages mean fewer changelog writes (one per changed bucket per message)."""
-MAX_ROUND_BYTES = 64 * 1024 * 1024
-"""Most input bytes in one round: with 1 MiB batch messages, 20,000 of them would be 20 GB."""
+MAX_ROUND_BYTES = 16 * 1024 * 1024
+"""Most input bytes in one round: with 1 MiB batch messages, 20,000 of them would be 20 GB.
+
+A round's events are Python objects until its records are sent: 64 MiB of 1,000-event
+view messages held 145 MiB more once validated and encoded (16 MiB: 50 MiB more). Rounds
+this large come only from a backlog; at full load a round is ``ROUND_MS`` of input."""
 RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 """Waits before retrying a round whose sends failed, growing while they keep failing."""
 _WAIT_MS = 20
