@@ -4,8 +4,10 @@ catching up on its changelog in bulk.
 Faust's defaults per partition database are 64 MiB write buffers x 3 and a 2 GiB block
 cache, and the older block-based Bloom filter, which reads an index block for each absent
 key (measured at 20 M remembered ids: 1.6 us per id looked up, most ids being absent).
-Here each partition database holds at most ~16 MiB besides its index and filters, with a
-full Bloom filter per file (streams.worker.id_store, streams.worker.bucket_store).
+Here every database of the process shares one 32 MiB block cache and one 64 MiB budget of
+write buffers (besides them a database holds its index and filters), with a full Bloom
+filter per file (streams.worker.id_store, streams.worker.bucket_store), and writes go
+without the write-ahead log (``_no_wal``).
 
 Faust's recovery takes each changelog record through its event loop on its own (~0.15 ms
 a record, so a wiped disk under 1,000,000 records took minutes). At each rebalance a store

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import zlib
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -24,7 +25,8 @@ _GZIP_WBITS = 16 + zlib.MAX_WBITS
 """zlib's window with a gzip header and trailer (what ``Content-Encoding: gzip`` is)."""
 
 
-async def metrics_page(registry: Collector, accept_encoding: str) -> tuple[bytes, dict[str, str]]:
+async def metrics_page(registry: Collector, accept_encoding: str,
+                       executor: Executor | None = None) -> tuple[bytes, dict[str, str]]:
     """/metrics: ``generate_latest(registry)``'s text (the KPI gauges written faster,
     metrics.kpi_gauges), gzipped if asked, and its headers.
 
@@ -33,14 +35,15 @@ async def metrics_page(registry: Collector, accept_encoding: str) -> tuple[bytes
     Working out the KPI values and writing and gzipping the text (seconds at that size)
     read only those copies and run on a thread: the loop goes on between its slices of
     the GIL (gzip lets go of it), so heartbeats, fetches and counting are not held up for
-    the whole scrape.
+    the whole scrape. ``executor``: where that runs (the worker's has one thread, so
+    scrapes that come together take turns; None: asyncio's default).
     """
     families = list(registry.collect())
     # As Prometheus asks: 1,000 campaign-channels are ~6 MB of text, ~10 times less
     # gzipped; an answer that large otherwise leaves the event loop in
     # socket-buffer-sized pieces between the worker's other work.
     gzipped = "gzip" in accept_encoding
-    body = await asyncio.get_running_loop().run_in_executor(None, _body, families, gzipped)
+    body = await asyncio.get_running_loop().run_in_executor(executor, _body, families, gzipped)
     headers = {"Content-Type": CONTENT_TYPE_LATEST}
     if gzipped:
         headers["Content-Encoding"] = "gzip"
@@ -49,8 +52,9 @@ async def metrics_page(registry: Collector, accept_encoding: str) -> tuple[bytes
 
 def _body(families: list[Metric], gzipped: bool) -> bytes:
     """The families' text, each family gzipped as soon as it is written and then let go:
-    at 10,000 campaign-channels the whole text is ~130 MB, and held at once (with the
-    lines it was joined from) it was the largest thing in the worker's memory."""
+    at 10,000 campaign-channels the whole text is ~130 MB, which held at once (beside the
+    lines it is joined from) would add that and more to the worker's memory at every
+    scrape."""
     compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, _GZIP_WBITS) if gzipped else None
     parts: list[bytes] = []
     families.reverse()
@@ -65,11 +69,13 @@ def _body(families: list[Metric], gzipped: bool) -> bytes:
 def register(kpi: KpiApp) -> None:
     """Add the pages to the Faust web server."""
     app = kpi.faust_app
+    # Its own thread, so scrapes never hold up asyncio's default executor (DNS lookups).
+    scrapes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kpistream-metrics")
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
-        body, headers = await metrics_page(kpi.registry,
-                                           request.headers.get("Accept-Encoding", ""))
+        body, headers = await metrics_page(
+            kpi.registry, request.headers.get("Accept-Encoding", ""), scrapes)
         return web.bytes(body, headers=headers)
 
     @app.page("/health")
