@@ -109,6 +109,23 @@ def _merge(into: Folded, one: Folded) -> None:
             into.newest_ts_ms[event_type] = ts
 
 
+def _reported_before(folded: Folded, replayed: list[str]) -> None:
+    """Take out of ``folded``'s counters what the first reading of this message counted.
+
+    A message is read again after a rebalance seeks back to an offset not committed yet,
+    or after a crash; its ids recorded by this very offset fold again (the buckets tell
+    what they hold already), but their events were accepted once, and its duplicates
+    were counted once. Keys are ``type/campaign/id`` (streams.stages.aggregate.fold)."""
+    folded.duplicates.clear()
+    accepted = folded.accepted
+    for key in replayed:
+        event_type = key.partition("/")[0]
+        if accepted.get(event_type, 0) > 0:
+            accepted[event_type] -= 1
+    for event_type in [t for t, n in accepted.items() if n <= 0]:
+        del accepted[event_type]
+
+
 def _event_text(campaign: str, event: tuple[str, str, int, str, int]) -> str:
     kind, event_id, ts_ms, channel, amount = event
     return dumps({"campaign": campaign, "kind": kind, "id": event_id, "ts": ts_ms,
@@ -177,8 +194,11 @@ class CountStage:
                                          lambda keys: store.recorded(partition, keys))
         # A replay writes its record again, even with nothing new: the store may hold it
         # from before a crash that kept it from the changelog, where a new owner needs it.
+        # A message of duplicates only gets an empty record, so its replay is told too.
         replayed = [key for key, at in recorded_at.items() if at == offset]
-        if new_ids or replayed:
+        if replayed or (folded.duplicates and (partition, offset) in store):
+            _reported_before(folded, replayed)
+        if new_ids or replayed or folded.duplicates:
             self.id_table[(partition, offset)] = [now_ms + self.dedup_window_ms,
                                                   replayed + new_ids]
         changed = self.state.apply(folded.deltas, minute_of(now_ms), offset, folded.extras)
