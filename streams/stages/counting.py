@@ -261,7 +261,10 @@ class CountStage:
         now_minute = minute_of(now_ms) if now_ms else None
         # read from disk as loaded (a day of buckets would not fit in memory at once);
         # a table in memory is copied first, to delete from it as it goes
-        for key, value in data.items() if persists else list(data.items()):
+        loaded = getattr(data, "loaded_items", None)
+        items = loaded() if loaded is not None else (
+            data.items() if persists else list(data.items()))
+        for key, value in items:
             if owns_campaign(key[0]):
                 self.state.load(tuple(key), value, now_minute)
             elif not persists:  # memory is all it takes: free it

@@ -19,13 +19,15 @@ a rebuild takes the block and gives such left-over records their tombstones.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from typing import Any, Final
 
 from streams.flow.wire import exact_ints
 from streams.windows.cold import NamedSums
 from streams.windows.extras import named_read
 
-__all__ = ["HOUR_MARK", "HourKey", "block_entries", "block_roll_up", "block_value",
+__all__ = ["HOUR_MARK", "HourKey", "block_entries", "block_extras", "block_minutes",
+           "block_roll_up", "block_value",
            "hour_key", "is_hour_key"]
 
 HOUR_MARK: Final = "hour"
@@ -57,6 +59,28 @@ def block_value(sums: Sequence[int], names: NamedSums,
 def block_entries(value: Sequence[Any]) -> dict[int, Sequence[Any]]:
     """Minute -> its bucket, as the record holds it (``state.bucket_of`` reads it)."""
     return {minute: bucket for minute, bucket in value[3]}
+
+
+def block_minutes(value: Sequence[Any]) -> list[int]:
+    """A block's minutes, ascending (``block_value`` writes them so)."""
+    minutes = list(map(itemgetter(0), value[3]))
+    return minutes if minutes == sorted(minutes) else sorted(minutes)
+
+
+def block_extras(value: Sequence[Any]) -> list[tuple[int, Any]]:
+    """``(minute, extras)`` of a block's buckets that carry extras (viewers, products).
+
+    Told in C first: a bucket without extras ends with its offset, and a rebuild reads
+    ~230,000 blocks of 60 buckets at 10,000 campaign-channels x 24 h."""
+    entries = value[3]
+    try:
+        lasts = list(map(itemgetter(-1), map(itemgetter(1), entries)))
+    except IndexError:  # an empty bucket (none is written so): the slow way
+        lasts = [bucket[-1] if bucket else 0 for _, bucket in entries]
+    if set(map(type, lasts)) <= {int}:
+        return []
+    return [(minute, last) for (minute, _), last in zip(entries, lasts, strict=True)
+            if type(last) is not int]
 
 
 def block_roll_up(value: Sequence[Any]) -> tuple[list[int], NamedSums]:

@@ -34,6 +34,8 @@ from streams.flow.wire import exact_ints
 from streams.windows.blocks import (
     HourKey,
     block_entries,
+    block_extras,
+    block_minutes,
     block_roll_up,
     block_value,
     hour_key,
@@ -89,9 +91,11 @@ ExtrasRow = tuple[str, str, str, WindowExtras]
 
 def bucket_of(value: Sequence[Any]) -> list[Any]:
     """A bucket as the state holds it, from the table's (changelog) form of any version."""
+    if not value or type(value[-1]) is int:  # no extras: the common case, one copy
+        return widened(exact_ints(value))
     counts = list(value)
     extra = None
-    if counts and isinstance(counts[-1], dict | BucketExtras):
+    if isinstance(counts[-1], dict | BucketExtras):
         extra, counts = counts[-1], counts[:-1]
     bucket: list[Any] = widened(exact_ints(counts))
     if extra is not None:
@@ -402,27 +406,26 @@ class KpiState:
             self._load_block(key[0], key[1], int(key[-1]), counts)
             return
         campaign, channel, minute = key  # type: ignore[misc]  # a bucket's key, then
-        held = self._cold.get((campaign, channel))
-        if held is not None and minute != TOTAL and held.is_blocked(minute // HOUR):
-            self._left_over.setdefault((campaign, channel), []).append((campaign, channel,
-                                                                        minute))
+        cell_key = (campaign, channel)
+        cold = self._cold.get(cell_key)
+        if cold is not None and minute != TOTAL and cold.is_blocked(minute // HOUR):
+            self._left_over.setdefault(cell_key, []).append((campaign, channel, minute))
             return
         bucket = bucket_of(counts)
         extra = extras_of(bucket)
         if extra is not None:
-            self._with_extras.add((campaign, channel))
+            self._with_extras.add(cell_key)
             if extra.reach is not None:
                 reach = self._reach_of(campaign, channel)
                 if minute == TOTAL:
                     reach.load_total(extra.reach)
                 else:
                     reach.load(minute, extra.reach)
-        cell = self._cells.setdefault((campaign, channel), {})
+        cell = self._cells.setdefault(cell_key, {})
         if (self._read_cold is not None and now_minute is not None and minute != TOTAL
                 and minute < oldest_kept_minute(now_minute, self._hot)):
-            cold = self._cold.get((campaign, channel))
             if cold is None:
-                cold = self._cold[(campaign, channel)] = ColdMinutes()
+                cold = self._cold[cell_key] = ColdMinutes()
             cell.pop(minute, None)
             newest = cold.newest()
             if newest is not None and minute <= newest and minute in cold:  # loaded again
@@ -431,21 +434,19 @@ class KpiState:
                 cold.add(minute, bucket)
         else:
             cell[minute] = bucket
-            cold = self._cold.get((campaign, channel))
             if cold is not None and minute in cold:  # loaded again, hot now
                 cold.put(minute, None, lambda m: self._cold_bucket(campaign, channel, m))
-        self._kept_from.pop((campaign, channel), None)
+        self._kept_from.pop(cell_key, None)
         if minute != TOTAL:
-            self._sums.stale((campaign, channel))
-            self._named.stale((campaign, channel))
+            self._sums.stale(cell_key)
+            self._named.stale(cell_key)
 
     def _load_block(self, campaign: str, channel: str, hour: int, value: list[Any]) -> None:
         """Put back an hour block: its minutes cold, its roll-up as it is (only the viewers'
         sketches are read from its buckets). Minute records of the hour loaded before it
         are left from a crash: the block holds them as new or newer."""
-        entries = block_entries(value)
         if self._read_cold is None:  # every bucket in memory: the block's, one by one
-            for minute, bucket in entries.items():
+            for minute, bucket in block_entries(value).items():
                 self.load((campaign, channel, minute), list(bucket))
             return
         cell = self._cells.setdefault((campaign, channel), {})
@@ -453,15 +454,14 @@ class KpiState:
         if cold is None:
             cold = self._cold[(campaign, channel)] = ColdMinutes()
         sums, names = block_roll_up(value)
-        left_over = cold.load_block(hour, sorted(entries), sums, names)
+        left_over = cold.load_block(hour, block_minutes(value), sums, names)
         left_over += [m for m in list(cell) if m != TOTAL and m // HOUR == hour]
         for minute in left_over:
             cell.pop(minute, None)
         if left_over:
             self._left_over.setdefault((campaign, channel), []).extend(
                 (campaign, channel, m) for m in left_over)
-        for minute, bucket in entries.items():
-            extra = bucket[-1] if bucket else None
+        for minute, extra in block_extras(value):
             if isinstance(extra, dict | BucketExtras):
                 self._with_extras.add((campaign, channel))
                 sketch = extra.reach if isinstance(extra, BucketExtras) else extra.get("r")

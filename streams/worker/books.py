@@ -27,15 +27,23 @@ class Books:
     def rebuild(self, ownership: Ownership) -> None:
         """Reload every stage from the recovered tables, dropping partitions we lost."""
         owned = ownership.owned_partitions()
-        self.counts.rebuild(owned, lambda campaign: ownership.partition(campaign) in owned,
-                            wall_clock_ms())
-        self.clicks.rebuild(ownership.owned_partitions("click_join"),
-                            ownership.owns("click_join"))
-        self.customers.rebuild(ownership.owned_partitions("customer_orders"),
-                               ownership.owns("customer_orders"))
-        # The rebuilt state is long-lived and holds no reference cycles: keep the cyclic
-        # garbage collector from walking it on every full pass (refcounting still frees it).
-        gc.freeze()
+        # The rebuilt state is long-lived and holds no reference cycles: the cyclic garbage
+        # collector is kept from walking it while it grows (its passes took ~2 s of a 13 s
+        # rebuild at 10,000 campaign-channels x 24 h), and from then on (refcounting still
+        # frees it).
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            self.counts.rebuild(owned, lambda campaign: ownership.partition(campaign) in owned,
+                                wall_clock_ms())
+            self.clicks.rebuild(ownership.owned_partitions("click_join"),
+                                ownership.owns("click_join"))
+            self.customers.rebuild(ownership.owned_partitions("customer_orders"),
+                                   ownership.owns("customer_orders"))
+        finally:
+            gc.freeze()
+            if collecting:
+                gc.enable()
 
 
 @dataclass(eq=False)

@@ -18,7 +18,7 @@ import pytest
 from streams.attribution.orders import OrderRoute
 from streams.events.validation import Event, ValidationRules, parse_message
 from streams.flow.forwards import Forwards
-from streams.flow.wire import dumps
+from streams.flow.wire import dumps, exact_ints
 from streams.windows.counts import COST, NEW_CUSTOMERS, ORDERS, REVENUE, SPEND, WIDTH
 from streams.windows.state import KpiState
 from tests.unit.flow_model import WINDOWS, FlowModel
@@ -67,6 +67,17 @@ def test_wire_formats_carry_money_beyond_64_bits_exactly() -> None:
     assert list(Forwards.from_wire(forwards.to_wire())) == list(forwards)
     order = OrderRoute("o-1", NOW, "cust", None, huge, "big", "meta", None)
     assert OrderRoute.from_wire(orjson.loads(orjson.dumps(order.to_wire()))) == order
+
+
+def test_exact_ints_gives_integers_only() -> None:
+    """The fast path (one ``sum`` in C) must not pass on what is not an integer: the wire
+    fuzzer found a number too long for orjson's integers, which orjson reads as a float."""
+    assert exact_ints([7, str(3 * 10**21), 0]) == [7, 3 * 10**21, 0]
+    read = orjson.loads(b"[1, 5" + b"5" * 40 + b"]")
+    assert type(read[1]) is float
+    assert [type(v) for v in exact_ints(read)] == [int, int]
+    plain = [1, 2, 3]
+    assert exact_ints(plain) == plain and exact_ints(plain) is not plain  # a copy
 
 
 def test_a_bucket_beyond_64_bits_survives_its_changelog_record() -> None:
