@@ -87,7 +87,9 @@ def run_worker(settings: Settings, loglevel: str = "info") -> int:
     from prometheus_client import disable_created_metrics
 
     from streams.worker.app import create_app
+    from streams.worker.malloc_arenas import limit_malloc_arenas
 
+    limit_malloc_arenas()  # before any thread starts
     disable_created_metrics()  # type: ignore[no-untyped-call]
     gc.set_threshold(*GC_THRESHOLDS)
     kpi = create_app(settings)
