@@ -1,15 +1,19 @@
 """Table snapshot -> Prometheus gauges, read at scrape time.
 
-With 1,000 campaign-channels a scrape holds ~68,000 KPI samples, and prometheus_client's
+With 10,000 campaign-channels a scrape holds ~1,300,000 KPI samples, and prometheus_client's
 text exposition spends ~6 us on each (label escaping per sample): too slow for /metrics.
-So a KPI family keeps its series as label values plus their label text, escaped once per
-row; ``KpiFamily.exposition`` writes the sample lines from that, byte for byte what
-``generate_latest`` writes (tests hold it to that), and prometheus_client's own
-``samples`` are built only when something else reads the family.
+So a KPI family keeps each sample as a reference to its row's label text (escaped once
+per row and shared by every family of that row), the value in an array of doubles and,
+for a family with a label beyond the row's, that label's value and the row's text on either
+side of it. ``KpiFamily.chunks`` writes the sample lines from that, byte for byte what
+``generate_latest`` writes (tests hold it to that); prometheus_client's own ``samples``
+are built only when something else reads the family. ~16 bytes a sample held, ~40 with
+an extra label, where a Sample or a tuple per sample is ~300.
 """
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -37,13 +41,24 @@ from streams.windows.extras import C_CLICKS, C_ENGAGEMENTS, C_ORDERS, C_REVENUE,
 from streams.windows.state import ExtrasRow, KpiRow, WindowExtras
 
 __all__ = [
-    "KpiCollector", "KpiFamily", "LabelSet", "SeedKpis", "Series", "exposition", "text_of",
+    "KpiCollector", "KpiFamily", "LabelSet", "LabelledKpiFamily", "SeedKpis", "Series",
+    "exposition", "go_float", "text_of",
 ]
 
 _go_float: Callable[[float], str] = floatToGoString  # untyped in prometheus_client
+_MINUS_INF = float("-inf")
+_CHUNK = 20_000
+"""Sample lines written, encoded and handed on at a time: a family's whole text (~25 MB
+for the largest at 10,000 campaign-channels) is never held at once, nor its lines."""
 
 Series = tuple[tuple[str, ...], str]
 """A series' label values and its ``name="value",...`` text as the exposition writes it."""
+
+
+def go_float(value: float) -> str:
+    """``floatToGoString``: ``repr`` for a finite value below 1e6 (all it would do there),
+    the rest by prometheus_client. The exposition inlines the same test."""
+    return repr(value) if _MINUS_INF < value < 1e6 else _go_float(value)
 
 
 def _escape_value(value: str) -> str:
@@ -63,18 +78,45 @@ class LabelSet:
         action names over and over (a LabelSet lives for one scrape). 1,133 ns a
         five-label series instead of 1,532, escaping each value every time."""
 
-    def series(self, values: Sequence[str]) -> Series:
+    def escaped(self, value: str) -> str:
+        text = self._escaped.get(value)
+        if text is None:
+            text = self._escaped[value] = _escape_value(value)
+        return text
+
+    def parts(self, values: Sequence[str]) -> list[str]:
+        """Each ``name="value"``, in the text's order."""
         if len(values) != len(self.names):
             raise ValueError(f"labels {self.names}, got values {values}")
-        escaped = self._escaped
-        parts = []
-        for opening, i in zip(self._opening, self._order, strict=True):
-            value = values[i]
-            text = escaped.get(value)
-            if text is None:
-                text = escaped[value] = _escape_value(value)
-            parts.append(f'{opening}{text}"')
-        return tuple(values), ",".join(parts)
+        escaped = self.escaped
+        return [f'{opening}{escaped(values[i])}"'
+                for opening, i in zip(self._opening, self._order, strict=True)]
+
+    def series(self, values: Sequence[str]) -> Series:
+        return tuple(values), ",".join(self.parts(values))
+
+
+class _Splice:
+    """Where a family's one label beyond its row's labels goes in the sorted label text:
+    a row's text before it (up to its opening quote) and after it (from its closing one)."""
+
+    def __init__(self, row_labels: LabelSet, extra: str) -> None:
+        self._row_labels = row_labels
+        self._at = sum(name < extra for name in row_labels.names)
+        self._opening = f'{escape_label_name(extra)}="'
+        self._row: Series | None = None
+        self._around = ("", "")
+
+    def around(self, row: Series) -> tuple[str, str]:
+        """(head, tail) of a row's series: the row last asked for is kept, since the
+        collector adds a row's samples together."""
+        if row is not self._row:
+            parts = self._row_labels.parts(row[0])
+            head, tail = parts[:self._at], parts[self._at:]
+            self._row = row
+            self._around = (",".join([*head, self._opening]) if head else self._opening,
+                            '",' + ",".join(tail) if tail else '"')
+        return self._around
 
 
 class _Only(Collector):
@@ -86,10 +128,9 @@ class _Only(Collector):
 
 
 class KpiFamily(GaugeMetricFamily):
-    """A KPI gauge whose samples are kept as parallel lists of series and values until read.
+    """A KPI gauge whose samples are kept as series references and an array of values
+    until read.
 
-    Parallel lists, not a tuple per sample: a scrape then leaves few objects for the
-    cyclic GC, whose full passes over the state's buckets take ~0.2 s at 1,000 series.
     A family made by ``KpiCollector.collect`` is filled when first read (``fill``): the
     collector copies the rows then, the KPI values and their text are worked out later,
     off the event loop if the reader is (streams.worker.web).
@@ -98,7 +139,7 @@ class KpiFamily(GaugeMetricFamily):
     def __init__(self, name: str, documentation: str, labels: Sequence[str],
                  fill: Callable[[], None] | None = None) -> None:
         self._series: list[Series] = []
-        self._values: list[float] = []
+        self._values = array("d")
         self._fill = fill
         super().__init__(name, documentation, labels=labels)
         self._label_set = LabelSet(self._labelnames)
@@ -115,16 +156,19 @@ class KpiFamily(GaugeMetricFamily):
         return self._series
 
     @property
-    def values(self) -> list[float]:
+    def values(self) -> array[float]:
         self._filled()
         return self._values
+
+    def _labels(self) -> Iterator[dict[str, str]]:
+        names = self._labelnames
+        return (dict(zip(names, labels, strict=True)) for labels, _ in self.series)
 
     @property
     def samples(self) -> list[Sample]:
         """prometheus_client's view (registry.get_sample_value, generate_latest)."""
-        names = self._labelnames
-        return [Sample(self.name, dict(zip(names, labels, strict=True)), value)
-                for (labels, _), value in zip(self.series, self.values, strict=True)]
+        return [Sample(self.name, labels, value)
+                for labels, value in zip(self._labels(), self.values, strict=True)]
 
     @samples.setter
     def samples(self, value: list[Sample]) -> None:
@@ -138,19 +182,109 @@ class KpiFamily(GaugeMetricFamily):
         self._series.append(self._label_set.series(labels))
         self._values.append(value)
 
+    def add_series(self, series: Series, value: float) -> None:
+        """``add_metric`` of a series already written (a row's, shared)."""
+        self._series.append(series)
+        self._values.append(value)
+
     def appenders(self) -> tuple[Callable[[Series], None], Callable[[float], None]]:
         """Add a sample's series and its value: ``add_metric`` without its checks, for the
         collector's hot loop."""
         return self._series.append, self._values.append
 
-    def exposition(self) -> bytes:
-        """``generate_latest`` of this family alone: HELP and TYPE by prometheus_client,
-        then one line per sample."""
-        head = generate_latest(_Only(GaugeMetricFamily(self.name, self.documentation)))
+    def chunks(self, lines: int = _CHUNK) -> Iterator[bytes]:
+        """``generate_latest`` of this family alone, in pieces: HELP and TYPE by
+        prometheus_client, then the sample lines, about ``lines`` at a time."""
+        yield generate_latest(_Only(GaugeMetricFamily(self.name, self.documentation)))
         name = escape_metric_name(self.name)
-        lines = [f"{name}{{{labels}}} {_go_float(value)}\n"
-                 for (_, labels), value in zip(self.series, self.values, strict=True)]
-        return head + "".join(lines).encode()
+        series, values = self.series, self.values
+        for start in range(0, len(values), lines):
+            yield "".join([
+                f"{name}{{{labels}}} "
+                f"{repr(value) if _MINUS_INF < value < 1e6 else _go_float(value)}\n"
+                for (_, labels), value in zip(series[start:start + lines],
+                                              values[start:start + lines], strict=True)
+            ]).encode()
+
+    def exposition(self) -> bytes:
+        return b"".join(self.chunks())
+
+
+_Group = tuple[Series, str, str, Sequence[str], Sequence[float]]
+"""One row's samples of a labelled family: the row's series, its text before and after
+the extra label, the extra label's values and the samples' values."""
+
+
+class LabelledKpiFamily(KpiFamily):
+    """A KPI gauge with one label beyond its rows' (action, product, content type,
+    horizon: the last of ``labels``), its samples kept a row at a time: the row's series
+    and its text on either side of the extra label, then the extra label's values (the
+    same sequence for every row, for actions) and the samples' values."""
+
+    def __init__(self, name: str, documentation: str, labels: Sequence[str],
+                 fill: Callable[[], None] | None = None,
+                 splices: dict[tuple[str, ...], _Splice] | None = None) -> None:
+        """``splices``: shared by the families with the same labels, which add the same
+        rows, so that each row's text around the extra label is written once."""
+        super().__init__(name, documentation, labels, fill)
+        self._row_labels = LabelSet(self._labelnames[:-1])
+        splices = {} if splices is None else splices
+        splice = splices.get(self._labelnames)
+        if splice is None:
+            splice = splices[self._labelnames] = _Splice(self._row_labels, self._labelnames[-1])
+        self._splice = splice
+        self._groups: list[_Group] = []
+
+    @property
+    def series(self) -> list[Series]:
+        self._filled()
+        return [row for row, _, _, _, values in self._groups for _ in values]
+
+    @property
+    def values(self) -> array[float]:
+        self._filled()
+        return array("d", [value for *_, values in self._groups for value in values])
+
+    def _labels(self) -> Iterator[dict[str, str]]:
+        self._filled()
+        names = self._labelnames
+        return (dict(zip(names, (*row, extra), strict=True))
+                for (row, _), _, _, extras, _ in self._groups for extra in extras)
+
+    def add_metric(self, labels: Sequence[str], value: float,
+                   timestamp: Timestamp | float | None = None) -> None:
+        if timestamp is not None:
+            raise TypeError("KPI gauges have no timestamps")
+        if len(labels) != len(self._labelnames):
+            raise ValueError(f"labels {self._labelnames}, got values {labels}")
+        self.add_row(self._row_labels.series(labels[:-1]), (labels[-1],), (value,))
+
+    def add_row(self, row: Series, extras: Sequence[str], values: Sequence[float]) -> None:
+        """Samples of one row, the extra label's value and the sample's value of each.
+        ``row`` is a series of the labels before the extra one."""
+        if len(extras) != len(values):
+            raise ValueError(f"{len(extras)} label values for {len(values)} samples")
+        if values:  # doubles: written as floats even if given ints, and 8 bytes each
+            self._groups.append((row, *self._splice.around(row), extras, array("d", values)))
+
+    def chunks(self, lines: int = _CHUNK) -> Iterator[bytes]:
+        self._filled()
+        yield generate_latest(_Only(GaugeMetricFamily(self.name, self.documentation)))
+        name = escape_metric_name(self.name)
+        escaped: dict[str, str] = {}
+        groups = self._groups
+        step = max(1, lines // 8)  # a row has ~6-11 samples
+        for start in range(0, len(groups), step):
+            part = groups[start:start + step]
+            for *_, extras, _ in part:
+                for extra in extras:
+                    if extra not in escaped:
+                        escaped[extra] = _escape_value(extra)
+            yield "".join([
+                f"{name}{{{head}{escaped[extra]}{tail}}} "
+                f"{repr(value) if _MINUS_INF < value < 1e6 else _go_float(value)}\n"
+                for _, head, tail, extras, values in part
+                for extra, value in zip(extras, values, strict=True)]).encode()
 
 
 def exposition(registry: Collector) -> bytes:
@@ -158,10 +292,16 @@ def exposition(registry: Collector) -> bytes:
     return b"".join(map(text_of, registry.collect()))
 
 
+def chunks_of(family: Metric) -> Iterator[bytes]:
+    """One collected family's text, as ``generate_latest`` writes it, in pieces."""
+    if isinstance(family, KpiFamily):
+        return family.chunks()
+    return iter((generate_latest(_Only(family)),))
+
+
 def text_of(family: Metric) -> bytes:
     """One collected family's text, as ``generate_latest`` writes it."""
-    return family.exposition() if isinstance(family, KpiFamily) else generate_latest(
-        _Only(family))
+    return b"".join(chunks_of(family))
 
 
 _CONTENT_METRICS = (("marketing_content_views", C_VIEWS),
@@ -170,6 +310,8 @@ _CONTENT_METRICS = (("marketing_content_views", C_VIEWS),
                     ("marketing_content_orders", C_ORDERS),
                     ("marketing_content_revenue", C_REVENUE))
 _NO_EXTRAS = WindowExtras()
+_ACTIONS = tuple(ACTION_FIELDS)
+_ACTION_INDEXES = tuple(ACTION_FIELDS.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,11 +365,12 @@ class KpiCollector(Collector):
                             fill)
             for name, help_text in KPI_HELP.items()
         }
-        labelled = {
-            name: KpiFamily(name, help_text, [*KPI_LABELS, *(
-                ["currency"] if name in MONEY_METRICS else []), *extra], fill)
-            for name, (help_text, extra) in LABELLED_HELP.items()
-        }
+        splices: dict[tuple[str, ...], _Splice] = {}
+        labelled: dict[str, KpiFamily] = {}
+        for name, (help_text, extra) in LABELLED_HELP.items():
+            labels = [*KPI_LABELS, *(["currency"] if name in MONEY_METRICS else []), *extra]
+            labelled[name] = (LabelledKpiFamily(name, help_text, labels, fill, splices)
+                              if extra else KpiFamily(name, help_text, labels, fill))
         collected = [*families.values(), *labelled.values()]  # fill() empties the dicts
         yield from collected
 
@@ -241,6 +384,7 @@ def _fill(families: dict[str, KpiFamily], labelled: dict[str, KpiFamily],
     """Every sample of the rows into the families."""
     appends = {name: (*f.appenders(), name in MONEY_METRICS) for name, f in families.items()}
     extras = {(c, ch, w): e for c, ch, w, e in extras_rows}
+    seeded = _SeedFamilies(labelled)
     for campaign, channel, window, counts in rows:
         plain = plain_labels.series((campaign, channel, window))
         money = money_labels.series((campaign, channel, window, currency))
@@ -249,36 +393,58 @@ def _fill(families: dict[str, KpiFamily], labelled: dict[str, KpiFamily],
                 add_series, add_value, is_money = appends[name]
                 add_series(money if is_money else plain)
                 add_value(value)
-        _seed_series(labelled, (campaign, channel, window), currency, counts,
-                     extras.get((campaign, channel, window), _NO_EXTRAS), seed)
+        seeded.add(plain, money, counts, extras.get((campaign, channel, window), _NO_EXTRAS),
+                   seed)
 
 
-def _seed_series(families: dict[str, KpiFamily], row: tuple[str, str, str], currency: str,
-                 counts: Sequence[int], extras: WindowExtras, seed: SeedKpis) -> None:
-    """One row's series of the KPIs with labels beyond campaign, channel and window."""
-    def add(name: str, value: float | None, *labels: str) -> None:
-        if value is not None:
+class _SeedFamilies:
+    """The KPIs with labels beyond campaign, channel and window, filled a row at a time."""
+
+    def __init__(self, families: dict[str, KpiFamily]) -> None:
+        def labelled(name: str) -> LabelledKpiFamily:
             family = families[name]
-            money = (currency,) if name in MONEY_METRICS else ()
-            family.add_metric((*row, *money, *labels), value)
+            assert isinstance(family, LabelledKpiFamily)
+            return family
 
-    if extras.reach is not None:
-        reach = served_reach(counts, extras.reach)
-        add("marketing_reach", reach)
-        add("marketing_frequency", frequency(counts, reach))
-    for action, index in ACTION_FIELDS.items():
-        add("marketing_engagement_actions", float(counts[index]), action)
-    for product, (units, revenue) in top_named(extras.products, seed.top_products,
-                                               PRODUCT_RANK):
-        add("marketing_product_units", float(units), product)
-        add("marketing_product_revenue", revenue / 1_000_000, product)
-    content = content_counts(counts, extras.content)
-    for content_type, values in top_named(content, seed.top_content_types, CONTENT_RANK):
-        for name, index in _CONTENT_METRICS:
-            value = values[index]
-            add(name, value / 1_000_000 if name in MONEY_METRICS else float(value),
-                content_type)
-    if row[2] == "total":
-        for horizon, ltv, ratio in ltv_values(extras.ltv, seed.ltv_horizons, counts):
-            add("marketing_ltv", ltv, horizon)
-            add("marketing_ltv_cac_ratio", ratio, horizon)
+        self._reach = families["marketing_reach"]
+        self._frequency = families["marketing_frequency"]
+        self._actions = labelled("marketing_engagement_actions")
+        self._product_units = labelled("marketing_product_units")
+        self._product_revenue = labelled("marketing_product_revenue")
+        self._content = [(labelled(name), index, name in MONEY_METRICS)
+                         for name, index in _CONTENT_METRICS]
+        self._ltv = labelled("marketing_ltv")
+        self._ltv_cac = labelled("marketing_ltv_cac_ratio")
+
+    def add(self, plain: Series, money: Series, counts: Sequence[int],
+            extras: WindowExtras, seed: SeedKpis) -> None:
+        """One row's samples: ``plain`` and ``money`` its series without and with the
+        currency."""
+        if extras.reach is not None:
+            reach = served_reach(counts, extras.reach)
+            self._reach.add_series(plain, reach)
+            often = frequency(counts, reach)
+            if often is not None:
+                self._frequency.add_series(plain, often)
+        self._actions.add_row(plain, _ACTIONS, [float(counts[i]) for i in _ACTION_INDEXES])
+        products = top_named(extras.products, seed.top_products, PRODUCT_RANK)
+        if products:
+            names = [product for product, _ in products]
+            self._product_units.add_row(plain, names, [float(units) for _, (units, _) in products])
+            self._product_revenue.add_row(
+                money, names, [revenue / 1_000_000 for _, (_, revenue) in products])
+        content = top_named(content_counts(counts, extras.content), seed.top_content_types,
+                            CONTENT_RANK)
+        if content:
+            names = [content_type for content_type, _ in content]
+            for family, index, is_money in self._content:
+                family.add_row(money if is_money else plain, names, [
+                    values[index] / 1_000_000 if is_money else float(values[index])
+                    for _, values in content])
+        if plain[0][2] == "total":
+            horizons = ltv_values(extras.ltv, seed.ltv_horizons, counts)
+            self._ltv.add_row(money, [horizon for horizon, _, _ in horizons],
+                              [ltv for _, ltv, _ in horizons])
+            ratios = [(horizon, ratio) for horizon, _, ratio in horizons if ratio is not None]
+            self._ltv_cac.add_row(plain, [horizon for horizon, _ in ratios],
+                                  [ratio for _, ratio in ratios])

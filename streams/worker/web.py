@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from concurrent.futures import Executor, ThreadPoolExecutor
+from collections.abc import Iterator
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
-from metrics.kpi_gauges import text_of
+from metrics.kpi_gauges import chunks_of
 from streams.events.schemas import schema_json
 from streams.events.validation import EVENT_TYPES
 from streams.worker.kpi_app import KpiApp
@@ -26,44 +27,63 @@ _GZIP_WBITS = 16 + zlib.MAX_WBITS
 
 
 async def metrics_page(registry: Collector, accept_encoding: str,
-                       executor: Executor | None = None) -> tuple[bytes, dict[str, str]]:
+                       executor: Executor | None = None,
+                       gzip_executor: Executor | None = None) -> tuple[bytes, dict[str, str]]:
     """/metrics: ``generate_latest(registry)``'s text (the KPI gauges written faster,
     metrics.kpi_gauges), gzipped if asked, and its headers.
 
     Collecting reads the state, so it runs on the event loop, where the state changes;
     the KPI collector only copies its rows then (~0.2 s at 10,000 campaign-channels).
-    Working out the KPI values and writing and gzipping the text (seconds at that size)
-    read only those copies and run on a thread: the loop goes on between its slices of
-    the GIL (gzip lets go of it), so heartbeats, fetches and counting are not held up for
-    the whole scrape. ``executor``: where that runs (the worker's has one thread, so
-    scrapes that come together take turns; None: asyncio's default).
+    Working out the KPI values and writing the text (seconds at that size) read only those
+    copies and run on a thread (``executor``: the worker's has one, so scrapes that come
+    together take turns; None: asyncio's default), and gzip on another
+    (``gzip_executor``, None: inline), a piece behind the writing: zlib lets go of the
+    GIL, so the two overlap on two cores, and the loop goes on between the writer's slices
+    of the GIL, so heartbeats, fetches and counting are not held up for the whole scrape.
     """
     families = list(registry.collect())
     # As Prometheus asks: 1,000 campaign-channels are ~6 MB of text, ~10 times less
     # gzipped; an answer that large otherwise leaves the event loop in
     # socket-buffer-sized pieces between the worker's other work.
     gzipped = "gzip" in accept_encoding
-    body = await asyncio.get_running_loop().run_in_executor(executor, _body, families, gzipped)
+    body = await asyncio.get_running_loop().run_in_executor(
+        executor, _body, families, gzipped, gzip_executor)
     headers = {"Content-Type": CONTENT_TYPE_LATEST}
     if gzipped:
         headers["Content-Encoding"] = "gzip"
     return body, headers
 
 
-def _body(families: list[Metric], gzipped: bool) -> bytes:
-    """The families' text, each family gzipped as soon as it is written and then let go:
+def _body(families: list[Metric], gzipped: bool, gzip_executor: Executor | None) -> bytes:
+    """The families' text, each piece gzipped as soon as it is written and then let go:
     at 10,000 campaign-channels the whole text is ~130 MB, which held at once (beside the
     lines it is joined from) would add that and more to the worker's memory at every
     scrape."""
-    compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, _GZIP_WBITS) if gzipped else None
+    if not gzipped:
+        return b"".join(chunk for family in _let_go(families) for chunk in chunks_of(family))
+    compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, _GZIP_WBITS)
     parts: list[bytes] = []
+    pending: Future[bytes] | None = None
+    for family in _let_go(families):
+        for chunk in chunks_of(family):
+            if gzip_executor is None:
+                parts.append(compressor.compress(chunk))
+                continue
+            if pending is not None:  # one piece in flight: the compressor takes them in order
+                parts.append(pending.result())
+            pending = gzip_executor.submit(compressor.compress, chunk)
+    if pending is not None:
+        parts.append(pending.result())
+    parts.append(compressor.flush())
+    return b"".join(parts)
+
+
+def _let_go(families: list[Metric]) -> Iterator[Metric]:
+    """The families in order, each dropped from the list as it is handed out: a family
+    written is freed."""
     families.reverse()
     while families:
-        text = text_of(families.pop())
-        parts.append(text if compressor is None else compressor.compress(text))
-    if compressor is not None:
-        parts.append(compressor.flush())
-    return b"".join(parts)
+        yield families.pop()
 
 
 def register(kpi: KpiApp) -> None:
@@ -71,11 +91,12 @@ def register(kpi: KpiApp) -> None:
     app = kpi.faust_app
     # Its own thread, so scrapes never hold up asyncio's default executor (DNS lookups).
     scrapes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kpistream-metrics")
+    gzips = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kpistream-gzip")
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
         body, headers = await metrics_page(
-            kpi.registry, request.headers.get("Accept-Encoding", ""), scrapes)
+            kpi.registry, request.headers.get("Accept-Encoding", ""), scrapes, gzips)
         return web.bytes(body, headers=headers)
 
     @app.page("/health")

@@ -10,10 +10,18 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from bench import scrape
 from metrics.health_gauges import HealthCollector
-from metrics.kpi_gauges import KpiCollector, KpiFamily, LabelSet, exposition
+from metrics.kpi_gauges import (
+    KpiCollector,
+    KpiFamily,
+    LabelledKpiFamily,
+    LabelSet,
+    exposition,
+    go_float,
+)
 from metrics.kpis import kpi_values
 from metrics.names import KPI_HELP, KPI_LABELS, LABELLED_HELP, MONEY_METRICS
 from streams.windows.counts import (
@@ -143,5 +151,76 @@ def test_label_text_is_sorted_by_name_and_escaped() -> None:
         ("5m", 'a"b\\c\nd', "USD"), r'campaign="a\"b\\c\nd",currency="USD",window="5m"')
 
 
+class _Static(Collector):
+    def __init__(self, families: list[GaugeMetricFamily]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        return iter(self._families)
+
+
 def test_bench_smoke_runs() -> None:
     assert scrape.main(["--smoke"]) == 0
+
+
+@settings(max_examples=100, deadline=None)
+@given(value=st.floats(allow_nan=True, allow_infinity=True)
+       | st.sampled_from([1e6, 999_999.99, 1e16, 1e-7, -1e6, -0.0, 123456789.0]))
+def test_go_float_is_prometheus_clients(value: float) -> None:
+    assert go_float(value) == floatToGoString(value)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    extra=st.sampled_from(["action", "content_type", "horizon", "product", "zone", "cat"]),
+    money=st.booleans(),
+    samples=st.lists(st.tuples(LABEL_TEXT, LABEL_TEXT, st.sampled_from(["5m", "total"]),
+                               LABEL_TEXT, st.floats(allow_nan=False) | st.integers(-9, 9)),
+                     max_size=8),
+)
+def test_labelled_family_writes_generate_latests_text(
+    extra: str, money: bool, samples: list[tuple[str, str, str, str, float]]
+) -> None:
+    """Whatever the extra label sorts among the row's labels (before campaign, between
+    channel and currency or window, after window), added a sample at a time or a row at
+    a time, and in pieces of any size."""
+    names = [*KPI_LABELS, *(["currency"] if money else []), extra]
+    one_by_one = LabelledKpiFamily("marketing_x", "X.", names)
+    by_rows = LabelledKpiFamily("marketing_x", "X.", names)
+    row_labels = LabelSet(names[:-1])
+    reference = GaugeMetricFamily("marketing_x", "X.", labels=names)
+    for campaign, channel, window, value_of_extra, value in samples:
+        labels = [campaign, channel, window, *(["EUR"] if money else []), value_of_extra]
+        one_by_one.add_metric(labels, value)
+        by_rows.add_row(row_labels.series(labels[:-1]), [value_of_extra, "other"],
+                        [value, 2.5])
+        reference.add_metric(labels, value)
+        reference.add_metric([*labels[:-1], "other"], 2.5)
+    expected = generate_latest(_Static([reference]))
+    assert generate_latest(_Static([by_rows])) == expected  # through .samples
+    assert by_rows.exposition() == expected
+    assert b"".join(by_rows.chunks(lines=1)) == expected
+    assert [s.labels for s in one_by_one.samples] == [
+        s.labels for s in reference.samples][::2]
+    assert list(one_by_one.values) == [float(v) for *_, v in samples]
+
+
+def test_labelled_family_rejects_a_row_with_more_values_than_labels() -> None:
+    family = LabelledKpiFamily("marketing_x", "X.", [*KPI_LABELS, "action"])
+    with pytest.raises(ValueError, match="2 label values for 1 samples"):
+        family.add_row(LabelSet(KPI_LABELS).series(["c", "web", "5m"]), ["a", "b"], [1.0])
+    with pytest.raises(ValueError, match="labels"):
+        family.add_metric(["c", "web", "5m"], 1.0)
+
+
+def test_a_scrape_in_pieces_of_any_size_is_the_same_text() -> None:
+    state = scrape.build_state(12, 90)
+    rows = list(state.rows(scrape.NOW, scrape.WINDOWS, lambda _: True))
+    families = list(KpiCollector(lambda: rows, "USD").collect())
+    whole = [family.exposition() for family in families]
+    for lines in (1, 7, 1000):
+        assert [b"".join(family.chunks(lines)) for family in families] == whole
+    # past HELP and TYPE, pieces of at most 7 lines (a row's 6 engagement actions go
+    # together)
+    assert max(len(piece.splitlines()) for family in families
+               for piece in list(family.chunks(7))[1:]) == 7

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+from concurrent.futures import Executor, ThreadPoolExecutor
 
+import pytest
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter
 
 from bench import scrape
@@ -27,8 +29,9 @@ def _registry(state: KpiState) -> CollectorRegistry:
     return registry
 
 
-def _scrape_while_counting(state: KpiState, registry: CollectorRegistry,
-                           accept_encoding: str) -> tuple[bytes, dict[str, str], int]:
+def _scrape_while_counting(state: KpiState, registry: CollectorRegistry, accept_encoding: str,
+                           gzip_executor: Executor | None = None
+                           ) -> tuple[bytes, dict[str, str], int]:
     """The page's answer, and how many messages the loop counted while it was written."""
     async def main() -> tuple[bytes, dict[str, str], int]:
         counted = 0
@@ -42,18 +45,25 @@ def _scrape_while_counting(state: KpiState, registry: CollectorRegistry,
                 counted += 1
 
         counting = asyncio.create_task(count_on())
-        body, headers = await metrics_page(registry, accept_encoding)
+        body, headers = await metrics_page(registry, accept_encoding,
+                                           gzip_executor=gzip_executor)
         counting.cancel()
         return body, headers, counted
 
     return asyncio.run(main())
 
 
-def test_the_page_serves_the_state_the_scrape_found_while_the_loop_counts_on() -> None:
+@pytest.mark.parametrize("gzip_on_a_thread", [False, True])
+def test_the_page_serves_the_state_the_scrape_found_while_the_loop_counts_on(
+    gzip_on_a_thread: bool
+) -> None:
+    """gzip inline, or on its own thread a piece behind the writing (the worker's)."""
     state = scrape.build_state(200, 90)
     registry = _registry(state)
     before = exposition(registry)
-    body, headers, counted = _scrape_while_counting(state, registry, "gzip, deflate")
+    with ThreadPoolExecutor(max_workers=1) as gzips:
+        body, headers, counted = _scrape_while_counting(
+            state, registry, "gzip, deflate", gzips if gzip_on_a_thread else None)
     assert headers["Content-Encoding"] == "gzip"
     assert gzip.decompress(body) == before  # the rows as collected, none half-counted
     assert counted > 0  # the loop went on while the text was written
