@@ -1,19 +1,17 @@
 """Table snapshot -> Prometheus gauges, read at scrape time.
 
-With 10,000 campaign-channels a scrape holds ~1,300,000 KPI samples, and prometheus_client's
-text exposition spends ~6 us on each (label escaping per sample): too slow for /metrics.
-So a KPI family keeps each sample as a reference to its row's label text (escaped once
-per row and shared by every family of that row), the value in an array of doubles and,
-for a family with a label beyond the row's, that label's value and the row's text on either
-side of it. ``KpiFamily.chunks`` writes the sample lines from that, byte for byte what
-``generate_latest`` writes (tests hold it to that); prometheus_client's own ``samples``
-are built only when something else reads the family. ~16 bytes a sample held, ~40 with
-an extra label, where a Sample or a tuple per sample is ~300.
+With 10,000 campaign-channels a scrape has ~1,300,000 KPI samples, and prometheus_client's
+text exposition spends ~6 us on each (a Sample built, its labels escaped) and holds ~300
+bytes a sample until written: too slow, and too big, for /metrics. So a scrape's families
+share its rows (``ScrapeRows``): each row's label text escaped once, each KPI worked out for
+every row in one pass (``kpi_columns``), and a family writes its lines straight from those,
+a piece at a time (``KpiFamily.chunks``), byte for byte what ``generate_latest`` writes
+(tests hold it to that). Nothing is held per sample; prometheus_client's ``samples`` are
+built only if something else reads a family.
 """
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -27,33 +25,28 @@ from prometheus_client.utils import floatToGoString
 
 from metrics.kpis import (
     CONTENT_RANK,
+    MICROS,
     PRODUCT_RANK,
     content_counts,
     frequency,
-    kpi_values,
+    kpi_columns,
     ltv_values,
     served_reach,
     top_named,
 )
 from metrics.names import KPI_HELP, KPI_LABELS, LABELLED_HELP, MONEY_METRICS
-from streams.windows.counts import ACTION_FIELDS
+from streams.windows.counts import ACTION_FIELDS, CLICKS, ENGAGEMENTS, ORDERS, REVENUE, VIEWS
 from streams.windows.extras import C_CLICKS, C_ENGAGEMENTS, C_ORDERS, C_REVENUE, C_VIEWS
 from streams.windows.state import ExtrasRow, KpiRow, WindowExtras
 
-__all__ = [
-    "KpiCollector", "KpiFamily", "LabelSet", "LabelledKpiFamily", "SeedKpis", "Series",
-    "exposition", "go_float", "text_of",
-]
+__all__ = ["KpiCollector", "KpiFamily", "RowSamples", "ScrapeRows", "SeedKpis", "chunks_of",
+           "exposition", "go_float", "text_of"]
 
 _go_float: Callable[[float], str] = floatToGoString  # untyped in prometheus_client
 _MINUS_INF = float("-inf")
 _CHUNK = 20_000
 """Sample lines written, encoded and handed on at a time: a family's whole text (~25 MB
 for the largest at 10,000 campaign-channels) is never held at once, nor its lines."""
-
-Series = tuple[tuple[str, ...], str]
-"""A series' label values and its ``name="value",...`` text as the exposition writes it."""
-
 
 def go_float(value: float) -> str:
     """``floatToGoString``: ``repr`` for a finite value below 1e6 (all it would do there),
@@ -65,18 +58,13 @@ def _escape_value(value: str) -> str:
     return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r'\"')
 
 
-class LabelSet:
-    """Writes the label text of series with these label names as generate_latest does:
-    sorted by name, ``name="value"`` with the value escaped."""
+class _Text:
+    """Label text as generate_latest writes it: ``name="value"`` with the value escaped,
+    each value escaped once per scrape (the same campaigns, channels and windows come
+    back in every family)."""
 
-    def __init__(self, names: Sequence[str]) -> None:
-        self.names = tuple(names)
-        self._order = sorted(range(len(names)), key=lambda i: names[i])
-        self._opening = [f'{escape_label_name(names[i])}="' for i in self._order]
+    def __init__(self) -> None:
         self._escaped: dict[str, str] = {}
-        """value -> its escaped text: a scrape writes the same campaign, window and
-        action names over and over (a LabelSet lives for one scrape). 1,133 ns a
-        five-label series instead of 1,532, escaping each value every time."""
 
     def escaped(self, value: str) -> str:
         text = self._escaped.get(value)
@@ -84,39 +72,82 @@ class LabelSet:
             text = self._escaped[value] = _escape_value(value)
         return text
 
-    def parts(self, values: Sequence[str]) -> list[str]:
-        """Each ``name="value"``, in the text's order."""
-        if len(values) != len(self.names):
-            raise ValueError(f"labels {self.names}, got values {values}")
-        escaped = self.escaped
-        return [f'{opening}{escaped(values[i])}"'
-                for opening, i in zip(self._opening, self._order, strict=True)]
-
-    def series(self, values: Sequence[str]) -> Series:
-        return tuple(values), ",".join(self.parts(values))
+    def label(self, name: str, value: str) -> str:
+        return f'{escape_label_name(name)}="{self.escaped(value)}"'
 
 
-class _Splice:
-    """Where a family's one label beyond its row's labels goes in the sorted label text:
-    a row's text before it (up to its opening quote) and after it (from its closing one)."""
+class ScrapeRows:
+    """One scrape's rows, their label text and what their families' samples are made
+    from, worked out at the first read of any family (``fill``: off the event loop if the
+    reader is, streams.worker.web). Nothing is held per sample: a family writes its lines
+    from these, a piece of rows at a time."""
 
-    def __init__(self, row_labels: LabelSet, extra: str) -> None:
-        self._row_labels = row_labels
-        self._at = sum(name < extra for name in row_labels.names)
-        self._opening = f'{escape_label_name(extra)}="'
-        self._row: Series | None = None
-        self._around = ("", "")
+    def __init__(self, rows: list[KpiRow], extras: list[ExtrasRow], currency: str,
+                 seed: SeedKpis) -> None:
+        self._rows = rows
+        self._extras_rows = extras
+        self.currency = currency
+        self.seed = seed
+        self._filled = False
+        self.keys: list[tuple[str, str, str]] = []
+        """(campaign, channel, window) of each row."""
+        self.counts: list[Sequence[int]] = []
+        self.pair_text: list[str] = []
+        """``campaign="...",channel="..."`` of each row."""
+        self.window_text: list[str] = []
+        self.currency_text = ""
+        self.plain: list[str] = []
+        """Each row's label text without the currency, and with it (``money``)."""
+        self.money: list[str] = []
+        self.columns: dict[str, list[float | None]] = {}
+        """KPI name -> its value of each row (None: absent), and of the labelled ones
+        without an extra label (reach, frequency)."""
+        self.products: list[Sequence[tuple[str, list[int]]]] = []
+        self.content: list[Sequence[tuple[str, list[int]]]] = []
+        self.ltv: list[Sequence[tuple[str, float, float | None]]] = []
 
-    def around(self, row: Series) -> tuple[str, str]:
-        """(head, tail) of a row's series: the row last asked for is kept, since the
-        collector adds a row's samples together."""
-        if row is not self._row:
-            parts = self._row_labels.parts(row[0])
-            head, tail = parts[:self._at], parts[self._at:]
-            self._row = row
-            self._around = (",".join([*head, self._opening]) if head else self._opening,
-                            '",' + ",".join(tail) if tail else '"')
-        return self._around
+    def fill(self) -> None:
+        if self._filled:
+            return
+        self._filled = True
+        text = _Text()
+        rows, self._rows = self._rows, []
+        extras = {(c, ch, w): e for c, ch, w, e in self._extras_rows}
+        self._extras_rows = []
+        self.keys = [(campaign, channel, window) for campaign, channel, window, _ in rows]
+        self.counts = [counts for *_, counts in rows]
+        self.pair_text = [f"{text.label('campaign', c)},{text.label('channel', ch)}"
+                          for c, ch, _ in self.keys]
+        self.window_text = [text.label("window", w) for *_, w in self.keys]
+        self.currency_text = text.label("currency", self.currency)
+        self.plain = [f"{pair},{window}"
+                      for pair, window in zip(self.pair_text, self.window_text, strict=True)]
+        self.money = [f"{pair},{self.currency_text},{window}"
+                      for pair, window in zip(self.pair_text, self.window_text, strict=True)]
+        seed = self.seed
+        self.columns = kpi_columns(self.counts, seed.margin)
+        row_extras = [extras.get(key, _NO_EXTRAS) for key in self.keys]
+        reach = [None if e.reach is None else served_reach(counts, e.reach)
+                 for counts, e in zip(self.counts, row_extras, strict=True)]
+        self.columns["marketing_reach"] = list(reach)
+        self.columns["marketing_frequency"] = [
+            None if r is None else frequency(counts, r)
+            for counts, r in zip(self.counts, reach, strict=True)]
+        self.products = [top_named(e.products, seed.top_products, PRODUCT_RANK)
+                         if e.products else () for e in row_extras]
+        self.content = [top_named(content_counts(counts, e.content), seed.top_content_types,
+                                  CONTENT_RANK) if e.content else _unknown_content(counts)
+                        for counts, e in zip(self.counts, row_extras, strict=True)]
+        self.ltv = [ltv_values(e.ltv, seed.ltv_horizons, counts) if window == "total" else ()
+                    for (*_, window), counts, e in zip(self.keys, self.counts, row_extras,
+                                                       strict=True)]
+
+
+def _unknown_content(counts: Sequence[int]) -> Sequence[tuple[str, list[int]]]:
+    """``top_named(content_counts(counts, {}))`` without the work: all is ``unknown``."""
+    unknown = [counts[VIEWS], counts[ENGAGEMENTS], counts[CLICKS], counts[ORDERS],
+               counts[REVENUE]]
+    return (("unknown", unknown),) if any(unknown) else ()
 
 
 class _Only(Collector):
@@ -127,164 +158,116 @@ class _Only(Collector):
         yield self._family
 
 
-class KpiFamily(GaugeMetricFamily):
-    """A KPI gauge whose samples are kept as series references and an array of values
-    until read.
+RowSamples = Callable[[ScrapeRows, int], Sequence[tuple[str, float | None]]]
+"""A labelled family's samples of one row (by index): its extra label's value, and the
+sample's value (None: absent)."""
 
-    A family made by ``KpiCollector.collect`` is filled when first read (``fill``): the
-    collector copies the rows then, the KPI values and their text are worked out later,
-    off the event loop if the reader is (streams.worker.web).
+
+class KpiFamily(GaugeMetricFamily):
+    """A KPI gauge of one scrape's rows, written from them (``chunks``): a value per row
+    (``column``), or with ``row_samples`` any number per row, each with a value of the
+    one label past the row's (the last of ``labels``: action, product, content type,
+    horizon). prometheus_client's ``samples`` are built only if something else reads it.
     """
 
-    def __init__(self, name: str, documentation: str, labels: Sequence[str],
-                 fill: Callable[[], None] | None = None) -> None:
-        self._series: list[Series] = []
-        self._values = array("d")
-        self._fill = fill
+    def __init__(self, name: str, documentation: str, labels: Sequence[str], scrape: ScrapeRows,
+                 *, column: str | None = None, row_samples: RowSamples | None = None) -> None:
         super().__init__(name, documentation, labels=labels)
-        self._label_set = LabelSet(self._labelnames)
-        """Built once: checking and escaping the names took ~a fifth of a scrape per sample."""
-
-    def _filled(self) -> None:
-        fill, self._fill = self._fill, None
-        if fill is not None:
-            fill()
-
-    @property
-    def series(self) -> list[Series]:
-        self._filled()
-        return self._series
-
-    @property
-    def values(self) -> array[float]:
-        self._filled()
-        return self._values
-
-    def _labels(self) -> Iterator[dict[str, str]]:
-        names = self._labelnames
-        return (dict(zip(names, labels, strict=True)) for labels, _ in self.series)
+        if (column is None) == (row_samples is None):
+            raise ValueError("a KPI family has a column or row samples")
+        self._scrape = scrape
+        self._column = column
+        self._row_samples = row_samples
+        self._money = "currency" in self._labelnames
+        self._extra = self._labelnames[-1] if row_samples is not None else None
+        self._around = _around(self._labelnames) if self._extra is not None else None
 
     @property
     def samples(self) -> list[Sample]:
         """prometheus_client's view (registry.get_sample_value, generate_latest)."""
-        return [Sample(self.name, labels, value)
-                for labels, value in zip(self._labels(), self.values, strict=True)]
+        scrape, names = self._scrape, self._labelnames
+        scrape.fill()
+        currency = (scrape.currency,) if self._money else ()
+        if self._row_samples is None:
+            assert self._column is not None
+            return [Sample(self.name, dict(zip(names, (*key, *currency), strict=True)), value)
+                    for key, value in zip(scrape.keys, scrape.columns[self._column],
+                                          strict=True) if value is not None]
+        return [Sample(self.name, dict(zip(names, (*key, *currency, extra), strict=True)),
+                       value)
+                for i, key in enumerate(scrape.keys)
+                for extra, value in self._row_samples(scrape, i) if value is not None]
 
     @samples.setter
     def samples(self, value: list[Sample]) -> None:
-        if value:  # Metric.__init__ sets [] and nothing else may: series/values are the data
-            raise TypeError("add KPI samples with add_metric")
+        if value:  # Metric.__init__ sets [] and nothing else may: the rows are the data
+            raise TypeError("KPI families are written from their rows")
 
     def add_metric(self, labels: Sequence[str], value: float,
                    timestamp: Timestamp | float | None = None) -> None:
-        if timestamp is not None:
-            raise TypeError("KPI gauges have no timestamps")
-        self._series.append(self._label_set.series(labels))
-        self._values.append(value)
-
-    def add_series(self, series: Series, value: float) -> None:
-        """``add_metric`` of a series already written (a row's, shared)."""
-        self._series.append(series)
-        self._values.append(value)
-
-    def appenders(self) -> tuple[Callable[[Series], None], Callable[[float], None]]:
-        """Add a sample's series and its value: ``add_metric`` without its checks, for the
-        collector's hot loop."""
-        return self._series.append, self._values.append
+        raise TypeError("KPI families are written from their rows")
 
     def chunks(self, lines: int = _CHUNK) -> Iterator[bytes]:
         """``generate_latest`` of this family alone, in pieces: HELP and TYPE by
         prometheus_client, then the sample lines, about ``lines`` at a time."""
+        scrape = self._scrape
+        scrape.fill()
         yield generate_latest(_Only(GaugeMetricFamily(self.name, self.documentation)))
         name = escape_metric_name(self.name)
-        series, values = self.series, self.values
-        for start in range(0, len(values), lines):
+        count = len(scrape.keys)
+        if self._row_samples is None:
+            assert self._column is not None
+            texts = scrape.money if self._money else scrape.plain
+            values = scrape.columns[self._column]
+            for start in range(0, count, lines):
+                yield "".join([
+                    f"{name}{{{labels}}} "
+                    f"{repr(value) if _MINUS_INF < value < 1e6 else _go_float(value)}\n"
+                    for labels, value in zip(texts[start:start + lines],
+                                             values[start:start + lines], strict=True)
+                    if value is not None]).encode()
+            return
+        assert self._around is not None
+        around, row_samples, text = self._around, self._row_samples, _Text()
+        pairs, windows, currency = scrape.pair_text, scrape.window_text, scrape.currency_text
+        step = max(1, lines // 8)  # a row has ~6-11 samples
+        for start in range(0, count, step):
             yield "".join([
-                f"{name}{{{labels}}} "
+                f"{name}{{{head}{text.escaped(extra)}{tail}}} "
                 f"{repr(value) if _MINUS_INF < value < 1e6 else _go_float(value)}\n"
-                for (_, labels), value in zip(series[start:start + lines],
-                                              values[start:start + lines], strict=True)
-            ]).encode()
+                for i in range(start, min(start + step, count))
+                for samples in (row_samples(scrape, i),) if samples
+                for head, tail in (around(pairs[i], currency, windows[i]),)
+                for extra, value in samples if value is not None]).encode()
 
     def exposition(self) -> bytes:
         return b"".join(self.chunks())
 
 
-_Group = tuple[Series, str, str, Sequence[str], Sequence[float]]
-"""One row's samples of a labelled family: the row's series, its text before and after
-the extra label, the extra label's values and the samples' values."""
-
-
-class LabelledKpiFamily(KpiFamily):
-    """A KPI gauge with one label beyond its rows' (action, product, content type,
-    horizon: the last of ``labels``), its samples kept a row at a time: the row's series
-    and its text on either side of the extra label, then the extra label's values (the
-    same sequence for every row, for actions) and the samples' values."""
-
-    def __init__(self, name: str, documentation: str, labels: Sequence[str],
-                 fill: Callable[[], None] | None = None,
-                 splices: dict[tuple[str, ...], _Splice] | None = None) -> None:
-        """``splices``: shared by the families with the same labels, which add the same
-        rows, so that each row's text around the extra label is written once."""
-        super().__init__(name, documentation, labels, fill)
-        self._row_labels = LabelSet(self._labelnames[:-1])
-        splices = {} if splices is None else splices
-        splice = splices.get(self._labelnames)
-        if splice is None:
-            splice = splices[self._labelnames] = _Splice(self._row_labels, self._labelnames[-1])
-        self._splice = splice
-        self._groups: list[_Group] = []
-
-    @property
-    def series(self) -> list[Series]:
-        self._filled()
-        return [row for row, _, _, _, values in self._groups for _ in values]
-
-    @property
-    def values(self) -> array[float]:
-        self._filled()
-        return array("d", [value for *_, values in self._groups for value in values])
-
-    def _labels(self) -> Iterator[dict[str, str]]:
-        self._filled()
-        names = self._labelnames
-        return (dict(zip(names, (*row, extra), strict=True))
-                for (row, _), _, _, extras, _ in self._groups for extra in extras)
-
-    def add_metric(self, labels: Sequence[str], value: float,
-                   timestamp: Timestamp | float | None = None) -> None:
-        if timestamp is not None:
-            raise TypeError("KPI gauges have no timestamps")
-        if len(labels) != len(self._labelnames):
-            raise ValueError(f"labels {self._labelnames}, got values {labels}")
-        self.add_row(self._row_labels.series(labels[:-1]), (labels[-1],), (value,))
-
-    def add_row(self, row: Series, extras: Sequence[str], values: Sequence[float]) -> None:
-        """Samples of one row, the extra label's value and the sample's value of each.
-        ``row`` is a series of the labels before the extra one."""
-        if len(extras) != len(values):
-            raise ValueError(f"{len(extras)} label values for {len(values)} samples")
-        if values:  # doubles: written as floats even if given ints, and 8 bytes each
-            self._groups.append((row, *self._splice.around(row), extras, array("d", values)))
-
-    def chunks(self, lines: int = _CHUNK) -> Iterator[bytes]:
-        self._filled()
-        yield generate_latest(_Only(GaugeMetricFamily(self.name, self.documentation)))
-        name = escape_metric_name(self.name)
-        escaped: dict[str, str] = {}
-        groups = self._groups
-        step = max(1, lines // 8)  # a row has ~6-11 samples
-        for start in range(0, len(groups), step):
-            part = groups[start:start + step]
-            for *_, extras, _ in part:
-                for extra in extras:
-                    if extra not in escaped:
-                        escaped[extra] = _escape_value(extra)
-            yield "".join([
-                f"{name}{{{head}{escaped[extra]}{tail}}} "
-                f"{repr(value) if _MINUS_INF < value < 1e6 else _go_float(value)}\n"
-                for _, head, tail, extras, values in part
-                for extra, value in zip(extras, values, strict=True)]).encode()
+def _around(names: Sequence[str]) -> Callable[[str, str, str], tuple[str, str]]:
+    """For labels campaign, channel, window, maybe currency and one more (the last): a
+    row's label text before that one's value (up to its opening quote) and after it (from
+    its closing quote), from the row's campaign-and-channel text, the currency's (unused
+    without a currency label) and the window's, as sorted by name."""
+    extra = names[-1]
+    order = sorted(names)
+    if order.index("channel") != order.index("campaign") + 1:
+        raise ValueError(f"{extra!r} sorts between campaign and channel")
+    money = "currency" in names
+    # how many of the row's parts (campaign and channel, currency, window) come first
+    before = sum(name < extra for name in ("campaign", *(["currency"] if money else []),
+                                            "window"))
+    o = f'{escape_label_name(extra)}="'
+    around: Callable[[str, str, str], tuple[str, str]] = {  # (pair, currency, window)
+        (True, 0): lambda p, c, w: (o, f'",{p},{c},{w}'),
+        (True, 1): lambda p, c, w: (f"{p},{o}", f'",{c},{w}'),
+        (True, 2): lambda p, c, w: (f"{p},{c},{o}", f'",{w}'),
+        (True, 3): lambda p, c, w: (f"{p},{c},{w},{o}", '"'),
+        (False, 0): lambda p, c, w: (o, f'",{p},{w}'),
+        (False, 1): lambda p, c, w: (f"{p},{o}", f'",{w}'),
+        (False, 2): lambda p, c, w: (f"{p},{w},{o}", '"'),
+    }[money, before]
+    return around
 
 
 def exposition(registry: Collector) -> bytes:
@@ -304,14 +287,7 @@ def text_of(family: Metric) -> bytes:
     return b"".join(chunks_of(family))
 
 
-_CONTENT_METRICS = (("marketing_content_views", C_VIEWS),
-                    ("marketing_content_engagements", C_ENGAGEMENTS),
-                    ("marketing_content_clicks", C_CLICKS),
-                    ("marketing_content_orders", C_ORDERS),
-                    ("marketing_content_revenue", C_REVENUE))
 _NO_EXTRAS = WindowExtras()
-_ACTIONS = tuple(ACTION_FIELDS)
-_ACTION_INDEXES = tuple(ACTION_FIELDS.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,112 +315,64 @@ class KpiCollector(Collector):
     def collect(self) -> Iterator[KpiFamily]:
         """The KPI families of the rows as they are now (copied here); their values and
         text are worked out when a family is first read."""
-        seed = self._seed
-        rows = list(self._rows())
-        extras = list(seed.extras())
-        plain_labels, money_labels = LabelSet(KPI_LABELS), LabelSet([*KPI_LABELS, "currency"])
+        scrape = ScrapeRows(list(self._rows()), list(self._seed.extras()), self._currency,
+                         self._seed)
 
-        filled = False
+        def labels(name: str, *extra: str) -> list[str]:
+            return [*KPI_LABELS, *(["currency"] if name in MONEY_METRICS else []), *extra]
 
-        def fill() -> None:  # every family at once, at the first read of any
-            nonlocal filled
-            if not filled:
-                filled = True
-                _fill(families, labelled, rows, extras, self._currency, seed,
-                      plain_labels, money_labels)
-                # each family now holds its own samples: a reader that lets go of one
-                # after writing it frees it (streams.worker.web)
-                families.clear()
-                labelled.clear()
-                rows.clear()
-                extras.clear()
-
-        families = {
-            name: KpiFamily(name, help_text,
-                            (money_labels if name in MONEY_METRICS else plain_labels).names,
-                            fill)
-            for name, help_text in KPI_HELP.items()
-        }
-        splices: dict[tuple[str, ...], _Splice] = {}
-        labelled: dict[str, KpiFamily] = {}
+        for name, help_text in KPI_HELP.items():
+            yield KpiFamily(name, help_text, labels(name), scrape, column=name)
         for name, (help_text, extra) in LABELLED_HELP.items():
-            labels = [*KPI_LABELS, *(["currency"] if name in MONEY_METRICS else []), *extra]
-            labelled[name] = (LabelledKpiFamily(name, help_text, labels, fill, splices)
-                              if extra else KpiFamily(name, help_text, labels, fill))
-        collected = [*families.values(), *labelled.values()]  # fill() empties the dicts
-        yield from collected
+            if extra:
+                yield KpiFamily(name, help_text, labels(name, *extra), scrape,
+                                row_samples=_ROW_SAMPLES[name])
+            else:
+                yield KpiFamily(name, help_text, labels(name), scrape, column=name)
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
         return iter(())
 
 
-def _fill(families: dict[str, KpiFamily], labelled: dict[str, KpiFamily],
-          rows: Iterable[KpiRow], extras_rows: Iterable[ExtrasRow], currency: str,
-          seed: SeedKpis, plain_labels: LabelSet, money_labels: LabelSet) -> None:
-    """Every sample of the rows into the families."""
-    appends = {name: (*f.appenders(), name in MONEY_METRICS) for name, f in families.items()}
-    extras = {(c, ch, w): e for c, ch, w, e in extras_rows}
-    seeded = _SeedFamilies(labelled)
-    for campaign, channel, window, counts in rows:
-        plain = plain_labels.series((campaign, channel, window))
-        money = money_labels.series((campaign, channel, window, currency))
-        for name, value in kpi_values(counts, seed.margin).items():
-            if value is not None:
-                add_series, add_value, is_money = appends[name]
-                add_series(money if is_money else plain)
-                add_value(value)
-        seeded.add(plain, money, counts, extras.get((campaign, channel, window), _NO_EXTRAS),
-                   seed)
+def _actions(scrape: ScrapeRows, row: int) -> Sequence[tuple[str, float | None]]:
+    counts = scrape.counts[row]
+    return [(action, float(counts[index])) for action, index in _ACTION_FIELDS]
 
 
-class _SeedFamilies:
-    """The KPIs with labels beyond campaign, channel and window, filled a row at a time."""
+def _content(index: int, scale: int | None) -> RowSamples:
+    def samples(scrape: ScrapeRows, row: int) -> Sequence[tuple[str, float | None]]:
+        return [(content_type, float(values[index]) if scale is None else values[index] / scale)
+                for content_type, values in scrape.content[row]]
+    return samples
 
-    def __init__(self, families: dict[str, KpiFamily]) -> None:
-        def labelled(name: str) -> LabelledKpiFamily:
-            family = families[name]
-            assert isinstance(family, LabelledKpiFamily)
-            return family
 
-        self._reach = families["marketing_reach"]
-        self._frequency = families["marketing_frequency"]
-        self._actions = labelled("marketing_engagement_actions")
-        self._product_units = labelled("marketing_product_units")
-        self._product_revenue = labelled("marketing_product_revenue")
-        self._content = [(labelled(name), index, name in MONEY_METRICS)
-                         for name, index in _CONTENT_METRICS]
-        self._ltv = labelled("marketing_ltv")
-        self._ltv_cac = labelled("marketing_ltv_cac_ratio")
+def _product_units(scrape: ScrapeRows, row: int) -> Sequence[tuple[str, float | None]]:
+    return [(product, float(units)) for product, (units, _) in scrape.products[row]]
 
-    def add(self, plain: Series, money: Series, counts: Sequence[int],
-            extras: WindowExtras, seed: SeedKpis) -> None:
-        """One row's samples: ``plain`` and ``money`` its series without and with the
-        currency."""
-        if extras.reach is not None:
-            reach = served_reach(counts, extras.reach)
-            self._reach.add_series(plain, reach)
-            often = frequency(counts, reach)
-            if often is not None:
-                self._frequency.add_series(plain, often)
-        self._actions.add_row(plain, _ACTIONS, [float(counts[i]) for i in _ACTION_INDEXES])
-        products = top_named(extras.products, seed.top_products, PRODUCT_RANK)
-        if products:
-            names = [product for product, _ in products]
-            self._product_units.add_row(plain, names, [float(units) for _, (units, _) in products])
-            self._product_revenue.add_row(
-                money, names, [revenue / 1_000_000 for _, (_, revenue) in products])
-        content = top_named(content_counts(counts, extras.content), seed.top_content_types,
-                            CONTENT_RANK)
-        if content:
-            names = [content_type for content_type, _ in content]
-            for family, index, is_money in self._content:
-                family.add_row(money if is_money else plain, names, [
-                    values[index] / 1_000_000 if is_money else float(values[index])
-                    for _, values in content])
-        if plain[0][2] == "total":
-            horizons = ltv_values(extras.ltv, seed.ltv_horizons, counts)
-            self._ltv.add_row(money, [horizon for horizon, _, _ in horizons],
-                              [ltv for _, ltv, _ in horizons])
-            ratios = [(horizon, ratio) for horizon, _, ratio in horizons if ratio is not None]
-            self._ltv_cac.add_row(plain, [horizon for horizon, _ in ratios],
-                                  [ratio for _, ratio in ratios])
+
+def _product_revenue(scrape: ScrapeRows, row: int) -> Sequence[tuple[str, float | None]]:
+    return [(product, revenue / MICROS) for product, (_, revenue) in scrape.products[row]]
+
+
+def _ltv(scrape: ScrapeRows, row: int) -> Sequence[tuple[str, float | None]]:
+    return [(horizon, ltv) for horizon, ltv, _ in scrape.ltv[row]]
+
+
+def _ltv_cac(scrape: ScrapeRows, row: int) -> Sequence[tuple[str, float | None]]:
+    return [(horizon, ratio) for horizon, _, ratio in scrape.ltv[row]]
+
+
+_ACTION_FIELDS = tuple(ACTION_FIELDS.items())
+_ROW_SAMPLES: dict[str, RowSamples] = {
+    "marketing_engagement_actions": _actions,
+    "marketing_product_units": _product_units,
+    "marketing_product_revenue": _product_revenue,
+    **{name: _content(index, MICROS if name in MONEY_METRICS else None)
+       for name, index in (("marketing_content_views", C_VIEWS),
+                           ("marketing_content_engagements", C_ENGAGEMENTS),
+                           ("marketing_content_clicks", C_CLICKS),
+                           ("marketing_content_orders", C_ORDERS),
+                           ("marketing_content_revenue", C_REVENUE))},
+    "marketing_ltv": _ltv,
+    "marketing_ltv_cac_ratio": _ltv_cac,
+}

