@@ -211,7 +211,7 @@ def register(kpi: KpiApp) -> None:
     app.timer(interval=PROBE_INTERVAL_S)(probe_broker)
 
     async def rebuild() -> None:
-        books.rebuild(kpi.ownership)
+        kpi.served.rebuild()
 
     # Recovery ends for all tables at once: one callback rebuilds every stage.
     kpi_table: Any = books.counts.table

@@ -70,6 +70,21 @@ class ServedKpis:
             lambda campaign: self.ownership.partition(campaign) in owned,
         )
 
+    def rebuild(self) -> None:
+        """The books rebuilt from the recovered tables, then every window of every
+        campaign-channel summed once (``prime``)."""
+        self.books.rebuild(self.ownership)
+        self.prime()
+
+    def prime(self) -> None:
+        """Sum every window now, as the first scrape after a start or rebalance would: that
+        scrape then only moves the sums on (at 10,000 campaign-channels x 24 h, summing
+        afresh was ~1 s of its 1.9 s). Held by the state's running sums."""
+        for _ in self.rows():
+            pass
+        for _ in self.extras_rows():
+            pass
+
     def owned_campaigns(self) -> set[str]:
         """Campaigns this worker serves and has counted, for the target collector."""
         owned = self.ownership.served_partitions()

@@ -323,3 +323,19 @@ def test_count_stage_replay_counts_each_event_accepted_once() -> None:
     folded = recovered.handle("a", mixed, 0, 11, now_ms)
     assert (folded.accepted, folded.duplicates) == ({}, {})
     assert stage_rows(recovered)[("a", "tiktok", "total")] == 3
+
+
+def test_sums_made_at_a_rebuild_move_on_to_the_first_scrapes_minute() -> None:
+    """A worker sums every window when its rebuild ends (ServedKpis.prime); the first
+    scrape comes minutes later and must see exactly the windows at its own minute."""
+    windows = (Window("5m", 5), Window("1h", 60))
+    state = KpiState(60)
+    now = 29_000_000
+    for minute in range(now - 70, now + 1):  # 1 view at each minute, 100 at the last
+        state.load(("a", "web", minute), [*([100 if minute == now else 1] + [0] * (WIDTH - 1)),
+                                          minute])
+    for _ in state.rows(now - 4, windows, lambda _: True):  # primed 4 minutes earlier
+        pass
+    rows = {(w, counts[0]) for _, _, w, counts in state.rows(now, windows, lambda _: True)}
+    # 5m: 4 ones and the 100; 1h: 59 ones and the 100; total: no total record loaded
+    assert rows == {("5m", 104), ("1h", 159), ("total", 0)}
