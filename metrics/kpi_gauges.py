@@ -129,14 +129,15 @@ class ScrapeRows:
         row_extras = [extras.get(key, _NO_EXTRAS) for key in self.keys]
         reach = [None if e.reach is None else served_reach(counts, e.reach)
                  for counts, e in zip(self.counts, row_extras, strict=True)]
-        self.columns["marketing_reach"] = list(reach)
+        self.columns["marketing_reach"] = reach
         self.columns["marketing_frequency"] = [
             None if r is None else frequency(counts, r)
             for counts, r in zip(self.counts, reach, strict=True)]
         self.products = [top_named(e.products, seed.top_products, PRODUCT_RANK)
                          if e.products else () for e in row_extras]
-        self.content = [top_named(content_counts(counts, e.content), seed.top_content_types,
-                                  CONTENT_RANK) if e.content else _unknown_content(counts)
+        top_content = seed.top_content_types
+        self.content = [top_named(content_counts(counts, e.content), top_content, CONTENT_RANK)
+                        if e.content or top_content < 1 else _unknown_content(counts)
                         for counts, e in zip(self.counts, row_extras, strict=True)]
         self.ltv = [ltv_values(e.ltv, seed.ltv_horizons, counts) if window == "total" else ()
                     for (*_, window), counts, e in zip(self.keys, self.counts, row_extras,
@@ -144,7 +145,8 @@ class ScrapeRows:
 
 
 def _unknown_content(counts: Sequence[int]) -> Sequence[tuple[str, list[int]]]:
-    """``top_named(content_counts(counts, {}))`` without the work: all is ``unknown``."""
+    """``top_named(content_counts(counts, {}), top)`` for any ``top`` of 1 or more,
+    without the work: all is ``unknown``."""
     unknown = [counts[VIEWS], counts[ENGAGEMENTS], counts[CLICKS], counts[ORDERS],
                counts[REVENUE]]
     return (("unknown", unknown),) if any(unknown) else ()

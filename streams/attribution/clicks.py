@@ -7,11 +7,18 @@ A released order stays on the waiting list, marked with the source offset of the
 that released it, until well after it was sent on: if the worker dies before the send
 lands, the replay of that message finds the mark and sends the order again (later
 stages drop the copy if the first one did land).
+
+``due`` runs on every click-join message, so it looks only at what is due: the click ids
+on a heap of the times their orders' waits end and their marks are dropped, and those
+released by the offset given (a replay), never at every waiting order.
 """
 
 from __future__ import annotations
 
+import heapq
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import count
 
 from streams.attribution.expiry import ExpiringKeys
 from streams.attribution.named import UNATTRIBUTED
@@ -42,8 +49,23 @@ class ClickBook:
     window_ms: int
     grace_ms: int
     clicks: dict[str, Click] = field(default_factory=dict)
-    waiting: dict[str, list[Waiting]] = field(default_factory=dict)
+    _waiting: dict[str, list[Waiting]] = field(default_factory=dict)
     _expiry: ExpiringKeys = field(default_factory=ExpiringKeys)
+    _looks: list[tuple[int, int, str]] = field(default_factory=list)
+    """A heap of (time, sequence, click id): when ``due`` must look at a click id's
+    orders again (an order's wait ends, a released order's mark is to be dropped)."""
+    _released_at: dict[int, set[str]] = field(default_factory=dict)
+    """Offset -> click ids with an order it released and still marked."""
+    _since: dict[str, int] = field(default_factory=dict)
+    """Click id -> when it got its waiting list (a sequence number): ``due`` goes through
+    click ids in that order, as through ``waiting``."""
+    _sequence: count[int] = field(default_factory=count)
+
+    @property
+    def waiting(self) -> dict[str, list[Waiting]]:
+        """Orders waiting for their click (or marked), by click id; change them with
+        ``join`` and ``load_waiting``."""
+        return self._waiting
 
     def remember(self, click_id: str, click: Click, offset: int) -> list[OrderRoute]:
         """Keep a click; returns the waiting orders it attributes (released at ``offset``).
@@ -52,38 +74,76 @@ class ClickBook:
         whatever order they are read in.
         """
         self.keep_earliest(click_id, click)
-        return [w.order for w in self.waiting.get(click_id, [])
-                if self._release(w, offset, claim=True)]
+        return [w.order for w in self._waiting.get(click_id, [])
+                if self._release(click_id, w, offset, claim=True)]
 
     def join(self, order: OrderRoute, now_ms: int) -> OrderRoute | None:
         """The order attributed to its click, or None: it waits for the click."""
         if self._claim(order):
             return order
         assert order.click_id is not None
-        self.waiting.setdefault(order.click_id, []).append(Waiting(now_ms + self.grace_ms, order))
+        self._add_waiting(order.click_id, [Waiting(now_ms + self.grace_ms, order)])
         return None
+
+    def load_waiting(self, click_id: str, entries: Iterable[Waiting]) -> None:
+        """Put back a click id's waiting orders read from the table (a rebuild)."""
+        self._add_waiting(click_id, list(entries))
+
+    def _add_waiting(self, click_id: str, entries: list[Waiting]) -> None:
+        if click_id not in self._waiting:
+            self._since[click_id] = next(self._sequence)
+        self._waiting.setdefault(click_id, []).extend(entries)
+        for entry in entries:
+            self._look_at(entry.due_ms, click_id)
+            if entry.released is not None:
+                self._released_at.setdefault(entry.released, set()).add(click_id)
+
+    def _look_at(self, when_ms: int, click_id: str) -> None:
+        heapq.heappush(self._looks, (when_ms, next(self._sequence), click_id))
 
     def due(self, now_ms: int, offset: int) -> tuple[list[OrderRoute], set[str]]:
         """Orders whose wait is over (they go on unattributed) and the click ids touched."""
         released: list[OrderRoute] = []
         touched: set[str] = set()
-        keep_until = now_ms - max(self.grace_ms, KEEP_RELEASED_MS)
-        for click_id in list(self.waiting):
-            entries = self.waiting[click_id]
+        keep_ms = max(self.grace_ms, KEEP_RELEASED_MS)
+        keep_until = now_ms - keep_ms
+        looks = self._looks
+        look_at = set(self._released_at.get(offset, ()))  # a replay sends them again
+        while looks and looks[0][0] <= now_ms:
+            look_at.add(heapq.heappop(looks)[2])
+        for click_id in sorted(look_at & self._waiting.keys(), key=self._since.__getitem__):
+            entries = self._waiting[click_id]
             for entry in entries:
-                if entry.due_ms <= now_ms and self._release(entry, offset, claim=False):
+                if entry.due_ms <= now_ms and self._release(click_id, entry, offset,
+                                                            claim=False):
                     released.append(entry.order)
                     touched.add(click_id)
             kept = [e for e in entries if e.released is None or e.due_ms > keep_until]
+            for entry in kept:  # a released order's mark goes when its time is up
+                if entry.released is not None and entry.due_ms <= now_ms:
+                    self._look_at(entry.due_ms + keep_ms, click_id)
             if len(kept) != len(entries):
                 touched.add(click_id)
+                self._unmark(click_id, entries, kept)
                 if kept:
-                    self.waiting[click_id] = kept
+                    self._waiting[click_id] = kept
                 else:
-                    del self.waiting[click_id]
+                    del self._waiting[click_id]
+                    del self._since[click_id]
         return released, touched
 
-    def _release(self, entry: Waiting, offset: int, *, claim: bool) -> bool:
+    def _unmark(self, click_id: str, entries: list[Waiting], kept: list[Waiting]) -> None:
+        """Forget the offsets of dropped orders' marks that no kept order still has."""
+        still = {e.released for e in kept}
+        for entry in entries:
+            if entry.released is not None and entry.released not in still:
+                ids = self._released_at.get(entry.released)
+                if ids is not None:
+                    ids.discard(click_id)
+                    if not ids:
+                        del self._released_at[entry.released]
+
+    def _release(self, click_id: str, entry: Waiting, offset: int, *, claim: bool) -> bool:
         """Whether to send ``entry`` on now: newly released, or released by this replay."""
         if entry.released is not None:
             return entry.released == offset
@@ -93,6 +153,7 @@ class ClickBook:
         else:
             entry.order.campaign = UNATTRIBUTED
         entry.released = offset
+        self._released_at.setdefault(offset, set()).add(click_id)
         return True
 
     def expire(self, now_ms: int) -> list[str]:
@@ -115,8 +176,11 @@ class ClickBook:
 
     def clear(self) -> None:
         self.clicks.clear()
-        self.waiting.clear()
+        self._waiting.clear()
         self._expiry.clear()
+        self._looks.clear()
+        self._released_at.clear()
+        self._since.clear()
 
     def _claim(self, order: OrderRoute) -> bool:
         click = self.clicks.get(order.click_id or "")

@@ -147,9 +147,9 @@ class ClickStage:
             if partition is None:
                 del waiting[click_id]
             else:
-                self._book(partition).waiting[click_id] = [
+                self._book(partition).load_waiting(click_id, [
                     Waiting(due, OrderRoute.from_wire(wire), released)
                     for due, wire, released in waiting[click_id]
-                ]
+                ])
 
 
