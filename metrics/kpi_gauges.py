@@ -177,12 +177,15 @@ class KpiFamily(GaugeMetricFamily):
         super().__init__(name, documentation, labels=labels)
         if (column is None) == (row_samples is None):
             raise ValueError("a KPI family has a column or row samples")
+        self._money = "currency" in self._labelnames
+        row_labels = (*KPI_LABELS, *(["currency"] if self._money else []))
+        given = self._labelnames if row_samples is None else self._labelnames[:-1]
+        if given != row_labels:  # what the scrape's row text is written for
+            raise ValueError(f"a KPI family's row labels are {row_labels}, got {given}")
         self._scrape = scrape
         self._column = column
         self._row_samples = row_samples
-        self._money = "currency" in self._labelnames
-        self._extra = self._labelnames[-1] if row_samples is not None else None
-        self._around = _around(self._labelnames) if self._extra is not None else None
+        self._around = None if row_samples is None else _around(self._labelnames)
 
     @property
     def samples(self) -> list[Sample]:

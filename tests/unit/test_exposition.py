@@ -197,11 +197,15 @@ def test_a_family_with_a_label_past_the_rows_writes_generate_latests_text(
     assert b"".join(family.chunks(lines=1)) == expected
 
 
-def test_an_extra_label_between_campaign_and_channel_is_refused() -> None:
+def test_labels_the_row_text_is_not_written_for_are_refused() -> None:
     scrape = ScrapeRows([], [], "EUR", SeedKpis())
     with pytest.raises(ValueError, match="'cat' sorts between campaign and channel"):
         KpiFamily("marketing_x", "X.", [*KPI_LABELS, "cat"], scrape,
                   row_samples=lambda _, row: [])
+    with pytest.raises(ValueError, match="row labels are"):
+        KpiFamily("marketing_x", "X.", ["campaign", "window"], scrape, column="marketing_x")
+    with pytest.raises(ValueError, match="a column or row samples"):
+        KpiFamily("marketing_x", "X.", list(KPI_LABELS), scrape)
 
 
 @settings(max_examples=60, deadline=None)
