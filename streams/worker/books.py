@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -16,6 +17,8 @@ from streams.worker.clock import wall_clock_ms
 from streams.worker.ownership import Ownership
 
 __all__ = ["Books", "ServedKpis"]
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(eq=False)
@@ -74,7 +77,11 @@ class ServedKpis:
         """The books rebuilt from the recovered tables, then every window of every
         campaign-channel summed once (``prime``)."""
         self.books.rebuild(self.ownership)
-        self.prime()
+        try:
+            self.prime()
+        except Exception as error:  # a head start only: it must never stop recovery
+            _log.warning("summing the windows after the rebuild failed (%s): the first "
+                         "scrape sums them", type(error).__name__)
 
     def prime(self) -> None:
         """Sum every window now, as the first scrape after a start or rebalance would: that
