@@ -11,8 +11,8 @@ equal ``generate_latest(registry)`` byte for byte; checked). Between scrapes the
 moves on a minute and every series gets a message, as in a busy worker. A scrape's time
 is split into ``rows()`` (window sums) and rendering (KPI values, families, text). A
 second pass splits rendering into collecting the families from ready rows and writing
-the text of ready families, by KpiFamily.exposition and by prometheus_client's
-``generate_latest`` for comparison.
+their text (the KPI columns and label text, then the lines), by KpiFamily.exposition and
+by prometheus_client's ``generate_latest`` for comparison.
 
 It does not run a worker: a busy event loop delays the answer further, by however long
 the loop's other callbacks hold it. Exit status 0, or 1 if the scraped samples are wrong.
@@ -184,8 +184,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         t0 = time.perf_counter()
         generate_latest(_Static(list(families)))
         slow_s.append(time.perf_counter() - t0)
-    print(f"    families:   {_ms(collect_s)}   (kpi_values, label text, from ready rows)")
-    print(f"    text:       {_ms(fast_s)}   (KpiFamily.exposition of ready families)")
+    print(f"    families:   {_ms(collect_s)}   (collect: the ready rows copied)")
+    print(f"    text:       {_ms(fast_s)}   (KpiFamily.exposition: KPI columns, label text, "
+          "lines)")
     print(f"    [generate_latest of the same: {_ms(slow_s)}]")
 
     problems = _check(state, now, text.decode(), args.series)
