@@ -13,6 +13,7 @@ from streams.attribution.customers import CustomerBook
 from streams.attribution.orders import OrderRoute
 from streams.config.settings import Window
 from streams.flow.forwards import Forwards
+from streams.stages.click_records import MemoryClickStore
 from streams.stages.counting import CountStage
 from streams.stages.joining import ClickStage
 from streams.windows.counts import FIELDS
@@ -50,7 +51,7 @@ def event_ids() -> object:
 
 def clicks() -> object:
     """The join stage remembering N clicks (20-character click ids), 40 per message."""
-    stage = ClickStage({}, {}, 7 * 86_400_000, 60_000)
+    stage = ClickStage(MemoryClickStore(), {}, 7 * 86_400_000, 60_000)
     per_message = 40
     for offset in range(N // per_message):
         for i in range(per_message):

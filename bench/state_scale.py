@@ -7,6 +7,10 @@ Three parts, each in its own process so one's memory does not hide in the other'
   comparison, in Python dicts (the store before, kept for tests); resident memory per id
   (VmRSS after minus before), time per id, the store's size on disk, and whether any of
   100,000 new ids is called a duplicate (none may be).
+- ``clicks``: the click-join stage remembers N clicks (20-character click ids, 40 per
+  click-join message) in the worker's RocksDB store and, for comparison, in dicts (the
+  memory store the tests use); resident memory per click, time per click handled, and
+  time per order joined to a click (half of them to absent click ids).
 - ``buckets``: the counting stage's KPI state for C campaign-channels (four channels per
   campaign, one kpi-events message per campaign and minute) over M minutes of traffic,
   every bucket written to a RocksDB database as the worker's kpi table holds them; with
@@ -116,6 +120,71 @@ def ids_part(count: int, store_kind: str) -> dict[str, Any]:
         "lookup_us_per_new_id": lookup_us,
         "new_ids_called_duplicates": false_duplicates,
         "old_ids_found": f"{found}/{len(old)}",
+        "disk_mib": disk / 2**20,
+    }
+
+
+CLICKS_PER_MESSAGE = 40
+MEMORY_STORE_CLICKS = 2_000_000
+
+
+def clicks_part(count: int, store_kind: str) -> dict[str, Any]:
+    """The click-join stage remembering ``count`` clicks; what it cost."""
+    import faust
+
+    from streams.attribution.orders import OrderRoute
+    from streams.stages.click_records import MemoryClickStore
+    from streams.stages.joining import ClickStage
+    from streams.worker.click_store import STORE_URL
+
+    datadir = Path(tempfile.mkdtemp(prefix="kpistream-clicks-"))
+    clicks_table: Any
+    if store_kind == "rocksdb":
+        app = faust.App("bench-clicks", datadir=str(datadir), store="memory://",
+                        autodiscover=False)
+        clicks_table = app.Table("clicks", default=None, partitions=1, store=STORE_URL).data
+    else:
+        clicks_table = MemoryClickStore()
+    stage = ClickStage(clicks_table, {}, 7 * DAY_MS, 60_000)
+
+    def click_id(n: int) -> str:
+        return f"ttclid-{n:013d}"  # 20 characters
+
+    def message(first: int) -> list[Any]:
+        return [["c", click_id(n), NOW_MS, "summer-sale", "tiktok", "tutorial"]
+                for n in range(first, min(first + CLICKS_PER_MESSAGE, count))]
+
+    stage.handle_message(message(0), 0, 0, NOW_MS)  # opens the store
+    gc.collect()
+    before_kib = rss_kib(os.getpid()) or 0
+    handled_s = 0.0
+    for offset, first in enumerate(range(CLICKS_PER_MESSAGE, count, CLICKS_PER_MESSAGE), 1):
+        items = message(first)
+        started = time.perf_counter()
+        stage.handle_message(items, 0, offset, NOW_MS)
+        handled_s += time.perf_counter() - started
+    gc.collect()
+    after_kib = rss_kib(os.getpid()) or 0
+    orders = [["o", *OrderRoute(f"o-{n}", NOW_MS + 1, "customer", None, 1_000_000, None,
+                                "web", click_id(n * 7919 % count if n % 2 else count + n)
+                                ).to_wire()] for n in range(100_000)]
+    offset = count
+    started = time.perf_counter()
+    attributed = 0
+    for first in range(0, len(orders), CLICKS_PER_MESSAGE):
+        offset += 1
+        sent, _ = stage.handle_message(orders[first:first + CLICKS_PER_MESSAGE], 0, offset,
+                                       NOW_MS + 1)
+        attributed += len(sent)
+    join_us = (time.perf_counter() - started) / len(orders) * 1e6
+    disk = sum(f.stat().st_size for f in datadir.rglob("*") if f.is_file())
+    return {
+        "store": store_kind, "clicks": count,
+        "rss_before_mib": before_kib / 1024, "rss_after_mib": after_kib / 1024,
+        "resident_bytes_per_click": (after_kib - before_kib) * 1024 / count,
+        "handle_us_per_click": handled_s / count * 1e6,
+        "join_us_per_order": join_us,
+        "orders_attributed": f"{attributed}/{len(orders)}",
         "disk_mib": disk / 2**20,
     }
 
@@ -364,11 +433,14 @@ def pipeline_part(broker_name: str, events: int, cells: int, minutes: int,
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.state_scale", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=["all", "ids", "buckets", "pipeline", "ids-rocksdb",
-                                           "ids-memory", "buckets-cold", "buckets-memory"],
+    parser.add_argument("--part", choices=["all", "ids", "clicks", "buckets", "pipeline",
+                                           "ids-rocksdb", "ids-memory", "clicks-rocksdb",
+                                           "clicks-memory", "buckets-cold", "buckets-memory"],
                         default="all")
     parser.add_argument("--ids", type=int, default=20_000_000,
                         help="event ids the ids part remembers (default 20,000,000)")
+    parser.add_argument("--clicks", type=int, default=10_000_000,
+                        help="clicks the clicks part remembers (default 10,000,000)")
     parser.add_argument("--events", type=int, default=2_000_000)
     parser.add_argument("--campaign-channels", type=int, default=1_000,
                         help="the pipeline's (the buckets part: 10,000 unless given)")
@@ -388,6 +460,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.part.startswith("ids-"):  # a child: one store, its figures as JSON
         print(json.dumps(ids_part(args.ids, args.part.removeprefix("ids-"))))
         return 0
+    if args.part.startswith("clicks-"):
+        print(json.dumps(clicks_part(args.clicks, args.part.removeprefix("clicks-"))))
+        return 0
     if args.part.startswith("buckets-"):
         print(json.dumps(buckets_part(args.campaign_channels, args.minutes,
                                       args.part.removeprefix("buckets-"))))
@@ -404,6 +479,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{figures['disk_mib']:.0f} MiB on disk, "
                 f"{figures['new_ids_called_duplicates']} of 100,000 new ids called "
                 f"duplicates, old ids found {figures['old_ids_found']}")
+    if args.part in ("all", "clicks"):
+        for kind, count in (("rocksdb", args.clicks),
+                            ("memory", min(args.clicks, MEMORY_STORE_CLICKS))):
+            say(f"[state-scale] {count:,} clicks in the {kind} store")
+            doc[f"clicks_{kind}"] = figures = _run_part(f"clicks-{kind}", "--clicks",
+                                                        str(count))
+            say(f"  {figures['resident_bytes_per_click']:.1f} B resident per click, "
+                f"{figures['handle_us_per_click']:.2f} us per click handled, "
+                f"{figures['join_us_per_order']:.2f} us per order joined, attributed "
+                f"{figures['orders_attributed']}, {figures['disk_mib']:.0f} MiB on disk")
     if args.part in ("all", "buckets"):
         explicit = argv if argv is not None else sys.argv[1:]
         cells = args.campaign_channels if "--campaign-channels" in explicit else 10_000

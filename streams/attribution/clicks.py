@@ -11,16 +11,19 @@ stages drop the copy if the first one did land).
 ``due`` runs on every click-join message, so it looks only at what is due: the click ids
 on a heap of the times their orders' waits end and their marks are dropped, and those
 released by the offset given (a replay), never at every waiting order.
+
+The clicks themselves are not held here: ``known`` asks the clicks table's store
+(streams.stages.click_records, on disk in a worker), and the book holds only the clicks
+the message being handled keeps (``added``), which the stage writes as its record.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import count
 
-from streams.attribution.expiry import ExpiringKeys
 from streams.attribution.named import UNATTRIBUTED
 from streams.attribution.orders import OrderRoute
 
@@ -28,6 +31,12 @@ __all__ = ["Click", "ClickBook"]
 
 Click = tuple[int, str, str, str | None]
 """(ts_ms, campaign, channel, content type) of a remembered click."""
+Known = Callable[[str], "tuple[Click, int] | None"]
+"""A click id's remembered click and the offset of the message that kept it, if any."""
+
+
+def _none_known(click_id: str) -> tuple[Click, int] | None:
+    return None
 
 KEEP_RELEASED_MS = 60_000
 """How long a released order keeps its mark: far longer than a commit interval."""
@@ -48,9 +57,13 @@ class ClickBook:
 
     window_ms: int
     grace_ms: int
-    clicks: dict[str, Click] = field(default_factory=dict)
+    known: Known = _none_known
+    """The clicks kept by earlier messages (the clicks table's store)."""
+    added: dict[str, Click] = field(default_factory=dict)
+    """The clicks the message being handled keeps: written as its record, then cleared."""
+    _forgotten_before: int | None = None
+    """Clicks older than this (the attribution window before the last tick) are gone."""
     _waiting: dict[str, list[Waiting]] = field(default_factory=dict)
-    _expiry: ExpiringKeys = field(default_factory=ExpiringKeys)
     _looks: list[tuple[int, int, str]] = field(default_factory=list)
     """A heap of (time, sequence, click id): when ``due`` must look at a click id's
     orders again (an order's wait ends, a released order's mark is to be dropped)."""
@@ -73,7 +86,7 @@ class ClickBook:
         Click ids are meant to be unique; if one comes twice, the earliest click is kept,
         whatever order they are read in.
         """
-        self.keep_earliest(click_id, click)
+        self.keep_earliest(click_id, click, offset)
         return [w.order for w in self._waiting.get(click_id, [])
                 if self._release(click_id, w, offset, claim=True)]
 
@@ -156,34 +169,45 @@ class ClickBook:
         self._released_at.setdefault(offset, set()).add(click_id)
         return True
 
-    def expire(self, now_ms: int) -> list[str]:
+    def expire(self, now_ms: int) -> None:
         """Forget clicks older than the attribution window by the wall clock (a click
         exactly the window old can still claim an order, as ``_claim`` allows)."""
-        gone = self._expiry.expire(now_ms - self.window_ms - 1)
-        for click_id in gone:
-            self.clicks.pop(click_id, None)
-        return gone
+        self._forgotten_before = now_ms - self.window_ms
 
-    def keep_earliest(self, click_id: str, click: Click) -> None:
-        """Keep ``click`` unless an earlier click of the same id is known."""
-        known = self.clicks.get(click_id)
+    def click(self, click_id: str) -> Click | None:
+        """The click id's click: added by this message, or kept before and not forgotten."""
+        added = self.added.get(click_id)
+        if added is not None:
+            return added
+        known = self.known(click_id)
+        if known is None or (self._forgotten_before is not None
+                             and known[0][0] < self._forgotten_before):
+            return None
+        return known[0]
+
+    def keep_earliest(self, click_id: str, click: Click, offset: int) -> None:
+        """Keep ``click`` (into ``added``) unless an earlier click of the same id is known.
+        A click kept by this very message (read again after a crash) counts as not known:
+        the message decides again, and writes its record again."""
+        known = self.added.get(click_id)
+        if known is None:
+            kept = self.known(click_id)
+            if kept is not None and kept[1] != offset and (
+                    self._forgotten_before is None or kept[0][0] >= self._forgotten_before):
+                known = kept[0]
         if known is None or click[:3] < known[:3]:
-            self.load_click(click_id, click)
-
-    def load_click(self, click_id: str, click: Click) -> None:
-        self.clicks[click_id] = click
-        self._expiry.set(click_id, click[0])
+            self.added[click_id] = click
 
     def clear(self) -> None:
-        self.clicks.clear()
+        self.added.clear()
+        self._forgotten_before = None
         self._waiting.clear()
-        self._expiry.clear()
         self._looks.clear()
         self._released_at.clear()
         self._since.clear()
 
     def _claim(self, order: OrderRoute) -> bool:
-        click = self.clicks.get(order.click_id or "")
+        click = self.click(order.click_id or "")
         if click is None:
             return False
         ts_ms, campaign, channel, content = click

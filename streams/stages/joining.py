@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from streams.attribution.clicks import Click, ClickBook, Waiting
 from streams.attribution.orders import OrderRoute
 from streams.flow.failures import Failure, internal_reason
 from streams.flow.wire import dumps
+from streams.stages.click_records import ClickStore
 from streams.stages.tables import Table
 
 __all__ = ['ClickStage']
@@ -20,30 +20,31 @@ __all__ = ['ClickStage']
 class ClickStage:
     """Clicks by click id, and orders joined to them, for the click ids of one partition.
 
-    The clicks a source message adds are written as one record keyed
+    The clicks a source message keeps are written as one record keyed
     ``(partition, offset)``, not one per click: at high rates, table writes cost more
-    than the clicks themselves. A record goes when its newest click leaves the
-    attribution window. Rebuilding keeps the earliest click of an id, as ``remember``
-    does, so records can be read back in any order. (One difference: a click id sent
-    twice is forgotten live when its earlier click leaves the window, while a rebuilt
-    worker may still hold the later click of a record not yet gone.)
+    than the clicks themselves. The table's store indexes them by click id
+    (streams.stages.click_records); a record goes when its newest click leaves the
+    attribution window.
     """
 
     clicks_table: Table
+    """The clicks table; its store (``data``, or the table itself) is a ClickStore."""
     waiting_table: Table
     window_ms: int
     grace_ms: int
     books: dict[int, ClickBook] = field(default_factory=dict)
-    _pending: dict[int, list[list[Any]]] = field(default_factory=dict)
-    """partition -> clicks the message being handled added, as [click_id, ts, campaign,
-    channel, content type]."""
-    _record_expiry: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
-    """partition -> heap of (newest click ts + window, offset) of its click records."""
+
+    @property
+    def store(self) -> ClickStore:
+        return cast(ClickStore, getattr(self.clicks_table, "data", self.clicks_table))
 
     def _book(self, partition: int) -> ClickBook:
         book = self.books.get(partition)
         if book is None:
-            book = self.books[partition] = ClickBook(self.window_ms, self.grace_ms)
+            store = self.store
+            book = self.books[partition] = ClickBook(
+                self.window_ms, self.grace_ms,
+                lambda click_id: store.click(partition, click_id))
         return book
 
     def handle_message(self, items: list[Any], partition: int, offset: int,
@@ -77,22 +78,18 @@ class ClickStage:
                  offset: int) -> list[OrderRoute]:
         """Keep a click (written by ``end_message``); returns the orders it releases."""
         book = self._book(partition)
-        before = book.clicks.get(click_id)
         released = book.remember(click_id, click, offset)
-        if book.clicks[click_id] != before:
-            self._pending.setdefault(partition, []).append([click_id, *click])
         self._save_waiting(book, [click_id])
         return released
 
     def end_message(self, partition: int, offset: int) -> None:
-        """Write the clicks the message at ``offset`` added, as one record."""
-        added = self._pending.pop(partition, None)
-        if not added:
+        """Write the clicks the message at ``offset`` kept, as one record."""
+        book = self.books.get(partition)
+        if book is None or not book.added:
             return
-        self.clicks_table[(partition, offset)] = added
-        newest = max(click[1] for click in added)
-        heapq.heappush(self._record_expiry.setdefault(partition, []),
-                       (newest + self.window_ms, offset))
+        self.clicks_table[(partition, offset)] = [[click_id, *click]
+                                                  for click_id, click in book.added.items()]
+        book.added.clear()
 
     def join(self, order: OrderRoute, partition: int, now_ms: int) -> OrderRoute | None:
         book = self._book(partition)
@@ -106,10 +103,9 @@ class ClickStage:
         """Orders whose wait for a click is over, and forget clicks past the window."""
         book = self._book(partition)
         book.expire(now_ms)
-        records = self._record_expiry.get(partition, [])
-        while records and records[0][0] < now_ms:  # a click exactly window old still counts
-            _, gone = heapq.heappop(records)
-            self.clicks_table.pop((partition, gone), None)
+        # a click exactly the window old still counts
+        for gone in self.store.due(partition, now_ms - self.window_ms):
+            del self.clicks_table[(partition, gone)]
         released, touched = book.due(now_ms, offset)
         self._save_waiting(book, touched)
         return released
@@ -124,23 +120,16 @@ class ClickStage:
                 self.waiting_table.pop(click_id, None)
 
     def rebuild(self, owned: set[int], owns: Callable[[str], int | None]) -> None:
-        """Reload from the recovered tables; ``owns`` gives an owned key's partition."""
+        """Reload the waiting orders from the recovered tables; ``owns`` gives an owned
+        key's partition. The clicks need no reloading: their store is indexed as it is
+        written or recovered. A store in memory forgets the partitions not owned; one on
+        disk keeps them (it holds them up to its changelog offset)."""
         self.books.clear()
-        self._pending = {}
-        self._record_expiry = {}
-        clicks = getattr(self.clicks_table, "data", self.clicks_table)
-        for key in list(clicks):
-            partition, offset = key
-            if partition not in owned:
-                del clicks[key]
-                continue
-            book = self._book(partition)
-            for click_id, ts, campaign, channel, *content in clicks[key]:
-                book.keep_earliest(click_id, (ts, campaign, channel,
-                                              content[0] if content else None))
-            newest = max(click[1] for click in clicks[key])
-            heapq.heappush(self._record_expiry.setdefault(partition, []),
-                           (newest + self.window_ms, offset))
+        if not getattr(self.clicks_table, "persists", False):
+            clicks = getattr(self.clicks_table, "data", self.clicks_table)
+            for key in list(clicks):
+                if key[0] not in owned:
+                    del clicks[key]
         waiting = getattr(self.waiting_table, "data", self.waiting_table)
         for click_id in list(waiting):
             partition = owns(click_id)
@@ -151,5 +140,3 @@ class ClickStage:
                     Waiting(due, OrderRoute.from_wire(wire), released)
                     for due, wire, released in waiting[click_id]
                 ])
-
-

@@ -35,6 +35,7 @@ from streams.worker import agents, web
 from streams.worker.books import Books, ServedKpis
 from streams.worker.bucket_store import STORE_URL as BUCKET_STORE_URL
 from streams.worker.changelog import ChangelogTable
+from streams.worker.click_store import STORE_URL as CLICK_STORE_URL
 from streams.worker.clock import wall_clock_ms
 from streams.worker.event_counters import EventCounters
 from streams.worker.faust_app import faust_app
@@ -80,6 +81,11 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None,
                                         partitions=settings.partitions, store=ID_STORE_URL),
                               sender)
 
+    # Remembered clicks on disk (streams.worker.click_store); a restart recovers the tail.
+    click_table = ChangelogTable(app.Table("clicks", default=None,
+                                           partitions=settings.partitions,
+                                           store=CLICK_STORE_URL), sender)
+
     books = Books(
         counts=CountStage(
             # Minutes older than the hot ones are read back from the kpi table's store.
@@ -89,7 +95,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None,
             CampaignChannels(settings.max_campaign_channels, settings.partitions,
                              settings.campaign_retention_ms),
             lambda campaign: partition_for(campaign, settings.partitions), id_table),
-        clicks=ClickStage(table("clicks"), table("waiting-orders"),
+        clicks=ClickStage(click_table, table("waiting-orders"),
                           settings.attribution_window_ms, settings.click_grace_ms),
         customers=CustomerStage(table("customers"), settings.customer_window_ms,
                                 settings.dedup_window_ms,

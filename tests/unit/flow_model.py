@@ -20,6 +20,7 @@ from streams.events.validation import EventType, ValidationRules
 from streams.flow.campaigns import CampaignChannels
 from streams.flow.failures import Failure
 from streams.kafka.partitions import partition_for
+from streams.stages.click_records import MemoryClickStore
 from streams.stages.counting import CountStage
 from streams.stages.customer_history import CustomerStage
 from streams.stages.ingest import Ingestor, RawMessage
@@ -55,7 +56,7 @@ class FlowModel:
         campaigns = None if max_campaign_channels is None else CampaignChannels(
             max_campaign_channels, partitions, campaign_retention_ms)
         self.counts = CountStage(KpiState(1440), {}, DAY_MS, campaigns, self.part)
-        self.clicks = ClickStage({}, {}, 7 * DAY_MS, grace_ms)
+        self.clicks = ClickStage(MemoryClickStore(), {}, 7 * DAY_MS, grace_ms)
         self.customers = CustomerStage({}, 400 * DAY_MS, DAY_MS, LTV_HORIZON_DAYS)
         self.offset = 0
         self.outcomes: Counter[tuple[str, str]] = Counter()

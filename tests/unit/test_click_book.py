@@ -1,5 +1,6 @@
 """ClickBook.due looks only at what is due (a heap of times, the offsets' marks), and
-gives exactly what the book that scanned every waiting order at every message gave."""
+gives exactly what the book that scanned every waiting order at every message and held
+every click in a dict gave (the book here asks the click records' store)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 from streams.attribution.clicks import KEEP_RELEASED_MS, Click, ClickBook, Waiting
 from streams.attribution.named import UNATTRIBUTED
 from streams.attribution.orders import OrderRoute
+from streams.stages.click_records import MemoryClickStore
 
 WEEK_MS = 7 * 86_400_000
 GRACE_MS = 30_000
@@ -104,17 +106,20 @@ STEPS = st.lists(st.one_of(
 @settings(max_examples=300, deadline=None)
 @given(steps=STEPS)
 def test_due_gives_what_scanning_every_waiting_order_gave(steps: list[tuple]) -> None:
-    book, scanning = ClickBook(WEEK_MS, GRACE_MS), ScanningBook(WEEK_MS, GRACE_MS)
+    store = MemoryClickStore()
+
+    def known(click_id: str) -> tuple[Click, int] | None:
+        return store.click(0, click_id)
+
+    book, scanning = ClickBook(WEEK_MS, GRACE_MS, known), ScanningBook(WEEK_MS, GRACE_MS)
     now, offset, offsets, orders = START_MS, 0, [], 0
     for step in steps:
         kind = step[0]
         if kind == "later":
             now += step[1]
             continue
-        if kind == "rebuild":  # a restart: the clicks and waiting orders from the tables
-            rebuilt = ClickBook(WEEK_MS, GRACE_MS)
-            for click_id, click in book.clicks.items():
-                rebuilt.load_click(click_id, click)
+        if kind == "rebuild":  # a restart: the waiting orders from their table
+            rebuilt = ClickBook(WEEK_MS, GRACE_MS, known)
             for click_id, entries in book.waiting.items():
                 rebuilt.load_waiting(click_id, [replace(e, order=replace(e.order))
                                                 for e in entries])
@@ -136,6 +141,11 @@ def test_due_gives_what_scanning_every_waiting_order_gave(steps: list[tuple]) ->
             click: Click = (now + step[2], f"campaign-{step[1]}", "tiktok", None)
             assert _seen(book.remember(step[1], click, at)) == _seen(
                 scanning.remember(step[1], click, at))
+            if book.added:  # the stage writes the message's record
+                store[(0, at)] = [[click_id, *kept] for click_id, kept in book.added.items()]
+                book.added.clear()
+            assert {click_id: held[0] for click_id in "abcd"
+                    if (held := store.click(0, click_id))} == scanning.clicks
         else:
             released, touched = book.due(now, at)
             expected_released, expected_touched = scanning.due(now, at)

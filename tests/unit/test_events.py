@@ -21,7 +21,9 @@ from streams.events.validation import (
     ValidationRules,
     parse_message,
 )
+from streams.stages.click_records import MemoryClickStore
 from streams.stages.ingest import Ingestor, RawMessage
+from streams.stages.joining import ClickStage
 
 # 2026-11-23T10:00:00Z, computed without the code under test.
 TS_MS = calendar.timegm((2026, 11, 23, 10, 0, 0)) * 1000
@@ -636,11 +638,21 @@ def test_order_without_its_click_goes_on_unattributed_after_the_grace() -> None:
 
 
 def test_clicks_are_forgotten_after_the_attribution_window() -> None:
-    book = ClickBook(WEEK_MS, GRACE_MS)
-    book.remember("old", (NOW_MS - WEEK_MS - 1, "a", "tiktok", None), 1)
-    book.remember("recent", (NOW_MS - 1000, "b", "tiktok", None), 1)
-    assert book.expire(NOW_MS) == ["old"]
-    assert set(book.clicks) == {"recent"}
+    store = MemoryClickStore()
+    stage = ClickStage(store, {}, WEEK_MS, GRACE_MS)
+    stage.remember("old", (NOW_MS - WEEK_MS - 1, "a", "tiktok", None), 0, 1)
+    stage.end_message(0, 1)
+    stage.remember("edge", (NOW_MS - WEEK_MS, "a", "tiktok", None), 0, 2)
+    stage.remember("recent", (NOW_MS - 1000, "b", "tiktok", None), 0, 2)
+    stage.end_message(0, 2)
+    stage.tick(0, NOW_MS, 3)
+    book = stage.books[0]
+    assert book.click("old") is None and list(store) == [(0, 2)]  # its record is gone
+    # a click exactly the window old still claims an order
+    assert book.click("edge") == (NOW_MS - WEEK_MS, "a", "tiktok", None)
+    assert book.click("recent") == (NOW_MS - 1000, "b", "tiktok", None)
+    stage.tick(0, NOW_MS + 1, 4)
+    assert book.click("edge") is None and book.click("recent") is not None
 
 
 # ---------------------------------------------------------------------------------------

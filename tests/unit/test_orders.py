@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.attribution.expiry import ExpiringKeys
+from streams.stages.click_records import MemoryClickStore
 from streams.windows.counts import CLICKS, NEW_CUSTOMERS, ORDERS, REVENUE, VIEWS
 from tests.unit.flow_model import DAY_MS, WINDOWS, FlowModel
 
@@ -94,7 +95,7 @@ def test_clicks_expire_after_the_attribution_window() -> None:
     model.publish("clicks", click(1, NOW))
     model.tick(advance_ms=7 * DAY_MS + MIN)
     book = model.clicks.books[model.part("clk-1")]
-    assert "clk-1" not in book.clicks
+    assert book.click("clk-1") is None
     assert not model.clicks.clicks_table  # its record is gone too
 
 
@@ -291,10 +292,11 @@ def minute_of_now() -> int:
 
 
 def test_click_records_rebuild_the_same_clicks_and_go_with_their_newest_click() -> None:
-    """One record per message; a rebuild keeps each id's earliest click, as live does."""
+    """One record per message, holding the clicks it kept; read back in changelog order, the
+    records give each id the click live had."""
     from streams.stages.joining import ClickStage
 
-    table: dict[Any, Any] = {}
+    table = MemoryClickStore()
     live = ClickStage(table, {}, DAY_MS, 0)
     live.remember("k1", (NOW, "a", "web", None), partition=3, offset=10)
     live.remember("k2", (NOW + MIN, "a", "tv", "tutorial"), partition=3, offset=10)
@@ -305,11 +307,15 @@ def test_click_records_rebuild_the_same_clicks_and_go_with_their_newest_click() 
     assert set(table) == {(3, 10), (3, 11)}
     assert len(table[(3, 11)]) == 1
 
-    recovered = ClickStage(dict(reversed(list(table.items()))), {}, DAY_MS, 0)
+    def clicks(stage: ClickStage) -> dict[str, Any]:
+        return {k: stage.books[3].click(k) for k in ("k1", "k2")}
+
+    expected = {"k1": (NOW - MIN, "b", "web", "live"), "k2": (NOW + MIN, "a", "tv", "tutorial")}
+    recovered = ClickStage(MemoryClickStore(dict(table.items())), {}, DAY_MS, 0)
     recovered.rebuild({3}, lambda key: 3)
-    assert recovered.books[3].clicks == live.books[3].clicks == {
-        "k1": (NOW - MIN, "b", "web", "live"), "k2": (NOW + MIN, "a", "tv", "tutorial")}
-    not_owned = ClickStage(dict(table), {}, DAY_MS, 0)
+    recovered.tick(3, NOW + 2 * MIN, offset=12)
+    assert clicks(recovered) == clicks(live) == expected
+    not_owned = ClickStage(MemoryClickStore(dict(table.items())), {}, DAY_MS, 0)
     not_owned.rebuild({0}, lambda key: None)
     assert not not_owned.books and not not_owned.clicks_table
 
@@ -319,5 +325,6 @@ def test_click_records_rebuild_the_same_clicks_and_go_with_their_newest_click() 
     assert set(table) == {(3, 10), (3, 11)}
     live.tick(3, NOW - MIN + DAY_MS + 1, offset=12)
     assert set(table) == {(3, 10)}
+    assert clicks(live) == {"k1": None, "k2": expected["k2"]}  # k1's click went with 11
     live.tick(3, NOW + MIN + DAY_MS + 1, offset=13)
-    assert not table and not live.books[3].clicks
+    assert not table and clicks(live) == {"k1": None, "k2": None}

@@ -31,6 +31,7 @@ from streams.events.validation import Event, EventType, Rejection, ValidationRul
 from streams.flow.forwards import KIND_TYPES, Forwards
 from streams.kafka.partitions import partition_for
 from streams.stages.aggregate import fold
+from streams.stages.click_records import MemoryClickStore
 from streams.stages.counting import CountStage
 from streams.stages.customer_history import CustomerStage
 from streams.stages.ingest import Ingestor, RawMessage
@@ -78,7 +79,7 @@ class Pipeline:
         self.workers = workers
         self.ingestor = Ingestor(TOPICS, RULES, PROMOS, clock_ms=lambda: NOW_MS)
         # grace 0: an order without its click is released at the next tick
-        self.clicks = ClickStage({}, {}, WEEK_MS, 0)
+        self.clicks = ClickStage(MemoryClickStore(), {}, WEEK_MS, 0)
         self.customers = CustomerStage({}, 400 * DAY_MS, DAY_MS, LTV_HORIZON_DAYS)
         self.counts = [CountStage(KpiState(RETENTION), {}, DAY_MS) for _ in range(workers)]
         self.offsets: Counter[tuple[str, int]] = Counter()
