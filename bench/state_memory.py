@@ -62,7 +62,7 @@ def clicks() -> object:
 
 
 def customers() -> object:
-    book, table = CustomerBook(400 * 86_400_000, 86_400_000), {}
+    book, table = CustomerBook(86_400_000), {}
     for i in range(N):
         order = OrderRoute(f"o-{i}", NOW + i, f"customer-{i:010d}", None, 10_000_000,
                            "summer-sale", "tiktok", None)

@@ -11,6 +11,10 @@ Three parts, each in its own process so one's memory does not hide in the other'
   click-join message) in the worker's RocksDB store and, for comparison, in dicts (the
   memory store the tests use); resident memory per click, time per click handled, and
   time per order joined to a click (half of them to absent click ids).
+- ``customers``: the customer stage remembers N customers (one first order each, 20 per
+  customer-orders message, lifetime value over 30, 90 and 365 days) in the worker's
+  RocksDB store and, for comparison, in a dict; resident memory per customer, and time
+  per order decided, for new customers and for returning ones.
 - ``buckets``: the counting stage's KPI state for C campaign-channels (four channels per
   campaign, one kpi-events message per campaign and minute) over M minutes of traffic,
   every bucket written to a RocksDB database as the worker's kpi table holds them; with
@@ -185,6 +189,65 @@ def clicks_part(count: int, store_kind: str) -> dict[str, Any]:
         "handle_us_per_click": handled_s / count * 1e6,
         "join_us_per_order": join_us,
         "orders_attributed": f"{attributed}/{len(orders)}",
+        "disk_mib": disk / 2**20,
+    }
+
+
+ORDERS_PER_MESSAGE = 20
+MEMORY_STORE_CUSTOMERS = 1_000_000
+
+
+def customers_part(count: int, store_kind: str) -> dict[str, Any]:
+    """The customer stage remembering ``count`` customers; what it cost."""
+    import faust
+
+    from streams.attribution.orders import OrderRoute
+    from streams.stages.customer_history import CustomerStage
+    from streams.stages.customer_records import MemoryCustomerStore
+    from streams.worker.customer_store import STORE_URL
+
+    datadir = Path(tempfile.mkdtemp(prefix="kpistream-customers-"))
+    table: Any
+    if store_kind == "rocksdb":
+        app = faust.App("bench-customers", datadir=str(datadir), store="memory://",
+                        autodiscover=False)
+        table = app.Table("customers", default=None, partitions=1, store=STORE_URL).data
+    else:
+        table = MemoryCustomerStore()
+    stage = CustomerStage(table, 400 * DAY_MS, DAY_MS, (30, 90, 365))
+
+    def orders(first: int, returning: bool) -> list[OrderRoute]:
+        return [OrderRoute(f"o-{n}-{int(returning)}", NOW_MS + n, f"customer-{n:012d}", None,
+                           25_000_000, "summer-sale", "tiktok", None)
+                for n in range(first, min(first + ORDERS_PER_MESSAGE, count))]
+
+    stage.handle(orders(0, False), 0, 0, NOW_MS)  # opens the store
+    gc.collect()
+    before_kib = rss_kib(os.getpid()) or 0
+    handled_s = 0.0
+    offset = 0
+    for first in range(ORDERS_PER_MESSAGE, count, ORDERS_PER_MESSAGE):
+        offset += 1
+        batch = orders(first, False)
+        started = time.perf_counter()
+        stage.handle(batch, 0, offset, NOW_MS)
+        handled_s += time.perf_counter() - started
+    stage.handle([], 0, offset + 1, NOW_MS)  # the last message's records leave the book
+    gc.collect()
+    after_kib = rss_kib(os.getpid()) or 0
+    returning = 100_000
+    started = time.perf_counter()
+    for first in range(0, returning, ORDERS_PER_MESSAGE):
+        offset += 1
+        stage.handle(orders(first * (count // returning), True), 0, offset, NOW_MS + DAY_MS)
+    returning_us = (time.perf_counter() - started) / returning * 1e6
+    disk = sum(f.stat().st_size for f in datadir.rglob("*") if f.is_file())
+    return {
+        "store": store_kind, "customers": count,
+        "rss_before_mib": before_kib / 1024, "rss_after_mib": after_kib / 1024,
+        "resident_bytes_per_customer": (after_kib - before_kib) * 1024 / count,
+        "new_us_per_order": handled_s / count * 1e6,
+        "returning_us_per_order": returning_us,
         "disk_mib": disk / 2**20,
     }
 
@@ -435,12 +498,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--part", choices=["all", "ids", "clicks", "buckets", "pipeline",
                                            "ids-rocksdb", "ids-memory", "clicks-rocksdb",
-                                           "clicks-memory", "buckets-cold", "buckets-memory"],
+                                           "clicks-memory", "customers", "customers-rocksdb",
+                                           "customers-memory", "buckets-cold",
+                                           "buckets-memory"],
                         default="all")
     parser.add_argument("--ids", type=int, default=20_000_000,
                         help="event ids the ids part remembers (default 20,000,000)")
     parser.add_argument("--clicks", type=int, default=10_000_000,
                         help="clicks the clicks part remembers (default 10,000,000)")
+    parser.add_argument("--customers", type=int, default=5_000_000,
+                        help="customers the customers part remembers (default 5,000,000)")
     parser.add_argument("--events", type=int, default=2_000_000)
     parser.add_argument("--campaign-channels", type=int, default=1_000,
                         help="the pipeline's (the buckets part: 10,000 unless given)")
@@ -462,6 +529,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.part.startswith("clicks-"):
         print(json.dumps(clicks_part(args.clicks, args.part.removeprefix("clicks-"))))
+        return 0
+    if args.part.startswith("customers-"):
+        print(json.dumps(customers_part(args.customers,
+                                        args.part.removeprefix("customers-"))))
         return 0
     if args.part.startswith("buckets-"):
         print(json.dumps(buckets_part(args.campaign_channels, args.minutes,
@@ -489,6 +560,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{figures['handle_us_per_click']:.2f} us per click handled, "
                 f"{figures['join_us_per_order']:.2f} us per order joined, attributed "
                 f"{figures['orders_attributed']}, {figures['disk_mib']:.0f} MiB on disk")
+    if args.part in ("all", "customers"):
+        for kind, count in (("rocksdb", args.customers),
+                            ("memory", min(args.customers, MEMORY_STORE_CUSTOMERS))):
+            say(f"[state-scale] {count:,} customers in the {kind} store")
+            doc[f"customers_{kind}"] = figures = _run_part(f"customers-{kind}", "--customers",
+                                                           str(count))
+            say(f"  {figures['resident_bytes_per_customer']:.1f} B resident per customer, "
+                f"{figures['new_us_per_order']:.1f} us per new customer's order, "
+                f"{figures['returning_us_per_order']:.1f} us per returning customer's order, "
+                f"{figures['disk_mib']:.0f} MiB on disk")
     if args.part in ("all", "buckets"):
         explicit = argv if argv is not None else sys.argv[1:]
         cells = args.campaign_channels if "--campaign-channels" in explicit else 10_000

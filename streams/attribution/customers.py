@@ -19,10 +19,10 @@ orders of its horizon; one read later than that is credited only the orders kept
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
-from streams.attribution.expiry import ExpiringKeys
 from streams.attribution.lifetime import (
     DAY_MS,
     Acquisition,
@@ -118,20 +118,34 @@ class Decision:
     """Lifetime-value credits (and take-backs) the order makes, made at ``version``."""
 
 
+def _none_known(customer: str) -> CustomerRecord | None:
+    return None
+
+
 @dataclass
 class CustomerBook:
-    """Each customer's record, forgotten when not seen for ``window_ms``."""
+    """Each customer's record (the stage forgets those not seen for the customer window)."""
 
-    window_ms: int
     dedup_window_ms: int
     ltv_horizon_days: tuple[int, ...] = ()
     """Lifetime-value horizons (none: no credits and no order history kept)."""
+    known: Callable[[str], CustomerRecord | None] = _none_known
+    """The records kept before (the customers table's store)."""
     records: dict[str, CustomerRecord] = field(default_factory=dict)
-    _expiry: ExpiringKeys = field(default_factory=ExpiringKeys)
+    """The records read or made since the stage last cleared them (the changed ones are
+    written to the table as they change)."""
+
+    def record(self, customer: str) -> CustomerRecord | None:
+        record = self.records.get(customer)
+        if record is None:
+            record = self.known(customer)
+            if record is not None:
+                self.records[customer] = record
+        return record
 
     def decide(self, order: OrderRoute, partition: int, offset: int, now_ms: int) -> Decision:
         """Count ``order`` (or recognise it), updating the customer's record."""
-        record = self.records.get(order.customer_id)
+        record = self.record(order.customer_id)
         if record is not None:
             seen = record.orders.get(order.event_id)
             if seen is not None:
@@ -207,20 +221,4 @@ class CustomerBook:
         if is_new and order.new_customer is None:
             record.counted = (order.campaign, order.channel, order.ts_ms, order.event_id)
         record.last_seen_ms = now_ms
-        self._expiry.set(order.customer_id, now_ms + self.window_ms)
         return is_new, retraction
-
-    def expire(self, now_ms: int) -> list[str]:
-        """Forget customers not seen for the customer window."""
-        gone = self._expiry.expire(now_ms)
-        for customer in gone:
-            self.records.pop(customer, None)
-        return gone
-
-    def load(self, customer: str, record: CustomerRecord) -> None:
-        self.records[customer] = record
-        self._expiry.set(customer, record.last_seen_ms + self.window_ms)
-
-    def clear(self) -> None:
-        self.records.clear()
-        self._expiry.clear()

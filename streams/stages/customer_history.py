@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import cast
 
-from streams.attribution.customers import CustomerBook, CustomerRecord
+from streams.attribution.customers import CustomerBook
 from streams.attribution.lifetime import forward_credits
 from streams.attribution.orders import OrderRoute, forward_retraction
 from streams.flow.failures import Failure, internal_reason
 from streams.flow.forwards import Forwards
 from streams.flow.wire import dumps
+from streams.stages.customer_records import CustomerStore
 from streams.stages.tables import Table
 
 __all__ = ['CustomerStage']
@@ -21,18 +23,24 @@ class CustomerStage:
     """Customer history and order dedup, for the customers of one partition."""
 
     table: Table
+    """The customers table; its store (``data``, or the table itself) is a CustomerStore."""
     customer_window_ms: int
     dedup_window_ms: int
     ltv_horizon_days: tuple[int, ...]
     """``[kpi] ltv_horizons`` in days (``Settings.ltv_horizons``)."""
     books: dict[int, CustomerBook] = field(default_factory=dict)
 
+    @property
+    def store(self) -> CustomerStore:
+        return cast(CustomerStore, getattr(self.table, "data", self.table))
+
     def _book(self, partition: int) -> CustomerBook:
         book = self.books.get(partition)
         if book is None:
-            book = self.books[partition] = CustomerBook(self.customer_window_ms,
-                                                        self.dedup_window_ms,
-                                                        self.ltv_horizon_days)
+            store = self.store
+            book = self.books[partition] = CustomerBook(
+                self.dedup_window_ms, self.ltv_horizon_days,
+                lambda customer: store.record(partition, customer))
         return book
 
     def handle(
@@ -45,8 +53,9 @@ class CustomerStage:
         An order that raises goes to ``failures`` (when given) and the rest go on.
         """
         book = self._book(partition)
-        for customer in book.expire(now_ms):
-            self.table.pop(customer, None)
+        book.records.clear()  # what earlier messages changed is in the store
+        for customer in self.store.due(partition, now_ms - self.customer_window_ms):
+            del self.table[customer]
         forwards: dict[str, Forwards] = {}
         duplicates = 0
         here: set[tuple[str, str]] = set()
@@ -83,14 +92,12 @@ class CustomerStage:
         return 0
 
     def rebuild(self, owned: set[int], owns: Callable[[str], int | None]) -> None:
+        """Start again from the recovered table: its store answers for itself. A store in
+        memory forgets the customers of partitions not owned; one on disk keeps them (it
+        holds them up to its changelog offset)."""
         self.books.clear()
-        data = getattr(self.table, "data", self.table)
-        for customer in list(data):
-            partition = owns(customer)
-            if partition is None:
-                del data[customer]
-            else:
-                record = data[customer]
-                if not isinstance(record, CustomerRecord):  # as recovered: its wire form
-                    record = data[customer] = CustomerRecord.from_wire(record)
-                self._book(partition).load(customer, record)
+        if not getattr(self.table, "persists", False):
+            data = getattr(self.table, "data", self.table)
+            for customer in list(data):
+                if owns(customer) is None:
+                    del data[customer]

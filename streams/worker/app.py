@@ -37,6 +37,7 @@ from streams.worker.bucket_store import STORE_URL as BUCKET_STORE_URL
 from streams.worker.changelog import ChangelogTable
 from streams.worker.click_store import STORE_URL as CLICK_STORE_URL
 from streams.worker.clock import wall_clock_ms
+from streams.worker.customer_store import STORE_URL as CUSTOMER_STORE_URL
 from streams.worker.event_counters import EventCounters
 from streams.worker.faust_app import faust_app
 from streams.worker.id_store import STORE_URL as ID_STORE_URL
@@ -68,23 +69,18 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None,
     }
     sender = FaustSender(app, topics) if sender is None else sender
 
-    def table(name: str) -> ChangelogTable:
-        return ChangelogTable(app.Table(name, default=None, partitions=settings.partitions),
-                              sender)
+    def table(name: str, store: str | None = None) -> ChangelogTable:
+        return ChangelogTable(app.Table(name, default=None, partitions=settings.partitions,
+                                        store=store), sender)
 
-    # Buckets on disk (streams.worker.bucket_store); a restart recovers the tail.
-    kpi_table = ChangelogTable(app.Table("kpi", default=None, partitions=settings.partitions,
-                                         store=BUCKET_STORE_URL), sender)
-
-    # Remembered event ids on disk (streams.worker.id_store); a restart recovers the tail.
-    id_table = ChangelogTable(app.Table("event-ids", default=None,
-                                        partitions=settings.partitions, store=ID_STORE_URL),
-                              sender)
-
-    # Remembered clicks on disk (streams.worker.click_store); a restart recovers the tail.
-    click_table = ChangelogTable(app.Table("clicks", default=None,
-                                           partitions=settings.partitions,
-                                           store=CLICK_STORE_URL), sender)
+    # The large state on disk, in RocksDB: buckets (streams.worker.bucket_store), remembered
+    # event ids (.id_store), clicks (.click_store) and customers (.customer_store); a
+    # restart recovers only their changelogs' tails. Orders waiting for a click stay in
+    # memory (seconds of them).
+    kpi_table = table("kpi", BUCKET_STORE_URL)
+    id_table = table("event-ids", ID_STORE_URL)
+    click_table = table("clicks", CLICK_STORE_URL)
+    customer_table = table("customers", CUSTOMER_STORE_URL)
 
     books = Books(
         counts=CountStage(
@@ -97,7 +93,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None,
             lambda campaign: partition_for(campaign, settings.partitions), id_table),
         clicks=ClickStage(click_table, table("waiting-orders"),
                           settings.attribution_window_ms, settings.click_grace_ms),
-        customers=CustomerStage(table("customers"), settings.customer_window_ms,
+        customers=CustomerStage(customer_table, settings.customer_window_ms,
                                 settings.dedup_window_ms,
                                 tuple(h.days for h in settings.ltv_horizons)),
     )

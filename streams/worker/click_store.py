@@ -63,8 +63,8 @@ class ClickRecordStore(RocksStore):
     def __init__(self, url: Any, app: Any, table: Any, **kwargs: Any) -> None:
         super().__init__(url, app, table, **kwargs)
         self._oldest: dict[int, int | None] = {}
-        """partition -> newest click ts of the record that goes first (None: it has no
-        record); absent: not known (read it from the database)."""
+        """partition -> at most the newest click ts of the record that goes first (None:
+        no record); absent: not known (``due`` reads it from the database)."""
 
     # What the click-join stage asks (streams.stages.click_records.ClickStore).
 
@@ -199,7 +199,7 @@ class ClickRecordStore(RocksStore):
         for click_id, click in clicks:
             batch.put(_CLICK + click_id.encode(), at + orjson.dumps(click))
         db.write(batch)
-        if partition in self._oldest:
+        if partition in self._oldest:  # never later than the first's: due reads again
             first = self._oldest[partition]
             if first is None or newest < first:
                 self._oldest[partition] = newest
@@ -223,6 +223,4 @@ class ClickRecordStore(RocksStore):
             if held is not None and held[:8] == at:
                 batch.delete(click_key)
         db.write(batch)
-        if self._oldest.get(partition) == newest:
-            del self._oldest[partition]
         return True

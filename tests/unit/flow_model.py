@@ -23,6 +23,7 @@ from streams.kafka.partitions import partition_for
 from streams.stages.click_records import MemoryClickStore
 from streams.stages.counting import CountStage
 from streams.stages.customer_history import CustomerStage
+from streams.stages.customer_records import MemoryCustomerStore
 from streams.stages.ingest import Ingestor, RawMessage
 from streams.stages.joining import ClickStage
 from streams.stages.outgoing import Outgoing, dead_letters, ingested, ticks
@@ -57,7 +58,8 @@ class FlowModel:
             max_campaign_channels, partitions, campaign_retention_ms)
         self.counts = CountStage(KpiState(1440), {}, DAY_MS, campaigns, self.part)
         self.clicks = ClickStage(MemoryClickStore(), {}, 7 * DAY_MS, grace_ms)
-        self.customers = CustomerStage({}, 400 * DAY_MS, DAY_MS, LTV_HORIZON_DAYS)
+        self.customers = CustomerStage(MemoryCustomerStore(partition_of=self.part),
+                                       400 * DAY_MS, DAY_MS, LTV_HORIZON_DAYS)
         self.offset = 0
         self.outcomes: Counter[tuple[str, str]] = Counter()
         self.dead_letters: list[dict[str, Any]] = []

@@ -664,7 +664,7 @@ def customer_order(event_id: str, ts_ms: int, campaign: str = "a", customer: str
 
 
 def book() -> CustomerBook:
-    return CustomerBook(400 * DAY_MS, DAY_MS)
+    return CustomerBook(DAY_MS)
 
 
 def test_first_order_of_a_customer_is_new_and_the_next_is_not() -> None:

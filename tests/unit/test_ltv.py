@@ -24,6 +24,7 @@ from streams.config.settings import Horizon, settings_from
 from streams.flow.forwards import Forwards
 from streams.flow.wire import dumps
 from streams.stages.customer_history import CustomerStage
+from streams.stages.customer_records import MemoryCustomerStore
 from streams.stages.outgoing import Outgoing
 from streams.windows.counts import NEW_CUSTOMERS, REVENUE
 from tests.unit.flow_model import DAY_MS, LTV_HORIZON_DAYS, FlowModel
@@ -60,7 +61,8 @@ class LtvModel(FlowModel):
         """A new customer stage rebuilt from its table as recovered (its wire form)."""
         table = {customer: orjson.loads(dumps(record))
                  for customer, record in self.customers.table.items()}
-        self.customers = CustomerStage(table, 400 * DAY_MS, DAY_MS, LTV_HORIZON_DAYS)
+        self.customers = CustomerStage(MemoryCustomerStore(table, self.part), 400 * DAY_MS,
+                                       DAY_MS, LTV_HORIZON_DAYS)
         self.customers.rebuild(set(range(self.partitions)), self.part)
 
 
@@ -283,7 +285,8 @@ def test_a_record_written_before_lifetime_value_reads_with_no_history() -> None:
     assert (record.counted, record.version, record.history, record.acquired) == (
         ("a", "web", START, "o1"), 0, [], [])
     assert record.orders["o1"].credits == ()
-    stage = CustomerStage({"cust": old}, 400 * DAY_MS, DAY_MS, LTV_HORIZON_DAYS)
+    stage = CustomerStage(MemoryCustomerStore({"cust": old}), 400 * DAY_MS, DAY_MS,
+                          LTV_HORIZON_DAYS)
     stage.rebuild({0}, lambda customer: 0)
     later = OrderRoute("o2", START + DAY_MS, "cust", None, 3 * USD, "b", "web", None)
     forwards, _ = stage.handle([later], 0, 8, NOW)
@@ -294,7 +297,7 @@ def test_a_record_written_before_lifetime_value_reads_with_no_history() -> None:
 
 
 def test_big_revenue_survives_the_records_wire_form() -> None:
-    stage = CustomerStage({}, 400 * DAY_MS, DAY_MS, (30,))
+    stage = CustomerStage(MemoryCustomerStore(), 400 * DAY_MS, DAY_MS, (30,))
     huge = 10**21  # past 64 bits: travels as a decimal string
     stage.handle([OrderRoute("o1", START, "cust", None, huge, "a", "web", None)], 0, 1, NOW)
     record = CustomerRecord.from_wire(orjson.loads(dumps(stage.table["cust"])))

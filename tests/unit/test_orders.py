@@ -278,7 +278,7 @@ def test_replayed_order_repeats_its_decision() -> None:
     from streams.attribution.customers import CustomerBook
     from streams.attribution.orders import OrderRoute
 
-    book = CustomerBook(400 * DAY_MS, DAY_MS)
+    book = CustomerBook(DAY_MS)
     first = OrderRoute("o-1", NOW, "alice", None, 1, "a", "web", None)
     assert book.decide(first, 0, 7, NOW).is_new
     replay = book.decide(OrderRoute("o-1", NOW, "alice", None, 1, "a", "web", None), 0, 7, NOW)

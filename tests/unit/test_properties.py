@@ -34,6 +34,7 @@ from streams.stages.aggregate import fold
 from streams.stages.click_records import MemoryClickStore
 from streams.stages.counting import CountStage
 from streams.stages.customer_history import CustomerStage
+from streams.stages.customer_records import MemoryCustomerStore
 from streams.stages.ingest import Ingestor, RawMessage
 from streams.stages.joining import ClickStage
 from streams.windows.state import KpiRow, KpiState
@@ -80,7 +81,8 @@ class Pipeline:
         self.ingestor = Ingestor(TOPICS, RULES, PROMOS, clock_ms=lambda: NOW_MS)
         # grace 0: an order without its click is released at the next tick
         self.clicks = ClickStage(MemoryClickStore(), {}, WEEK_MS, 0)
-        self.customers = CustomerStage({}, 400 * DAY_MS, DAY_MS, LTV_HORIZON_DAYS)
+        self.customers = CustomerStage(MemoryCustomerStore(partition_of=self.part),
+                                       400 * DAY_MS, DAY_MS, LTV_HORIZON_DAYS)
         self.counts = [CountStage(KpiState(RETENTION), {}, DAY_MS) for _ in range(workers)]
         self.offsets: Counter[tuple[str, int]] = Counter()
 
