@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable
 from typing import Any
+
+import pytest
 
 from tests.integration.harness import Deployment, Samples, value, wait_until
 
@@ -75,3 +78,45 @@ def test_orders_join_clicks_customers_and_redeliveries(
             assert _total(after, name, campaign, channel) == _total(samples, name, campaign,
                                                                    channel), name
     assert value(after, "kpistream_events_total", type="order", outcome="accepted") == 4
+
+
+@pytest.mark.parametrize("local_state", ["kept", "wiped"])
+def test_clicks_and_customers_outlive_a_sigkill(
+    deploy: Callable[..., Deployment], local_state: str,
+) -> None:
+    """Clicks and customers remembered before a SIGKILL: after a restart on the same disk
+    (read from the worker's RocksDB stores) or on an empty one (recovered from the
+    changelogs), a later order still joins its click, a returning customer is not new, and
+    an order delivered again is a duplicate."""
+    deployment = deploy(partitions=4, extra_toml='[kpi]\nclick_grace = "5s"\n')
+    worker = deployment.start_worker()
+    now = int(time.time() * 1000)
+    n = 8
+    deployment.publish([("clicks", {"event_id": f"c-{i}", "ts": now - MIN,
+                                    "campaign_id": "autumn", "channel": "instagram",
+                                    "click_id": f"fbclid-{i}"}, None) for i in range(n)])
+    deployment.publish([("orders", _order(i, now, f"cust-{i}", click_id=f"fbclid-{i}"), None)
+                        for i in range(n)])
+    wait_until(lambda: _total(worker.samples(), "marketing_orders", "autumn",
+                              "instagram") == n, 30, "every order joined to its click")
+    worker.stop(signal.SIGKILL)
+
+    restarted = deployment.start_worker(
+        ready_timeout_s=90, data_dir=worker.data_dir if local_state == "kept" else None)
+    deployment.publish([("orders", _order(n + i, now + 1, f"cust-{i}",
+                                          click_id=f"fbclid-{i}"), None) for i in range(n)])
+    # Order 0 again, then a new order of its customer on the same key: read in that order
+    # (one input partition, then one customer partition), so once the new one is counted
+    # the second delivery was decided.
+    deployment.publish([("orders", _order(0, now, "cust-0", click_id="fbclid-0"), b"again"),
+                        ("orders", _order(2 * n, now + 2, "cust-0", click_id="fbclid-0"),
+                         b"again")])
+    wait_until(lambda: _total(restarted.samples(), "marketing_orders", "autumn",
+                              "instagram") == 2 * n + 1, 60,
+               "the later orders joined to the clicks from before the kill")
+    samples = restarted.samples()
+    assert _total(samples, "marketing_new_customers", "autumn", "instagram") == n
+    assert _total(samples, "marketing_orders", "unattributed", "unknown") is None
+    # orders of returning customers: every order but each customer's first
+    assert _total(samples, "marketing_repeat_purchase_ratio", "autumn",
+                  "instagram") == (n + 1) / (2 * n + 1)
