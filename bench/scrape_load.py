@@ -154,7 +154,11 @@ def _run(result: ScrapeLoadResult, args: argparse.Namespace, tmp: Path) -> None:
             say(f"seeding {seed.expected.events:,} events over {args.campaigns * 4:,} "
                 "campaign-channels and 23 h")
             asyncio.run(publish(broker.bootstrap, topics, seed))
-            _wait(worker, lambda: _accepted(worker) >= seed.expected.events, "the seed")
+            # A poll is a whole scrape: at 10,000 campaign-channels, about a second of the
+            # worker's time, so poll less often and allow a big seed its time.
+            _wait(worker, lambda: _accepted(worker) >= seed.expected.events, "the seed",
+                  timeout_s=_READY_TIMEOUT_S + seed.expected.events / 2_000,
+                  poll_s=max(_POLL_S, args.campaigns / 1_000))
             say(f"load: {load.expected.events:,} events, scraping every {args.scrape_gap} s")
             scrapes, load_s = _scrape_under_load(worker, broker.bootstrap, topics, load,
                                                  seed.expected.events, args.scrape_gap)
@@ -250,14 +254,15 @@ def _accepted(worker: WorkerProcess) -> int:
     return accepted_events(text) if status == 200 else -1
 
 
-def _wait(worker: WorkerProcess, check: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + _READY_TIMEOUT_S
+def _wait(worker: WorkerProcess, check: Callable[[], bool], what: str,
+          timeout_s: float = _READY_TIMEOUT_S, poll_s: float = _POLL_S) -> None:
+    deadline = time.monotonic() + timeout_s
     while not check():
         if not worker.alive():
             raise BenchError(f"worker exited waiting for {what}:\n{worker.log_tail()}")
         if time.monotonic() > deadline:
             raise BenchError(f"timed out waiting for {what}:\n{worker.log_tail()}")
-        time.sleep(_POLL_S)
+        time.sleep(poll_s)
 
 
 def _report(r: ScrapeLoadResult) -> str:

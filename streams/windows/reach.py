@@ -13,8 +13,13 @@ the counters (buckets ahead of now count). ``WindowReach`` keeps a roll-up per h
 union of its minutes, rebuilt when one of them changes) so a 24 h window unions at most
 59 minute sketches and 25 roll-ups, and it remembers the answer per window start until a
 bucket at or after that start changes. Building an hour's roll-up freezes the minutes of
-an hour gone by (only their serialized bytes stay, until a late view). User ids never
-enter a sketch or a log: only ``user_key`` hashes of them.
+an hour gone by (only their serialized bytes stay, until a late view). Given ``read`` (a
+minute's sketch as the kpi table's store holds it in its bucket), it goes further: an hour
+two or more behind the newest keeps only its roll-up and the list of its minutes, and its
+minutes are read back when they are needed again: a late view into the hour, a window's
+trailing edge inside it (that hour then stays in memory: it is read at every estimate), or
+retention dropping part of it. User ids never enter a sketch or a log: only ``user_key``
+hashes of them.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Final
 
 from datasketches import cpc_sketch, cpc_union
@@ -37,6 +42,8 @@ _KEY_MASK: Final = (1 << 63) - 1
 _PERSON: Final = b"kpistream-user"
 _CACHED_STARTS: Final = 16
 """Window answers remembered (a scrape asks a few windows at one ``now``)."""
+_EDGE_HOURS: Final = 4
+"""Hours kept in memory for the windows' trailing edges (the default windows have two)."""
 
 
 def user_key(user_id: str) -> int:
@@ -138,11 +145,21 @@ def _union(sketches: Iterable[UserSketch]) -> UserSketch:
 class WindowReach:
     """One campaign-channel's minute sketches, their hour roll-ups and a running total."""
 
-    __slots__ = ("_answers", "_hours", "_newest", "_rollups", "_total", "_total_answer")
+    __slots__ = ("_answers", "_edges", "_hours", "_newest", "_read", "_rollups", "_spill_due",
+                 "_spilled", "_total", "_total_answer")
 
-    def __init__(self) -> None:
+    def __init__(self, read: Callable[[int], UserSketch | None] | None = None) -> None:
+        """``read``: a minute's sketch from the store (None: every minute stays in memory)."""
         self._hours: dict[int, dict[int, UserSketch]] = {}
-        """Minute sketches by hour, then by minute."""
+        """Minute sketches by hour, then by minute (hours in memory)."""
+        self._spilled: dict[int, tuple[int, ...]] = {}
+        """Hours whose minute sketches are only in the store: their minutes."""
+        self._edges: dict[int, None] = {}
+        """The last hours a window's trailing edge fell in, oldest first: kept in memory."""
+        self._spill_due = False
+        """Whether ``_spill`` may find an hour to leave in the store (a roll-up built, an
+        hour read back, the newest hour moved on)."""
+        self._read = read
         self._rollups: dict[int, UserSketch] = {}
         self._answers: dict[int, float] = {}
         """Window answers by the window's first minute."""
@@ -155,7 +172,7 @@ class WindowReach:
         """Add viewers to a minute (and to the total); returns that minute's sketch (to
         write to the changelog; add to it through this method only)."""
         keys = keys if isinstance(keys, list | tuple) else list(keys)
-        hour = self._hours.setdefault(minute // _HOUR, {})
+        hour = self._hour(minute // _HOUR)
         sketch = hour.get(minute)
         if sketch is None:
             sketch = hour[minute] = UserSketch()
@@ -177,12 +194,19 @@ class WindowReach:
 
     def load(self, minute: int, sketch: UserSketch) -> None:
         """Put back a minute's sketch from the changelog (recovery); replaces that minute."""
-        self._hours.setdefault(minute // _HOUR, {})[minute] = sketch
+        self._hour(minute // _HOUR)[minute] = sketch
         self._changed(minute)
 
     def drop_before(self, minute: int) -> None:
         """Forget the minutes before ``minute`` (retention); the total keeps them."""
         gone: list[int] = []
+        for hour in [h for h in self._spilled if h <= minute // _HOUR]:
+            if self._spilled[hour][-1] < minute:  # all of it goes: nothing to read
+                gone.append(self._spilled.pop(hour)[-1])
+                self._rollups.pop(hour, None)
+                self._edges.pop(hour, None)
+        for hour in [h for h in self._spilled if h <= minute // _HOUR]:
+            self._hour(hour)  # part of it goes: its roll-up is made again from the rest
         for hour in [h for h in self._hours if h <= minute // _HOUR]:
             minutes = self._hours[hour]
             dropped = [m for m in minutes if m < minute]
@@ -190,6 +214,7 @@ class WindowReach:
                 del minutes[m]
             if not minutes:
                 del self._hours[hour]
+                self._edges.pop(hour, None)
             if dropped:
                 self._rollups.pop(hour, None)
                 gone += dropped
@@ -198,8 +223,15 @@ class WindowReach:
             self._answers = {start: value for start, value in self._answers.items()
                              if start > newest}
 
+    @property
+    def minutes_in_memory(self) -> int:
+        """Minute sketches held (the rest are in the store)."""
+        return sum(len(minutes) for minutes in self._hours.values())
+
     def minute_sketch(self, minute: int) -> UserSketch | None:
-        return self._hours.get(minute // _HOUR, {}).get(minute)
+        hour = minute // _HOUR
+        return (self._hour(hour) if hour in self._spilled else self._hours.get(hour, {})).get(
+            minute)
 
     def estimate(self, now_minute: int, window_minutes: int) -> float:
         """Distinct users in minutes [now_minute - window_minutes + 1, +inf) (buckets ahead
@@ -226,22 +258,62 @@ class WindowReach:
 
     def _window_parts(self, start: int) -> list[UserSketch]:
         """Minute sketches of start's partial hour, then a roll-up per later hour."""
-        partial = self._hours.get(start // _HOUR, {}) if start % _HOUR else {}
+        partial: dict[int, UserSketch] = {}
+        if start % _HOUR:
+            edge = start // _HOUR
+            self._edges.pop(edge, None)
+            self._edges[edge] = None  # the newest edge last
+            if len(self._edges) > _EDGE_HOURS:
+                del self._edges[next(iter(self._edges))]
+            partial = self._hour(edge) if edge in self._spilled else self._hours.get(edge, {})
         parts = [s for m, s in partial.items() if m >= start]
-        parts += [self._rollup(hour) for hour in self._hours if hour * _HOUR >= start]
+        hours = [h for h in (*self._hours, *self._spilled) if h * _HOUR >= start]
+        parts += [self._rollup(hour) for hour in hours]
+        self._spill()
         return parts
 
     def _rollup(self, hour: int) -> UserSketch:
         rollup = self._rollups.get(hour)
         if rollup is None:
-            minutes = self._hours[hour].values()
-            rollup = self._rollups[hour] = _union(minutes)
+            minutes = self._hour(hour)
+            rollup = self._rollups[hour] = _union(minutes.values())
+            if hour < self._newest // _HOUR - 1:
+                self._spill_due = True
             if hour < self._newest // _HOUR:  # an hour gone by: its minutes rarely change
-                for sketch in minutes:
+                for sketch in minutes.values():
                     sketch.freeze()
         return rollup
 
+    def _spill(self) -> None:
+        """Leave in the store the minutes of hours two or more behind the newest that have
+        a roll-up and hold no window's edge."""
+        if self._read is None or not self._spill_due:
+            return
+        before = self._newest // _HOUR - 1
+        for hour in [h for h in self._hours if h < before and h in self._rollups
+                     and h not in self._edges]:
+            minutes = self._hours.pop(hour)
+            if minutes:
+                self._spilled[hour] = tuple(sorted(minutes))
+        self._spill_due = False
+
+    def _hour(self, hour: int) -> dict[int, UserSketch]:
+        """An hour's minute sketches, read back from the store if spilled."""
+        spilled = self._spilled.pop(hour, None)
+        if spilled is None:
+            return self._hours.setdefault(hour, {})
+        assert self._read is not None
+        self._spill_due = True
+        minutes = self._hours[hour] = {}
+        for minute in spilled:
+            sketch = self._read(minute)
+            if sketch is not None:  # the store lost it: as if it had no viewers
+                minutes[minute] = sketch
+        return minutes
+
     def _changed(self, minute: int) -> None:
+        if minute // _HOUR > self._newest // _HOUR:
+            self._spill_due = True
         self._newest = max(self._newest, minute)
         self._rollups.pop(minute // _HOUR, None)
         self._answers = {start: value for start, value in self._answers.items()

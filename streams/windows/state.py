@@ -354,8 +354,19 @@ class KpiState:
     def _reach_of(self, campaign: str, channel: str) -> WindowReach:
         reach = self._reach.get((campaign, channel))
         if reach is None:
-            reach = self._reach[(campaign, channel)] = WindowReach()
+            # With a store, an hour's minute sketches can be left in it (its buckets').
+            read = None if self._read_cold is None else (
+                lambda minute: self._minute_reach(campaign, channel, minute))
+            reach = self._reach[(campaign, channel)] = WindowReach(read)
         return reach
+
+    def _minute_reach(self, campaign: str, channel: str, minute: int) -> UserSketch | None:
+        """A minute's viewers as its bucket holds them, hot or read back from the store."""
+        bucket = self._cells.get((campaign, channel), {}).get(minute)
+        if bucket is None:
+            bucket = self._cold_bucket(campaign, channel, minute)
+        extra = extras_of(bucket)
+        return None if extra is None else extra.reach
 
     def _add(self, campaign: str, channel: str, minute: int, delta: Sequence[int],
              offset: int, changed: Changes, extra: ExtrasDelta | None = None) -> None:

@@ -199,12 +199,21 @@ operation = st.one_of(
 )
 
 
+@pytest.mark.parametrize("stored", [False, True], ids=["in-memory", "spilled-to-store"])
 @settings(max_examples=200, deadline=None)
-@given(st.lists(operation, min_size=1, max_size=40))
+@given(operations=st.lists(operation, min_size=1, max_size=40))
 def test_windowed_estimates_equal_a_plain_union_of_the_minutes(
-    operations: list[tuple[str, int, int, int]],
+    stored: bool, operations: list[tuple[str, int, int, int]],
 ) -> None:
-    reach = WindowReach()
+    """``stored``: the minutes also in a store (as their buckets are in the kpi table's),
+    so hours gone by leave their minutes there and read them back when needed."""
+    store: dict[int, str] = {}
+
+    def read(minute: int) -> UserSketch | None:
+        wire = store.get(minute)
+        return None if wire is None else UserSketch.from_wire(wire)
+
+    reach = WindowReach(read if stored else None)
     minutes: dict[int, UserSketch] = {}
     every_key: list[int] = []
     pool = random_keys(3_000, seed=9)
@@ -212,12 +221,13 @@ def test_windowed_estimates_equal_a_plain_union_of_the_minutes(
         minute += NOW
         keys = pool[a * 40:a * 40 + b]
         if op == "add":
-            reach.add(minute, keys)
+            store[minute] = reach.add(minute, keys).to_wire()  # the bucket, written
             minutes.setdefault(minute, UserSketch()).add(keys)
             every_key += keys
         elif op == "load":
             sketch = fed(random_keys(b, seed=i))
             reach.load(minute, UserSketch.from_wire(sketch.to_wire()))
+            store[minute] = sketch.to_wire()
             minutes[minute] = sketch
         elif op == "drop":
             reach.drop_before(minute)
@@ -226,6 +236,39 @@ def test_windowed_estimates_equal_a_plain_union_of_the_minutes(
             for window in WINDOWS:
                 assert reach.estimate(now, window) == reference(reach, minutes, now, window)
         assert reach.total_estimate() == fed(every_key).estimate()
+
+
+def test_hours_gone_by_leave_their_minutes_in_the_store() -> None:
+    """A day of minutes with viewers: after a 24 h estimate only the hours at the windows'
+    edges and the newest two are in memory; a late view into an hour left in the store, and
+    the next hour's edge, read it back, and every answer stays the plain union's."""
+    store: dict[int, str] = {}
+    reads: list[int] = []
+
+    def read(minute: int) -> UserSketch | None:
+        reads.append(minute)
+        return UserSketch.from_wire(store[minute])
+
+    reach, minutes = WindowReach(read), {}
+    start = NOW // 60 * 60 - 1440
+    for minute in range(start, NOW + 1):
+        keys = random_keys(10, seed=minute)
+        store[minute] = reach.add(minute, keys).to_wire()
+        minutes[minute] = fed(keys)
+    for window in (5, 60, 1440):
+        assert reach.estimate(NOW, window) == reference(reach, minutes, NOW, window)
+    # the 24 h edge's hour, the 1 h edge's, the newest's: every minute of the day else gone
+    assert reach.minutes_in_memory == 60 + 60 + NOW % 60 + 1 and reads == []
+    late = start + 300  # an hour in the store: read back to take the view
+    store[late] = reach.add(late, [12345]).to_wire()
+    minutes[late].add([12345])
+    assert sorted(set(reads)) == [m for m in range(late // 60 * 60, late // 60 * 60 + 60)]
+    assert reach.estimate(NOW, 1440) == reference(reach, minutes, NOW, 1440)
+    reads.clear()
+    later = NOW // 60 * 60 + 61  # the 24 h window's edge moves into the next hour
+    assert reach.estimate(later, 1440) == reference(reach, minutes, later, 1440)
+    assert sorted(set(reads)) == list(range((later - 1439) // 60 * 60,
+                                            (later - 1439) // 60 * 60 + 60))
 
 
 def test_a_cached_answer_follows_a_change_inside_its_window_only() -> None:
