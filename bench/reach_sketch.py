@@ -31,7 +31,7 @@ from typing import Any
 
 from datasketches import cpc_sketch, cpc_union, hll_sketch, hll_union, tgt_hll_type
 
-from streams.windows.reach import LG_K, WindowReach, user_key
+from streams.windows.reach import LG_K, UserSketch, WindowReach, user_key
 
 VIEWERS = (1_000, 100_000, 1_000_000)
 SEEDS = 20
@@ -232,23 +232,37 @@ def measure() -> dict[str, Any]:
                                    for v in WINDOW_VIEWERS_PER_MINUTE}}
 
 
-def window_heap(per_minute: int, minutes: int, cells: int, frozen: bool) -> float:
+def window_heap(per_minute: int, minutes: int, cells: int, state: str) -> float:
     """Heap bytes per campaign-channel's ``WindowReach`` of ``minutes`` minute buckets of
-    ``per_minute`` viewers (a 100k pool); ``frozen``: after a full-window estimate, which
-    builds the hour roll-ups and freezes the minutes of past hours. Run it under
-    ``PYTHONMALLOC=malloc`` so every allocation shows in ``mallinfo2``."""
+    ``per_minute`` viewers (a 100k pool). ``state``: ``live``; ``frozen``, after a
+    full-window estimate, which builds the hour roll-ups and freezes the minutes of past
+    hours; ``spilled``, the same with the minutes also in a store (as the worker's buckets
+    are in the kpi table's), so hours gone by leave their minutes there (the store is made
+    before the count starts: it is the disk's). Run it under ``PYTHONMALLOC=malloc`` so
+    every allocation shows in ``mallinfo2``."""
     rng = random.Random(per_minute)
     pool = viewer_keys(100_000, seed=-3)
     draws = [[rng.sample(pool, per_minute) for _ in range(minutes)] for _ in range(cells)]
+    stores: list[dict[int, str]] = []
+    if state == "spilled":
+        for cell in draws:
+            written = WindowReach()
+            stores.append({minute: written.add(minute, keys).to_wire()
+                           for minute, keys in enumerate(cell)})
+        del written
     kept: list[WindowReach] = []
     gc.collect()
     gc.disable()
     before = _heap_in_use()
-    for cell in draws:
-        reach = WindowReach()
+    for index, cell in enumerate(draws):
+        if state == "spilled":
+            store = stores[index]
+            reach = WindowReach(lambda minute, store=store: UserSketch.from_wire(store[minute]))
+        else:
+            reach = WindowReach()
         for minute, keys in enumerate(cell):
             reach.add(minute, keys)
-        if frozen:
+        if state != "live":
             reach.estimate(minutes - 1, minutes)
         kept.append(reach)
     after = _heap_in_use()
@@ -294,11 +308,11 @@ def window_heaps() -> dict[str, dict[str, float]]:
     heaps: dict[str, dict[str, float]] = {}
     for per_minute in WINDOW_VIEWERS_PER_MINUTE:
         heaps[str(per_minute)] = {}
-        for state in ("live", "frozen"):
+        for state in ("live", "frozen", "spilled"):
             out = subprocess.run(
                 [sys.executable, "-m", "bench.reach_sketch", "--window-heap", str(per_minute),
-                 "--minutes", str(WINDOW_MINUTES), "--cells", str(WINDOW_CELLS)]
-                + (["--frozen"] if state == "frozen" else []),
+                 "--minutes", str(WINDOW_MINUTES), "--cells", str(WINDOW_CELLS),
+                 "--state", state],
                 env=env, capture_output=True, text=True, check=True).stdout
             heaps[str(per_minute)][state] = float(out)
     return heaps
@@ -333,9 +347,10 @@ def tables(result: dict[str, Any]) -> str:
             for n in sizes]] for name, k in kinds.items()])
     window = render(
         ["viewers per minute", f"KiB per campaign-channel, {result['window_minutes']} live "
-         "minutes", "after a 24 h estimate (past hours frozen, roll-ups built)"],
-        [[v, f"{h['live'] / 1024:,.1f}", f"{h['frozen'] / 1024:,.1f}"]
-         for v, h in result["window_heap"].items()])
+         "minutes", "after a 24 h estimate (past hours frozen, roll-ups built)",
+         "the same, past hours' minutes left in the store"],
+        [[v, f"{h['live'] / 1024:,.1f}", f"{h['frozen'] / 1024:,.1f}",
+          f"{h['spilled'] / 1024:,.1f}"] for v, h in result["window_heap"].items()])
     scrape = render(
         ["viewers per minute", "us 24 h estimate cached", "after a view now",
          "after the clock moved a minute", "plain union of every minute"],
@@ -353,10 +368,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="only print window_heap's bytes (run by window_heaps)")
     parser.add_argument("--minutes", type=int, default=WINDOW_MINUTES)
     parser.add_argument("--cells", type=int, default=WINDOW_CELLS)
-    parser.add_argument("--frozen", action="store_true")
+    parser.add_argument("--state", choices=["live", "frozen", "spilled"], default="live")
     args = parser.parse_args(argv)
     if args.window_heap is not None:
-        print(window_heap(args.window_heap, args.minutes, args.cells, args.frozen))
+        print(window_heap(args.window_heap, args.minutes, args.cells, args.state))
         return
     result = measure()
     args.json.parent.mkdir(parents=True, exist_ok=True)

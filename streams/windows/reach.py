@@ -42,8 +42,8 @@ _KEY_MASK: Final = (1 << 63) - 1
 _PERSON: Final = b"kpistream-user"
 _CACHED_STARTS: Final = 16
 """Window answers remembered (a scrape asks a few windows at one ``now``)."""
-_EDGE_HOURS: Final = 4
-"""Hours kept in memory for the windows' trailing edges (the default windows have two)."""
+_SETTLED_KEPT: Final = 4
+"""Middle unions remembered (one per window longer than two hours)."""
 
 
 def user_key(user_id: str) -> int:
@@ -145,17 +145,23 @@ def _union(sketches: Iterable[UserSketch]) -> UserSketch:
 class WindowReach:
     """One campaign-channel's minute sketches, their hour roll-ups and a running total."""
 
-    __slots__ = ("_answers", "_edges", "_hours", "_newest", "_read", "_rollups", "_spill_due",
-                 "_spilled", "_total", "_total_answer")
+    __slots__ = ("_answers", "_edges", "_hours", "_newest", "_read", "_rollups", "_settled",
+                 "_settled_version", "_spill_due", "_spilled", "_total", "_total_answer")
 
     def __init__(self, read: Callable[[int], UserSketch | None] | None = None) -> None:
         """``read``: a minute's sketch from the store (None: every minute stays in memory)."""
         self._hours: dict[int, dict[int, UserSketch]] = {}
         """Minute sketches by hour, then by minute (hours in memory)."""
-        self._spilled: dict[int, tuple[int, ...]] = {}
-        """Hours whose minute sketches are only in the store: their minutes."""
-        self._edges: dict[int, None] = {}
-        """The last hours a window's trailing edge fell in, oldest first: kept in memory."""
+        self._spilled: dict[int, int] = {}
+        """Hours whose minute sketches are only in the store: their minutes, a bit each
+        (bit ``m`` for the hour's minute ``m``)."""
+        self._settled: dict[tuple[int, int, int, int], UserSketch] = {}
+        """Unions of the roll-ups of the hours before the newest two, by (first hour, last
+        hour, hours, ``_settled_version``): a window's middle, rebuilt about hourly."""
+        self._settled_version = 0
+        """Moves on when a roll-up of an hour before the newest two changes."""
+        self._edges: dict[int, int] = {}
+        """Window length -> the hour its trailing edge fell in last: kept in memory."""
         self._spill_due = False
         """Whether ``_spill`` may find an hour to leave in the store (a roll-up built, an
         hour read back, the newest hour moved on)."""
@@ -201,10 +207,11 @@ class WindowReach:
         """Forget the minutes before ``minute`` (retention); the total keeps them."""
         gone: list[int] = []
         for hour in [h for h in self._spilled if h <= minute // _HOUR]:
-            if self._spilled[hour][-1] < minute:  # all of it goes: nothing to read
-                gone.append(self._spilled.pop(hour)[-1])
-                self._rollups.pop(hour, None)
-                self._edges.pop(hour, None)
+            last = hour * _HOUR + self._spilled[hour].bit_length() - 1
+            if last < minute:  # all of it goes: nothing to read
+                del self._spilled[hour]
+                gone.append(last)
+                self._forget_rollup(hour)
         for hour in [h for h in self._spilled if h <= minute // _HOUR]:
             self._hour(hour)  # part of it goes: its roll-up is made again from the rest
         for hour in [h for h in self._hours if h <= minute // _HOUR]:
@@ -214,9 +221,8 @@ class WindowReach:
                 del minutes[m]
             if not minutes:
                 del self._hours[hour]
-                self._edges.pop(hour, None)
             if dropped:
-                self._rollups.pop(hour, None)
+                self._forget_rollup(hour)
                 gone += dropped
         if gone:
             newest = max(gone)
@@ -239,7 +245,7 @@ class WindowReach:
         start = now_minute - window_minutes + 1
         answer = self._answers.get(start)
         if answer is None:
-            answer = _union(self._window_parts(start)).estimate()
+            answer = _union(self._window_parts(start, window_minutes)).estimate()
             if len(self._answers) >= _CACHED_STARTS:
                 del self._answers[next(iter(self._answers))]
             self._answers[start] = answer
@@ -256,19 +262,30 @@ class WindowReach:
     def total_sketch(self) -> UserSketch:
         return self._total
 
-    def _window_parts(self, start: int) -> list[UserSketch]:
-        """Minute sketches of start's partial hour, then a roll-up per later hour."""
+    def _window_parts(self, start: int, window_minutes: int) -> list[UserSketch]:
+        """Minute sketches of start's partial hour, a union of the roll-ups of the hours
+        before the newest two, then the roll-ups of those two."""
         partial: dict[int, UserSketch] = {}
         if start % _HOUR:
             edge = start // _HOUR
-            self._edges.pop(edge, None)
-            self._edges[edge] = None  # the newest edge last
-            if len(self._edges) > _EDGE_HOURS:
-                del self._edges[next(iter(self._edges))]
+            if self._edges.get(window_minutes) != edge:
+                self._edges[window_minutes] = edge  # the one before may go to the store
+                self._spill_due = True
             partial = self._hour(edge) if edge in self._spilled else self._hours.get(edge, {})
         parts = [s for m, s in partial.items() if m >= start]
-        hours = [h for h in (*self._hours, *self._spilled) if h * _HOUR >= start]
-        parts += [self._rollup(hour) for hour in hours]
+        hours = sorted(h for h in (*self._hours, *self._spilled) if h * _HOUR >= start)
+        recent_from = self._newest // _HOUR - 1
+        settled = [h for h in hours if h < recent_from]
+        if settled:
+            key = (settled[0], settled[-1], len(settled), self._settled_version)
+            union = self._settled.get(key)
+            if union is None:
+                union = _union([self._rollup(hour) for hour in settled])
+                if len(self._settled) >= _SETTLED_KEPT:
+                    del self._settled[next(iter(self._settled))]
+                self._settled[key] = union
+            parts.append(union)
+        parts += [self._rollup(hour) for hour in hours if hour >= recent_from]
         self._spill()
         return parts
 
@@ -290,12 +307,18 @@ class WindowReach:
         if self._read is None or not self._spill_due:
             return
         before = self._newest // _HOUR - 1
+        edges = set(self._edges.values())
         for hour in [h for h in self._hours if h < before and h in self._rollups
-                     and h not in self._edges]:
+                     and h not in edges]:
             minutes = self._hours.pop(hour)
             if minutes:
-                self._spilled[hour] = tuple(sorted(minutes))
+                self._spilled[hour] = sum(1 << (m - hour * _HOUR) for m in minutes)
+                self._rollups[hour].freeze()  # read again only when the middle changes
         self._spill_due = False
+
+    def _forget_rollup(self, hour: int) -> None:
+        if self._rollups.pop(hour, None) is not None and hour < self._newest // _HOUR - 1:
+            self._settled_version += 1
 
     def _hour(self, hour: int) -> dict[int, UserSketch]:
         """An hour's minute sketches, read back from the store if spilled."""
@@ -305,7 +328,9 @@ class WindowReach:
         assert self._read is not None
         self._spill_due = True
         minutes = self._hours[hour] = {}
-        for minute in spilled:
+        for minute in range(hour * _HOUR, hour * _HOUR + spilled.bit_length()):
+            if not spilled >> (minute - hour * _HOUR) & 1:
+                continue
             sketch = self._read(minute)
             if sketch is not None:  # the store lost it: as if it had no viewers
                 minutes[minute] = sketch
@@ -315,6 +340,6 @@ class WindowReach:
         if minute // _HOUR > self._newest // _HOUR:
             self._spill_due = True
         self._newest = max(self._newest, minute)
-        self._rollups.pop(minute // _HOUR, None)
+        self._forget_rollup(minute // _HOUR)
         self._answers = {start: value for start, value in self._answers.items()
                          if start > minute}

@@ -516,6 +516,10 @@ class KpiState:
         """Buckets held as Python objects (hot minutes and totals); the cold ones are not."""
         return sum(len(cell) for cell in self._cells.values())
 
+    def viewer_minutes_in_memory(self) -> int:
+        """Minute sketches of viewers held as Python objects; the rest are in the store."""
+        return sum(reach.minutes_in_memory for reach in self._reach.values())
+
     def clear(self) -> None:
         """Forget everything (before a rebuild from the table)."""
         self._cells.clear()

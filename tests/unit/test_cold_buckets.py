@@ -202,6 +202,36 @@ def test_a_rebuild_keeps_old_minutes_cold_and_answers_the_same() -> None:
     assert answers(rebuilt, NOW, windows) == expected
 
 
+def test_viewers_of_hours_gone_by_are_read_back_from_the_store() -> None:
+    """Six hours of minutes with viewers: the viewers of hours gone by are left in the
+    store (their buckets'), read back for a late view into one of them and as the 24 h
+    window's edge moves on, and reach answers as a state holding every minute does."""
+    table = StoreTable()
+    state, everything = KpiState(DAY, 61, table.read), KpiState(DAY)
+    start = NOW - 360
+    windows = [Window("5m", 5), Window("1h", 60), Window("3h", 180), Window("24h", DAY)]
+    for offset, minute in enumerate(range(start, NOW + 1)):
+        deltas = {("a", "web", minute): bucket(1)}
+        extras = {("a", "web", minute): ExtrasDelta([offset, offset + 1, 7], {}, {})}
+        table.write(state.apply(deltas, minute, offset, copied(extras)))
+        everything.apply(deltas, minute, offset, copied(extras))
+        if minute % 30 == 0:  # a scrape now and then
+            assert answers(state, minute, windows) == answers(everything, minute, windows)
+    assert answers(state, NOW, windows) == answers(everything, NOW, windows)
+    # in memory: the hours of the 3 h window's edge and the newest two (NOW opens its hour)
+    assert everything.viewer_minutes_in_memory() == 361
+    assert state.viewer_minutes_in_memory() == 60 + 60 + 1
+    late = start + 20  # hours gone by: its hour's viewers are read back
+    deltas = {("a", "web", late): bucket(1)}
+    extras = {("a", "web", late): ExtrasDelta([99_999], {}, {})}
+    table.write(state.apply(deltas, NOW, 10_000, copied(extras)))
+    everything.apply(deltas, NOW, 10_000, copied(extras))
+    assert state.viewer_minutes_in_memory() == 60 + 60 + 1 + 60  # and the late view's hour
+    for now in (NOW, NOW + 1, NOW + 61):
+        assert answers(state, now, windows) == answers(everything, now, windows)
+    assert state.viewer_minutes_in_memory() < 4 * 60 + 2
+
+
 def rebuilt_from(table: StoreTable, hot: int, now: int, backwards: bool = False) -> KpiState:
     """A state loaded from ``table`` (its records in either order: a block may come before
     or after the minute records of its hour)."""

@@ -287,13 +287,13 @@ def test_a_cached_answer_follows_a_change_inside_its_window_only() -> None:
         [s for m in (NOW - 10, NOW, NOW + 2) if (s := reach.minute_sketch(m)) is not None])
 
 
-def test_a_day_window_unions_at_most_59_minutes_and_25_hour_rollups() -> None:
+def test_a_day_window_unions_at_most_59_minutes_the_middle_and_two_hour_rollups() -> None:
     reach = WindowReach()
     for minute in range(NOW - 1500, NOW + 6):
         reach.add(minute, [minute])
     for now in range(NOW - 60, NOW + 1):
-        parts = reach._window_parts(now - 1440 + 1)
-        assert len(parts) <= 59 + 25
+        parts = reach._window_parts(now - 1440 + 1, 1440)
+        assert len(parts) <= 59 + 1 + 2
     assert round(reach.estimate(NOW, 1440)) in range(1440 + 5 - 30, 1440 + 5 + 30)
 
 
