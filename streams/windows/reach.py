@@ -10,16 +10,17 @@ in which it took small sketches' coupons).
 
 A window of N minutes at minute ``now`` holds the buckets ``now - N + 1`` and later, as for
 the counters (buckets ahead of now count). ``WindowReach`` keeps a roll-up per hour (the
-union of its minutes, rebuilt when one of them changes) so a 24 h window unions at most
-59 minute sketches and 25 roll-ups, and it remembers the answer per window start until a
+union of its minutes, rebuilt when one of them changes) and one union of the roll-ups of
+the hours before the newest two, so a 24 h window unions at most 59 minute sketches, that
+union and two roll-ups, and it remembers the answer per window start until a
 bucket at or after that start changes. Building an hour's roll-up freezes the minutes of
 an hour gone by (only their serialized bytes stay, until a late view). Given ``read`` (a
 minute's sketch as the kpi table's store holds it in its bucket), it goes further: an hour
 two or more behind the newest keeps only its roll-up and the list of its minutes, and its
-minutes are read back when they are needed again: a late view into the hour, a window's
-trailing edge inside it (that hour then stays in memory: it is read at every estimate), or
-retention dropping part of it. User ids never enter a sketch or a log: only ``user_key``
-hashes of them.
+minutes are read back when they are needed again: a window's trailing edge inside it (that
+hour then stays in memory: it is read at every estimate), or retention dropping part of
+it; a late view into it reads back only its own minute and adds to the roll-up. User ids
+never enter a sketch or a log: only ``user_key`` hashes of them.
 """
 
 from __future__ import annotations
@@ -178,7 +179,9 @@ class WindowReach:
         """Add viewers to a minute (and to the total); returns that minute's sketch (to
         write to the changelog; add to it through this method only)."""
         keys = keys if isinstance(keys, list | tuple) else list(keys)
-        hour = self._hour(minute // _HOUR)
+        if minute // _HOUR in self._spilled:
+            return self._add_spilled(minute, keys)
+        hour = self._hours.setdefault(minute // _HOUR, {})
         sketch = hour.get(minute)
         if sketch is None:
             sketch = hour[minute] = UserSketch()
@@ -187,6 +190,27 @@ class WindowReach:
             self._total.add(keys)
             self._total_answer = None
             self._changed(minute)
+        return sketch
+
+    def _add_spilled(self, minute: int, keys: list[int] | tuple[int, ...]) -> UserSketch:
+        """A late view into an hour left in the store: only its minute is read back (its
+        bucket is in memory now, the caller's), and the hour's roll-up takes the viewers
+        too (a union of minutes grows by what one of them does), so a backfill into old
+        hours does not read each hour again per event."""
+        assert self._read is not None
+        hour = minute // _HOUR
+        sketch = self._read(minute) or UserSketch()
+        if keys:
+            sketch.add(keys)
+            self._total.add(keys)
+            self._total_answer = None
+            self._spilled[hour] |= 1 << (minute - hour * _HOUR)
+            rollup = self._rollups.get(hour)
+            if rollup is not None:
+                rollup.add(keys)
+            self._settled_version += 1
+            self._answers = {start: value for start, value in self._answers.items()
+                             if start > minute}
         return sketch
 
     def add_total(self, keys: Iterable[int]) -> UserSketch:
