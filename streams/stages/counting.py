@@ -255,7 +255,7 @@ class CountStage:
         event-ids store answers for itself: it is indexed as it is written or recovered)."""
         self.state.clear()
         if self.campaigns is not None:
-            self.campaigns.clear()
+            self.campaigns.clear(len(owned))
         data = getattr(self.table, "data", self.table)
         persists = getattr(self.table, "persists", False)
         now_minute = minute_of(now_ms) if now_ms else None

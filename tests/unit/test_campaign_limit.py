@@ -24,14 +24,37 @@ def test_a_flood_of_new_campaigns_stops_at_the_cap_and_known_ones_keep_counting(
     model.publish("views", view(500, "real"))
     cells = live_cells(model)
     assert ("real", "web") in cells
-    assert len(cells) <= 8
-    for partition in range(4):  # each partition holds at most its share, 2
-        assert sum(model.part(c) == partition for c, _ in cells) <= 2
+    assert len(cells) == 8  # one worker owns every partition: the cap, exactly
     refused = [d for d in model.dead_letters if d["reason"].startswith("too many")]
     assert len(refused) == 500 - len(cells)
     assert "[kpi] max_campaign_channels is 8" in refused[0]["reason"]
     assert model.outcomes[("view", "invalid")] == len(refused)
     assert model.rows()[("real", "web", "total")][VIEWS] == 2
+
+
+def test_campaigns_that_hash_unevenly_fill_the_cap_of_a_worker_owning_every_partition(
+) -> None:
+    """The cap is per deployment (SPEC 4): campaigns that all land in one partition still
+    count up to it when one worker owns every partition, and not one past it."""
+    model = FlowModel(NOW, partitions=4, max_campaign_channels=8)
+    crowded = [f"c{i}" for i in range(200) if model.part(f"c{i}") == 0][:9]
+    model.publish("views", [view(i, campaign) for i, campaign in enumerate(crowded)])
+    assert live_cells(model) == {(c, "web") for c in crowded[:8]}
+    (refused,) = model.dead_letters
+    assert refused["reason"].startswith("too many campaign-channels")
+
+
+def test_a_worker_owning_half_the_partitions_holds_half_the_cap() -> None:
+    """Several workers: each keeps its partitions' share of the cap, so the deployment's
+    live campaign-channels stay within it."""
+    model = FlowModel(NOW, partitions=4, max_campaign_channels=8)
+    owned = {0, 1}
+    model.counts.rebuild(owned, lambda campaign: model.part(campaign) in owned, NOW)
+    mine = [f"c{i}" for i in range(200) if model.part(f"c{i}") in owned][:6]
+    model.publish("views", [view(i, campaign) for i, campaign in enumerate(mine)])
+    assert live_cells(model) == {(c, "web") for c in mine[:4]}
+    assert len(model.dead_letters) == 2
+    assert "4 on this worker, for 2 of 4 partitions" in model.dead_letters[0]["reason"]
 
 
 def test_a_new_channel_of_a_known_campaign_counts_against_the_cap_too() -> None:
