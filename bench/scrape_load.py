@@ -60,6 +60,7 @@ FULL_LOAD: Final = 0.8
 TARGET_MS: Final = 250.0
 _ALL_TOPIC_KEYS: Final = (*TOPIC_KEYS.values(), "deadletter")
 _READY_TIMEOUT_S: Final = 120.0
+_IDLE_SCRAPES: Final = 5
 _POLL_S: Final = 0.2
 
 
@@ -78,6 +79,8 @@ class ScrapeLoadResult:
     scrapes_at_full_load: int = 0
     scrape_ms_at_full_load: dict[str, float] = field(default_factory=dict)
     scrape_ms_all: dict[str, float] = field(default_factory=dict)
+    scrape_ms_idle: dict[str, float] = field(default_factory=dict)
+    """Scrapes back to back once everything is counted: the same answer without the load."""
     worker_cores_during_load: float = 0.0
     load_events: int = 0
     load_eps: float = 0.0
@@ -167,6 +170,7 @@ def _run(result: ScrapeLoadResult, args: argparse.Namespace, tmp: Path) -> None:
             scrapes, load_s = _scrape_under_load(worker, broker.bootstrap, topics, load,
                                                  seed.expected.events, args.scrape_gap)
             result.load_eps = load.expected.events / load_s
+            result.scrape_ms_idle = _summary(_idle_scrapes(worker.port, _IDLE_SCRAPES))
             status, text = worker.get("/metrics", 30)
             if status != 200:
                 raise BenchError(f"/metrics answered {status} after the run")
@@ -216,6 +220,18 @@ def _scrape_under_load(
     publisher.join()
     # The last scrape saw everything counted: the load took at most until its answer.
     return scrapes, last_at - started
+
+
+def _idle_scrapes(port: int, count: int) -> list[float]:
+    """ms of ``count`` scrapes back to back with nothing left to count."""
+    times = []
+    for _ in range(count):
+        asked = time.perf_counter()
+        status, _body = _scrape(port)
+        if status != 200:
+            raise BenchError(f"/metrics answered {status} once everything was counted")
+        times.append((time.perf_counter() - asked) * 1000)
+    return times
 
 
 def _scrape(port: int) -> tuple[int, bytes]:
@@ -286,6 +302,8 @@ def _report(r: ScrapeLoadResult) -> str:
         f"{ms(full, 'p50') + ' / ' + ms(full, 'p99') + ' / ' + ms(full, 'max'):>12}",
         f"{'all scrapes during load ms p50 / max':<44}"
         f"{ms(every, 'p50') + ' / ' + ms(every, 'max'):>12}",
+        f"{'idle scrape ms (all counted) p50 / max':<44}"
+        f"{ms(r.scrape_ms_idle, 'p50') + ' / ' + ms(r.scrape_ms_idle, 'max'):>12}",
         f"{'worker cores during load (mean)':<44}{r.worker_cores_during_load:>12.2f}",
         f"{'kpistream load ev/s, while scraped':<44}{r.load_eps:>12,.0f}",
         f"{'raw aiokafka consume ev/s (same data)':<44}{r.raw_aiokafka_eps:>12,.0f}",
