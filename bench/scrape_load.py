@@ -143,11 +143,7 @@ def _run(result: ScrapeLoadResult, args: argparse.Namespace, tmp: Path) -> None:
         app_id = f"scrape-{uuid.uuid4().hex[:8]}"
         topics = {key: f"{app_id}.{key}" for key in _ALL_TOPIC_KEYS}
         config = tmp / "kpistream.toml"
-        # The cap is kept per partition (its share): at the cap, the fullest partition
-        # refuses first, so give it room as a deployment of this size would.
-        cap = max(10_000, 2 * args.campaigns * 4)
-        config.write_text(config_toml(args.partitions, topics)
-                          + f"\n[kpi]\nmax_campaign_channels = {cap}\n", encoding="utf-8")
+        config.write_text(config_toml(args.partitions, topics), encoding="utf-8")
         create_topics(broker.bootstrap, topics.values(), args.partitions)
         wait_for_leaders(broker.bootstrap, topics.values(), args.partitions)
         port = free_port()

@@ -50,16 +50,19 @@ class CampaignChannels:
     _scanned_minute: dict[int, int] = field(default_factory=dict)
 
     @property
+    def _owned(self) -> int:
+        return self.partitions if self.owned is None else self.owned
+
+    @property
     def share(self) -> int:
         """This worker's share of the cap: its partitions'."""
-        owned = self.partitions if self.owned is None else self.owned
-        return -(-self.max_campaign_channels * owned // self.partitions)
+        return -(-self.max_campaign_channels * self._owned // self.partitions)
 
     @property
     def refusal(self) -> str:
         """The dead-letter reason of an event refused by the cap."""
-        owned = self.partitions if self.owned is None else self.owned
-        return limit_reason(self.max_campaign_channels, self.share, owned, self.partitions)
+        return limit_reason(self.max_campaign_channels, self.share, self._owned,
+                            self.partitions)
 
     def admit(self, partition: int, campaign: str, channels: list[str]) -> set[str]:
         """The channels (distinct, in the order they first appear in a message) that may

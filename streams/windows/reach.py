@@ -208,9 +208,9 @@ class WindowReach:
             rollup = self._rollups.get(hour)
             if rollup is not None:
                 rollup.add(keys)
+                rollup.freeze()  # as a spilled hour's roll-up is kept
             self._settled_version += 1
-            self._answers = {start: value for start, value in self._answers.items()
-                             if start > minute}
+            self._forget_answers_from(minute)
         return sketch
 
     def add_total(self, keys: Iterable[int]) -> UserSketch:
@@ -365,5 +365,9 @@ class WindowReach:
             self._spill_due = True
         self._newest = max(self._newest, minute)
         self._forget_rollup(minute // _HOUR)
+        self._forget_answers_from(minute)
+
+    def _forget_answers_from(self, minute: int) -> None:
+        """Drop the remembered answers of the windows that hold ``minute``."""
         self._answers = {start: value for start, value in self._answers.items()
                          if start > minute}

@@ -57,6 +57,19 @@ def test_a_worker_owning_half_the_partitions_holds_half_the_cap() -> None:
     assert "4 on this worker, for 2 of 4 partitions" in model.dead_letters[0]["reason"]
 
 
+def test_campaign_channels_reloaded_at_a_restart_still_count_against_the_cap() -> None:
+    model = FlowModel(NOW, partitions=4, max_campaign_channels=3)
+    model.publish("views", [view(i, f"c{i}") for i in range(3)])
+    every = set(range(4))
+    model.counts.rebuild(every, lambda campaign: True, NOW)  # a restart on the same tables
+    model.publish("views", [view(3, "c3"), view(4, "c0")])
+    assert live_cells(model) == {(f"c{i}", "web") for i in range(3)}
+    (refused,) = model.dead_letters
+    assert refused["raw"] == (f'{{"campaign":"c3","kind":"v","id":"v-3","ts":{NOW},'
+                              '"channel":"web","amount":0}')
+    assert model.rows()[("c0", "web", "total")][VIEWS] == 2
+
+
 def test_a_new_channel_of_a_known_campaign_counts_against_the_cap_too() -> None:
     model = FlowModel(NOW, partitions=1, max_campaign_channels=2)
     model.publish("views", [view(1, "a", channel="web"), view(2, "a", channel="tv"),
