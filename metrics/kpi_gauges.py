@@ -1,21 +1,28 @@
 """Table snapshot -> Prometheus gauges, read at scrape time.
 
-With 10,000 campaign-channels a scrape has ~1,300,000 KPI samples, and prometheus_client's
-text exposition spends ~6 us on each (a Sample built, its labels escaped) and holds ~300
-bytes a sample until written: too slow, and too big, for /metrics. So a scrape's families
-share its rows (``ScrapeRows``): each row's label text escaped once, each KPI worked out for
-every row in one pass (``kpi_columns``), and a family writes its lines straight from those,
-a piece at a time (``KpiFamily.chunks``), byte for byte what ``generate_latest`` writes
-(tests hold it to that). Nothing is held per sample; prometheus_client's ``samples`` are
-built only if something else reads a family.
+With 10,000 campaign-channels and the seed KPIs a scrape has ~2,000,000 KPI samples, and
+prometheus_client's text exposition spends ~6 us on each (a Sample built, its labels
+escaped, ``repr`` of its value) and holds ~300 bytes a sample until written: too slow, and
+too big, for /metrics. So a scrape's families share its rows (``ScrapeRows``): each row's
+label text escaped once, each KPI worked out for every row in one pass (``kpi_columns``),
+and a family writes its lines straight from those, a piece at a time
+(``KpiFamily.chunks``): the values' digits by orjson for a whole piece at once
+(``go_floats``) and the lines joined from their parts in C, byte for byte what
+``generate_latest`` writes (tests hold it to that). Nothing is held per sample line;
+prometheus_client's ``samples`` are built only if something else reads a family.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from itertools import chain, compress, repeat
+from operator import is_not
+from typing import cast
 
+import orjson
 from prometheus_client import generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.openmetrics.exposition import escape_label_name, escape_metric_name
@@ -39,8 +46,8 @@ from streams.windows.counts import ACTION_FIELDS, CLICKS, ENGAGEMENTS, ORDERS, R
 from streams.windows.extras import C_CLICKS, C_ENGAGEMENTS, C_ORDERS, C_REVENUE, C_VIEWS
 from streams.windows.state import ExtrasRow, KpiRow, WindowExtras
 
-__all__ = ["KpiCollector", "KpiFamily", "RowSamples", "ScrapeRows", "SeedKpis", "chunks_of",
-           "exposition", "go_float", "text_of"]
+__all__ = ["KpiCollector", "KpiFamily", "RowSamples", "RowValues", "ScrapeRows", "SeedKpis",
+           "chunks_of", "exposition", "go_float", "go_floats", "text_of"]
 
 _go_float: Callable[[float], str] = floatToGoString  # untyped in prometheus_client
 _MINUS_INF = float("-inf")
@@ -79,8 +86,8 @@ class _Text:
 class ScrapeRows:
     """One scrape's rows, their label text and what their families' samples are made
     from, worked out at the first read of any family (``fill``: off the event loop if the
-    reader is, streams.worker.web). Nothing is held per sample: a family writes its lines
-    from these, a piece of rows at a time."""
+    reader is, streams.worker.web). Nothing is held per sample line: a family writes its
+    lines from these, a piece of rows at a time."""
 
     def __init__(self, rows: list[KpiRow], extras: list[ExtrasRow], currency: str,
                  seed: SeedKpis) -> None:
@@ -96,15 +103,16 @@ class ScrapeRows:
         """``campaign="...",channel="..."`` of each row."""
         self.window_text: list[str] = []
         self.currency_text = ""
-        self.plain: list[str] = []
-        """Each row's label text without the currency, and with it (``money``)."""
-        self.money: list[str] = []
+        self.plain: list[bytes] = []
+        """Each row's label text and the brace after it, without the currency and with it
+        (``money``): ``campaign="..",channel="..",window=".."} ``."""
+        self.money: list[bytes] = []
         self.columns: dict[str, list[float | None]] = {}
         """KPI name -> its value of each row (None: absent), and of the labelled ones
         without an extra label (reach, frequency)."""
-        self.products: list[Sequence[tuple[str, list[int]]]] = []
-        self.content: list[Sequence[tuple[str, list[int]]]] = []
-        self.ltv: list[Sequence[tuple[str, float, float | None]]] = []
+        self.named: dict[str, RowValues] = {}
+        """Labelled KPI name -> its extra label's values of each row and their samples."""
+        self._around: dict[tuple[bool, int, str], tuple[list[bytes], list[bytes]]] = {}
 
     def fill(self) -> None:
         if self._filled:
@@ -115,33 +123,79 @@ class ScrapeRows:
         extras = {(c, ch, w): e for c, ch, w, e in self._extras_rows}
         self._extras_rows = []
         self.keys = [(campaign, channel, window) for campaign, channel, window, _ in rows]
-        self.counts = [counts for *_, counts in rows]
-        self.pair_text = [f"{text.label('campaign', c)},{text.label('channel', ch)}"
-                          for c, ch, _ in self.keys]
-        self.window_text = [text.label("window", w) for *_, w in self.keys]
+        counts = [counts for *_, counts in rows]
+        self.counts = list(counts)
+
+        @functools.cache
+        def pair(campaign: str, channel: str) -> str:
+            return f'campaign="{text.escaped(campaign)}",channel="{text.escaped(channel)}"'
+
+        @functools.cache
+        def window_label(window: str) -> str:
+            return f'window="{text.escaped(window)}"'
+
+        self.pair_text = [pair(c, ch) for c, ch, _ in self.keys]
+        self.window_text = [window_label(w) for *_, w in self.keys]
         self.currency_text = text.label("currency", self.currency)
-        self.plain = [f"{pair},{window}"
-                      for pair, window in zip(self.pair_text, self.window_text, strict=True)]
-        self.money = [f"{pair},{self.currency_text},{window}"
-                      for pair, window in zip(self.pair_text, self.window_text, strict=True)]
+        self.plain = [f"{p},{w}}} ".encode()
+                      for p, w in zip(self.pair_text, self.window_text, strict=True)]
+        self.money = [f"{p},{self.currency_text},{w}}} ".encode()
+                      for p, w in zip(self.pair_text, self.window_text, strict=True)]
         seed = self.seed
-        self.columns = kpi_columns(self.counts, seed.margin)
+        self.columns = kpi_columns(counts, seed.margin)
         row_extras = [extras.get(key, _NO_EXTRAS) for key in self.keys]
-        reach = [None if e.reach is None else served_reach(counts, e.reach)
-                 for counts, e in zip(self.counts, row_extras, strict=True)]
+        reach = [None if e.reach is None else served_reach(c, e.reach)
+                 for c, e in zip(counts, row_extras, strict=True)]
         self.columns["marketing_reach"] = reach
         self.columns["marketing_frequency"] = [
-            None if r is None else frequency(counts, r)
-            for counts, r in zip(self.counts, reach, strict=True)]
-        self.products = [top_named(e.products, seed.top_products, PRODUCT_RANK)
-                         if e.products else () for e in row_extras]
+            None if r is None else frequency(c, r) for c, r in zip(counts, reach, strict=True)]
+        self.named = {"marketing_engagement_actions": (
+            [_ACTION_NAMES] * len(counts),
+            [[float(c[i]) for i in _ACTION_INDEXES] for c in counts])}
+        products = [top_named(e.products, seed.top_products, PRODUCT_RANK)
+                    if e.products else () for e in row_extras]
+        product_names = [[name for name, _ in top] for top in products]
+        self.named["marketing_product_units"] = (
+            product_names, [[float(units) for _, (units, _) in top] for top in products])
+        self.named["marketing_product_revenue"] = (
+            product_names,
+            [[revenue / MICROS for _, (_, revenue) in top] for top in products])
         top_content = seed.top_content_types
-        self.content = [top_named(content_counts(counts, e.content), top_content, CONTENT_RANK)
-                        if e.content or top_content < 1 else _unknown_content(counts)
-                        for counts, e in zip(self.counts, row_extras, strict=True)]
-        self.ltv = [ltv_values(e.ltv, seed.ltv_horizons, counts) if window == "total" else ()
-                    for (*_, window), counts, e in zip(self.keys, self.counts, row_extras,
-                                                       strict=True)]
+        content = [top_named(content_counts(c, e.content), top_content, CONTENT_RANK)
+                   if e.content or top_content < 1 else _unknown_content(c)
+                   for c, e in zip(counts, row_extras, strict=True)]
+        content_names = [[name for name, _ in top] for top in content]
+        for name, index in _CONTENT_COUNTERS:
+            self.named[name] = (content_names, [
+                [values[index] / MICROS for _, values in top] if name in MONEY_METRICS
+                else [float(values[index]) for _, values in top] for top in content])
+        ltv = [ltv_values(e.ltv, seed.ltv_horizons, c) if window == "total" else ()
+               for (*_, window), c, e in zip(self.keys, counts, row_extras, strict=True)]
+        horizons = [[label for label, _, _ in values] for values in ltv]
+        self.named["marketing_ltv"] = horizons, [[value for _, value, _ in v] for v in ltv]
+        self.named["marketing_ltv_cac_ratio"] = (
+            horizons, [[ratio for _, _, ratio in v] for v in ltv])
+
+    def around(self, names: Sequence[str]) -> tuple[list[bytes], list[bytes]]:
+        """For a family with labels ``names`` (the row's and one more, the last): each
+        row's label text before that one's value (up to its opening quote) and after it
+        (from its closing quote, with the brace and space before the value), shared by
+        the families with the same extra label and currency or not."""
+        self.fill()
+        key = (*_place(names), names[-1])
+        made = self._around.get(key)
+        if made is None:
+            currency, around = self.currency_text, _around_at(*key)
+            parts = [around(p, currency, w)
+                     for p, w in zip(self.pair_text, self.window_text, strict=True)]
+            made = self._around[key] = ([h.encode() for h, _ in parts],
+                                        [f"{t}}} ".encode() for _, t in parts])
+        return made
+
+
+RowValues = tuple[Sequence[Sequence[str]], Sequence[Sequence[float | None]]]
+"""A labelled family's samples, by row: the values of its extra label in each row, and
+each one's sample value (None: absent)."""
 
 
 def _unknown_content(counts: Sequence[int]) -> Sequence[tuple[str, list[int]]]:
@@ -160,9 +214,8 @@ class _Only(Collector):
         yield self._family
 
 
-RowSamples = Callable[[ScrapeRows, int], Sequence[tuple[str, float | None]]]
-"""A labelled family's samples of one row (by index): its extra label's value, and the
-sample's value (None: absent)."""
+RowSamples = Callable[[ScrapeRows], RowValues]
+"""A labelled family's samples of every row of a (filled) scrape."""
 
 
 class KpiFamily(GaugeMetricFamily):
@@ -182,10 +235,11 @@ class KpiFamily(GaugeMetricFamily):
         given = self._labelnames if row_samples is None else self._labelnames[:-1]
         if given != row_labels:  # what the scrape's row text is written for
             raise ValueError(f"a KPI family's row labels are {row_labels}, got {given}")
+        if row_samples is not None:
+            _place(self._labelnames)  # refuses an extra label it cannot place
         self._scrape = scrape
         self._column = column
         self._row_samples = row_samples
-        self._around = None if row_samples is None else _around(self._labelnames)
 
     @property
     def samples(self) -> list[Sample]:
@@ -198,10 +252,13 @@ class KpiFamily(GaugeMetricFamily):
             return [Sample(self.name, dict(zip(names, (*key, *currency), strict=True)), value)
                     for key, value in zip(scrape.keys, scrape.columns[self._column],
                                           strict=True) if value is not None]
+        extras, values = self._row_samples(scrape)
         return [Sample(self.name, dict(zip(names, (*key, *currency, extra), strict=True)),
                        value)
-                for i, key in enumerate(scrape.keys)
-                for extra, value in self._row_samples(scrape, i) if value is not None]
+                for key, row_extras, row_values in zip(scrape.keys, extras, values,
+                                                       strict=True)
+                for extra, value in zip(row_extras, row_values, strict=True)
+                if value is not None]
 
     @samples.setter
     def samples(self, value: list[Sample]) -> None:
@@ -214,56 +271,98 @@ class KpiFamily(GaugeMetricFamily):
 
     def chunks(self, lines: int = _CHUNK) -> Iterator[bytes]:
         """``generate_latest`` of this family alone, in pieces: HELP and TYPE by
-        prometheus_client, then the sample lines, about ``lines`` at a time."""
+        prometheus_client, then the sample lines, about ``lines`` at a time (the samples
+        of a row stay together)."""
         scrape = self._scrape
         scrape.fill()
         yield generate_latest(_Only(GaugeMetricFamily(self.name, self.documentation)))
-        name = escape_metric_name(self.name)
+        name = escape_metric_name(self.name).encode()
         count = len(scrape.keys)
         if self._row_samples is None:
             assert self._column is not None
             texts = scrape.money if self._money else scrape.plain
-            values = scrape.columns[self._column]
+            column = scrape.columns[self._column]
             for start in range(0, count, lines):
-                yield "".join([
-                    f"{name}{{{labels}}} "
-                    f"{repr(value) if _MINUS_INF < value < 1e6 else _go_float(value)}\n"
-                    for labels, value in zip(texts[start:start + lines],
-                                             values[start:start + lines], strict=True)
-                    if value is not None]).encode()
+                yield _lines(name, (texts[start:start + lines],), column[start:start + lines])
             return
-        assert self._around is not None
-        around, row_samples, text = self._around, self._row_samples, _Text()
-        pairs, windows, currency = scrape.pair_text, scrape.window_text, scrape.currency_text
+        heads, tails = scrape.around(self._labelnames)
+        extras, values = self._row_samples(scrape)
+        escaped = _EscapedBytes()
         step = max(1, lines // 8)  # a row has ~6-11 samples
         for start in range(0, count, step):
-            yield "".join([
-                f"{name}{{{head}{text.escaped(extra)}{tail}}} "
-                f"{repr(value) if _MINUS_INF < value < 1e6 else _go_float(value)}\n"
-                for i in range(start, min(start + step, count))
-                for samples in (row_samples(scrape, i),) if samples
-                for head, tail in (around(pairs[i], currency, windows[i]),)
-                for extra, value in samples if value is not None]).encode()
+            stop = start + step
+            row_extras = extras[start:stop]
+            lengths = list(map(len, row_extras))
+            # per sample: the row's text before the extra label's value, the value
+            # escaped, the row's text after it
+            yield _lines(name, (chain.from_iterable(map(repeat, heads[start:stop], lengths)),
+                                map(escaped.__getitem__, chain.from_iterable(row_extras)),
+                                chain.from_iterable(map(repeat, tails[start:stop], lengths))),
+                         list(chain.from_iterable(values[start:stop])))
 
     def exposition(self) -> bytes:
         return b"".join(self.chunks())
 
 
-def _around(names: Sequence[str]) -> Callable[[str, str, str], tuple[str, str]]:
-    """For labels campaign, channel, window, maybe currency and one more (the last): a
-    row's label text before that one's value (up to its opening quote) and after it (from
-    its closing quote), from the row's campaign-and-channel text, the currency's (unused
-    without a currency label) and the window's, as sorted by name."""
+def _lines(name: bytes, labels: Sequence[Iterable[bytes]],
+           values: Sequence[float | None]) -> bytes:
+    """Sample lines ``name{labels}value``, one per value (None: no line), with each line's
+    label text in pieces, one from each of ``labels``, the last up to the value
+    (``...} ``). Joined in one go, in C: no line is made on its own."""
+    pieces = zip(repeat(name + b"{"), *labels, go_floats(values), repeat(b"\n"))
+    if None in values:
+        return b"".join(chain.from_iterable(compress(pieces, map(is_not, values,
+                                                                 repeat(None)))))
+    return b"".join(chain.from_iterable(pieces))
+
+
+def go_floats(values: Sequence[float | None]) -> list[bytes]:
+    """``go_float`` of each value, encoded (None: ``null``): orjson writes the shortest
+    digits that read back as the value, as ``repr`` does, and between 1e-4 and 1e6 (and
+    0) in the same form, ~8 times faster than ``repr`` one by one; the few outside that
+    are prometheus_client's."""
+    if not values:
+        return []
+    text = orjson.dumps(values)
+    out = text[1:-1].split(b",")
+    present = cast("list[float]", [v for v in values if v is not None]
+                   if b"null" in text else values)
+    if present and (b"e" in text or b"0.0000" in text or b"null" in text
+                    or max(present) >= 1e6 or min(present) <= -1e6):
+        for i, value in enumerate(values):
+            if value is not None and not (1e-4 <= abs(value) < 1e6 or value == 0):
+                out[i] = go_float(value).encode()
+    return out
+
+
+class _EscapedBytes(dict[str, bytes]):
+    """A label value -> its text, escaped and encoded, each value once a family."""
+
+    def __missing__(self, value: str) -> bytes:
+        text = self[value] = _escape_value(value).encode()
+        return text
+
+
+def _place(names: Sequence[str]) -> tuple[bool, int]:
+    """Where a family's extra label (the last of its labels: campaign, channel, window,
+    maybe currency, and it) goes in its sorted label text: whether there is a currency,
+    and how many of the row's parts (campaign and channel, currency, window) come first."""
     extra = names[-1]
     order = sorted(names)
     if order.index("channel") != order.index("campaign") + 1:
         raise ValueError(f"{extra!r} sorts between campaign and channel")
     money = "currency" in names
-    # how many of the row's parts (campaign and channel, currency, window) come first
-    before = sum(name < extra for name in ("campaign", *(["currency"] if money else []),
-                                            "window"))
+    return money, sum(name < extra for name in ("campaign", *(["currency"] if money else []),
+                                                   "window"))
+
+
+def _around_at(money: bool, before: int, extra: str) -> Callable[[str, str, str],
+                                                                  tuple[str, str]]:
+    """A row's label text before the extra label's value (up to its opening quote) and
+    after it (from its closing quote), from the row's campaign-and-channel text, the
+    currency's (unused without a currency label) and the window's."""
     o = f'{escape_label_name(extra)}="'
-    around: Callable[[str, str, str], tuple[str, str]] = {  # (pair, currency, window)
+    return {  # (pair, currency, window)
         (True, 0): lambda p, c, w: (o, f'",{p},{c},{w}'),
         (True, 1): lambda p, c, w: (f"{p},{o}", f'",{c},{w}'),
         (True, 2): lambda p, c, w: (f"{p},{c},{o}", f'",{w}'),
@@ -272,7 +371,6 @@ def _around(names: Sequence[str]) -> Callable[[str, str, str], tuple[str, str]]:
         (False, 1): lambda p, c, w: (f"{p},{o}", f'",{w}'),
         (False, 2): lambda p, c, w: (f"{p},{w},{o}", '"'),
     }[money, before]
-    return around
 
 
 def exposition(registry: Collector) -> bytes:
@@ -339,45 +437,18 @@ class KpiCollector(Collector):
         return iter(())
 
 
-def _actions(scrape: ScrapeRows, row: int) -> Sequence[tuple[str, float | None]]:
-    counts = scrape.counts[row]
-    return [(action, float(counts[index])) for action, index in _ACTION_FIELDS]
-
-
-def _content(index: int, scale: int | None) -> RowSamples:
-    def samples(scrape: ScrapeRows, row: int) -> Sequence[tuple[str, float | None]]:
-        return [(content_type, float(values[index]) if scale is None else values[index] / scale)
-                for content_type, values in scrape.content[row]]
+def _named(name: str) -> RowSamples:
+    def samples(scrape: ScrapeRows) -> RowValues:
+        return scrape.named[name]
     return samples
 
 
-def _product_units(scrape: ScrapeRows, row: int) -> Sequence[tuple[str, float | None]]:
-    return [(product, float(units)) for product, (units, _) in scrape.products[row]]
-
-
-def _product_revenue(scrape: ScrapeRows, row: int) -> Sequence[tuple[str, float | None]]:
-    return [(product, revenue / MICROS) for product, (_, revenue) in scrape.products[row]]
-
-
-def _ltv(scrape: ScrapeRows, row: int) -> Sequence[tuple[str, float | None]]:
-    return [(horizon, ltv) for horizon, ltv, _ in scrape.ltv[row]]
-
-
-def _ltv_cac(scrape: ScrapeRows, row: int) -> Sequence[tuple[str, float | None]]:
-    return [(horizon, ratio) for horizon, _, ratio in scrape.ltv[row]]
-
-
-_ACTION_FIELDS = tuple(ACTION_FIELDS.items())
+_ACTION_NAMES = tuple(ACTION_FIELDS)
+_ACTION_INDEXES = tuple(ACTION_FIELDS.values())
+_CONTENT_COUNTERS = (("marketing_content_views", C_VIEWS),
+                     ("marketing_content_engagements", C_ENGAGEMENTS),
+                     ("marketing_content_clicks", C_CLICKS),
+                     ("marketing_content_orders", C_ORDERS),
+                     ("marketing_content_revenue", C_REVENUE))
 _ROW_SAMPLES: dict[str, RowSamples] = {
-    "marketing_engagement_actions": _actions,
-    "marketing_product_units": _product_units,
-    "marketing_product_revenue": _product_revenue,
-    **{name: _content(index, MICROS if name in MONEY_METRICS else None)
-       for name, index in (("marketing_content_views", C_VIEWS),
-                           ("marketing_content_engagements", C_ENGAGEMENTS),
-                           ("marketing_content_clicks", C_CLICKS),
-                           ("marketing_content_orders", C_ORDERS),
-                           ("marketing_content_revenue", C_REVENUE))},
-    "marketing_ltv": _ltv,
-    "marketing_ltv_cac_ratio": _ltv_cac,
-}
+    name: _named(name) for name, (_, extra) in LABELLED_HELP.items() if extra}

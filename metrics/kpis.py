@@ -147,15 +147,22 @@ def frequency(counts: Sequence[int], reach: float) -> float | None:
 def top_named(named: Named, top: int, rank_by: int) -> list[tuple[str, list[int]]]:
     """The ``top`` names with the most of counter ``rank_by`` (ties: by name), then
     ``other``: every other name summed, those folded past the cap included, so the sum
-    over the list is the sum over ``named``. A name spelled ``other`` is in ``other``."""
-    ranked = sorted((name for name in named if name not in (OTHER, "other")),
-                    key=lambda name: (-named[name][rank_by], name))
-    shown = [(name, list(named[name])) for name in ranked[:top]]
-    rest = [named[name] for name in ranked[top:]]
-    rest += [named[name] for name in (OTHER, "other") if name in named]
+    over the list is the sum over ``named``. A name spelled ``other`` is in ``other``.
+    The lists shown are ``named``'s own (a scrape's copy, only read)."""
+    # (-count, name) tuples sort as the key (-count, name) would, without a key call
+    # per name: at a scrape this runs for every row's products and content types.
+    ranked = sorted([(-counts[rank_by], name) for name, counts in named.items()
+                     if name not in _FOLDED])
+    shown = [(name, named[name]) for _, name in ranked[:top]]
+    rest = [named[name] for _, name in ranked[top:]]
+    rest += [named[name] for name in _FOLDED if name in named]
     if rest:
         shown.append(("other", [sum(column) for column in zip(*rest, strict=True)]))
     return shown
+
+
+_FOLDED = (OTHER, "other")
+"""Names always summed into ``other``: the fold of names past the cap, and ``other``."""
 
 
 def content_counts(counts: Sequence[int], content: Named) -> Named:

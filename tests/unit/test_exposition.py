@@ -21,6 +21,7 @@ from metrics.kpi_gauges import (
     SeedKpis,
     exposition,
     go_float,
+    go_floats,
 )
 from metrics.kpis import kpi_values
 from metrics.names import KPI_HELP, KPI_LABELS, LABELLED_HELP, MONEY_METRICS
@@ -184,7 +185,8 @@ def test_a_family_with_a_label_past_the_rows_writes_generate_latests_text(
     scrape = ScrapeRows([(c, ch, w, [0] * WIDTH) for c, ch, w, _ in rows], [], "EUR",
                         SeedKpis())
     family = KpiFamily("marketing_x", "X.", names, scrape,
-                       row_samples=lambda _, row: rows[row][3])
+                       row_samples=lambda _: ([[e for e, _ in row[3]] for row in rows],
+                                              [[v for _, v in row[3]] for row in rows]))
     reference = GaugeMetricFamily("marketing_x", "X.", labels=names)
     for campaign, channel, window, samples in rows:
         for value_of_extra, value in samples:
@@ -201,7 +203,7 @@ def test_labels_the_row_text_is_not_written_for_are_refused() -> None:
     scrape = ScrapeRows([], [], "EUR", SeedKpis())
     with pytest.raises(ValueError, match="'cat' sorts between campaign and channel"):
         KpiFamily("marketing_x", "X.", [*KPI_LABELS, "cat"], scrape,
-                  row_samples=lambda _, row: [])
+                  row_samples=lambda _: ([], []))
     with pytest.raises(ValueError, match="row labels are"):
         KpiFamily("marketing_x", "X.", ["campaign", "window"], scrape, column="marketing_x")
     with pytest.raises(ValueError, match="a column or row samples"):
@@ -246,3 +248,16 @@ def test_a_scrape_in_pieces_of_any_size_is_the_same_text() -> None:
     # together)
     assert max(len(piece.splitlines()) for family in families
                for piece in list(family.chunks(7))[1:]) == 7
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(st.floats(allow_nan=True, allow_infinity=True)
+                       | st.floats(-1e7, 1e7) | st.floats(-1e-3, 1e-3) | st.none()
+                       | st.sampled_from([1e-4, 9.999e-5, 1e6, 999_999.9, -1e6, 1e16, 0.0,
+                                          -0.0, 5e-05, 0.1 + 0.2]), max_size=40))
+def test_go_floats_are_go_float_of_each(values: list[float | None]) -> None:
+    """The batch writer gives prometheus_client's text of every value, whatever mix of
+    tiny, huge, negative, infinite or NaN values shares a piece."""
+    written = go_floats(values)
+    assert [w for w, v in zip(written, values, strict=True) if v is not None] == [
+        floatToGoString(v).encode() for v in values if v is not None]

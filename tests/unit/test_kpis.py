@@ -6,11 +6,13 @@ from fractions import Fraction
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from metrics.kpi_gauges import KpiCollector
-from metrics.kpis import kpi_values
+from metrics.kpis import kpi_values, top_named
 from streams.windows.counts import FIELDS
 from streams.windows.state import KpiRow
 
@@ -288,3 +290,29 @@ def test_rows_are_read_at_scrape_time() -> None:
 
 def test_no_rows_no_series() -> None:
     assert scrape(registry_with(lambda: [])) == {}
+
+
+def _top_named_by_key(named: dict[str, list[int]], top: int,
+                      rank_by: int) -> list[tuple[str, list[int]]]:
+    """top_named as it was written first: a sort key per name."""
+    ranked = sorted((n for n in named if n not in ("", "other")),
+                    key=lambda n: (-named[n][rank_by], n))
+    shown = [(n, list(named[n])) for n in ranked[:top]]
+    rest = [named[n] for n in ranked[top:]] + [named[n] for n in ("", "other") if n in named]
+    if rest:
+        shown.append(("other", [sum(c) for c in zip(*rest, strict=True)]))
+    return shown
+
+
+@settings(max_examples=200, deadline=None)
+@given(named=st.dictionaries(st.sampled_from(["", "other", "a", "b", "B", "ab", "z", "é"])
+                             | st.text(max_size=3),
+                             st.lists(st.integers(-3, 5), min_size=2, max_size=2),
+                             max_size=9),
+       top=st.integers(0, 6), rank_by=st.integers(0, 1))
+def test_top_named_ranks_by_count_then_name_and_folds_the_rest(
+        named: dict[str, list[int]], top: int, rank_by: int) -> None:
+    shown = top_named(named, top, rank_by)
+    assert shown == _top_named_by_key(named, top, rank_by)
+    assert [sum(c) for c in zip(*(v for _, v in shown), strict=True)] == (
+        [sum(c) for c in zip(*named.values(), strict=True)] if named else [])

@@ -4,17 +4,22 @@ its text written while the event loop goes on counting."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import gzip
+from collections.abc import Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
 
 import pytest
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 
 from bench import scrape
 from metrics.kpi_gauges import KpiCollector, exposition
 from streams.windows.counts import WIDTH
 from streams.windows.state import KpiState
-from streams.worker.web import metrics_page
+from streams.worker.web import cycle_collection_paused, metrics_page
 
 LAST = ("campaign-00049", "web")
 """The cell of the last of scrape.build_state's 200 series: written last."""
@@ -81,3 +86,40 @@ def test_without_gzip_the_page_serves_the_text() -> None:
     assert body == before
     assert "Content-Encoding" not in headers
     assert headers["Content-Type"] == CONTENT_TYPE_LATEST
+
+
+def test_a_scrape_writes_with_the_cycle_collector_off_and_leaves_it_on() -> None:
+    """The KPI values are worked out with Python's cycle collector paused (it would pass
+    over the whole state every ~700 new objects), and it is on again afterwards, also when
+    two scrapes overlap and one ends first."""
+    written_with_collector_on: list[bool] = []
+
+    class Watched(GaugeMetricFamily):
+        @property
+        def samples(self) -> list[Sample]:  # read where the text is written
+            written_with_collector_on.append(gc.isenabled())
+            return [Sample("kpistream_watched", {}, 1.0)]
+
+        @samples.setter
+        def samples(self, value: list[Sample]) -> None:
+            pass
+
+    class Watching(Collector):
+        def collect(self) -> Iterator[Metric]:
+            yield Watched("kpistream_watched", "Watched.")
+
+    registry = CollectorRegistry()
+    registry.register(KpiCollector(lambda: [("c", "web", "5m", [1] * WIDTH)], "USD"))
+    registry.register(Watching())
+    assert gc.isenabled()
+    asyncio.run(metrics_page(registry, "gzip", gzip_executor=ThreadPoolExecutor(1)))
+    assert written_with_collector_on == [False]
+    assert gc.isenabled()
+    with cycle_collection_paused():
+        assert not gc.isenabled()
+        body, _ = asyncio.run(metrics_page(registry, "gzip"))  # overlaps, ends first
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    asyncio.run(metrics_page(registry, ""))
+    assert gc.isenabled()
+    assert b'marketing_views{campaign="c",channel="web",window="5m"} 1.0' in gzip.decompress(body)

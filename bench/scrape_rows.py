@@ -1,0 +1,101 @@
+"""How long /metrics takes to write and gzip with the seed KPIs' series, in process.
+
+    .venv/bin/python -m bench.scrape_rows                    # 10,000 campaign-channels
+    .venv/bin/python -m bench.scrape_rows --series 500 --scrapes 3
+
+The rows a worker hands the KPI collector at a scrape, made up: every campaign-channel
+with 4 windows, each window with its reach, 1-13 products (some rows past the default top
+10, so with ``other``), 3 content types beside ``unknown``, and on ``total`` three LTV
+horizons, about the size of bench.scrape_load's answer at 10,000 campaign-channels (~200
+samples each). Times what streams/worker/web.py does off the event loop: the KPI
+values, the text and gzip (``metrics_page``), and checks the answer is
+``generate_latest``'s byte for byte. Collecting the rows (on the loop) is not in it:
+bench.scrape times ``rows()``. Exit status 0, or 1 if the answer is wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from prometheus_client import CollectorRegistry, generate_latest
+
+from metrics.kpi_gauges import KpiCollector, SeedKpis
+from streams.windows.counts import WIDTH
+from streams.windows.state import ExtrasRow, KpiRow, WindowExtras
+from streams.worker.web import metrics_page
+
+__all__ = ["made_up_rows", "main"]
+
+_CHANNELS = ("tiktok", "youtube", "meta", "web")
+_WINDOWS = ("5m", "1h", "24h", "total")
+_CONTENT = ("tutorial", "unboxing", "challenge")
+_HORIZONS = (("30d", 30), ("90d", 90), ("365d", 365))
+
+
+def made_up_rows(series: int) -> tuple[list[KpiRow], list[ExtrasRow]]:
+    """Deterministic rows and extras of ``series`` campaign-channels x 4 windows."""
+    rows: list[KpiRow] = []
+    extras: list[ExtrasRow] = []
+    for s in range(series):
+        campaign, channel = f"campaign-{s // 4:05d}", _CHANNELS[s % 4]
+        for w, window in enumerate(_WINDOWS):
+            scale = 1 + w * 7
+            views = scale * (50 + (s * 7 + w * 13) % 200)
+            counts = [(views * (i + 3)) // (i + 5) + i for i in range(WIDTH)]
+            counts[0] = views
+            rows.append((campaign, channel, window, counts))
+            products = {f"sku-{(s + p) % 30:02d}": [1 + (s + p) % 5, 1_990_000 * (1 + p)]
+                        for p in range(1 + (s * 3 + w) % 13)}
+            content = {name: [views // (i + 3), views // (i + 9), 1 + i, i, i * 1_500_000]
+                       for i, name in enumerate(_CONTENT)}
+            ltv = ({days: 25_000_000 * (1 + s % 7) * (1 + i) for i, (_, days) in
+                    enumerate(_HORIZONS)} if window == "total" else {})
+            extras.append((campaign, channel, window,
+                           WindowExtras(reach=views * 0.61, products=products,
+                                        content=content, ltv=ltv)))
+    return rows, extras
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--series", type=int, default=10_000, help="campaign-channels")
+    parser.add_argument("--scrapes", type=int, default=5, help="timed scrapes")
+    args = parser.parse_args(argv)
+    rows, extras = made_up_rows(args.series)
+    registry = CollectorRegistry()
+    registry.register(KpiCollector(lambda: rows, "USD", SeedKpis(
+        extras=lambda: extras, ltv_horizons=_HORIZONS)))
+    scrapes = ThreadPoolExecutor(max_workers=1)
+    gzips = ThreadPoolExecutor(max_workers=1)
+
+    async def scrape() -> tuple[float, bytes]:
+        t0 = time.perf_counter()
+        body, _ = await metrics_page(registry, "gzip", scrapes, gzips)
+        return time.perf_counter() - t0, body
+
+    times = []
+    body = b""
+    for _ in range(args.scrapes):
+        seconds, body = asyncio.run(scrape())
+        times.append(seconds * 1000)
+    text = gzip.decompress(body)
+    samples = sum(1 for line in text.splitlines() if not line.startswith(b"#"))
+    print(f"{args.series} campaign-channels: {samples} samples, {len(text) / 1e6:.1f} MB, "
+          f"{len(body) / 1e6:.1f} MB gzipped")
+    print(f"scrape (gzip): median {statistics.median(times):.0f} ms, max {max(times):.0f} ms, "
+          f"{statistics.median(times) * 1e6 / samples:.0f} ns a sample")
+    if text != generate_latest(registry):
+        print("WRONG: the answer differs from generate_latest", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
