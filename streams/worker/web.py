@@ -44,7 +44,8 @@ async def metrics_page(registry: Collector, accept_encoding: str,
     GIL, so the two overlap on two cores, and the loop goes on between the writer's slices
     of the GIL, so heartbeats, fetches and counting are not held up for the whole scrape.
     """
-    families = list(registry.collect())
+    with cycle_collection_paused():  # the rows' copies are a million objects too
+        families = list(registry.collect())
     # As Prometheus asks: 1,000 campaign-channels are ~6 MB of text, ~10 times less
     # gzipped; an answer that large otherwise leaves the event loop in
     # socket-buffer-sized pieces between the worker's other work.
