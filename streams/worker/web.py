@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import gc
-import threading
 import zlib
 from collections.abc import Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -18,9 +15,10 @@ from prometheus_client.registry import Collector
 from metrics.kpi_gauges import chunks_of
 from streams.events.schemas import schema_json
 from streams.events.validation import EVENT_TYPES
+from streams.worker.cycles import cycle_collection_paused
 from streams.worker.kpi_app import KpiApp
 
-__all__ = ["GZIP_LEVEL", "cycle_collection_paused", "metrics_page", "register"]
+__all__ = ["GZIP_LEVEL", "metrics_page", "register"]
 
 GZIP_LEVEL = 1
 """Fastest compression: already ~10 times smaller (6.2 MB -> 625 KB for 1,000
@@ -56,43 +54,6 @@ async def metrics_page(registry: Collector, accept_encoding: str,
     if gzipped:
         headers["Content-Encoding"] = "gzip"
     return body, headers
-
-
-class _CyclePause:
-    """How many blocks want the cycle collector off, and whether it was on before."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.holders = 0
-        self.was_enabled = False
-
-
-_PAUSE = _CyclePause()
-
-
-@contextmanager
-def cycle_collection_paused() -> Iterator[None]:
-    """Python's cycle collector off while the block runs (however many run at once), and
-    back as it was after the last.
-
-    A scrape at 10,000 campaign-channels makes over a million lists and tuples that live
-    until it ends; each ~700 of them start a collection, and those pass over every object
-    the worker holds, its state included: more than half of working out the KPI values
-    (bench.scrape_rows: 2.0 s with it, 0.8 s without). Reference counting still frees
-    what the scrape and the loop let go of meanwhile; only garbage in cycles waits, for
-    at most one scrape."""
-    with _PAUSE.lock:
-        if _PAUSE.holders == 0:
-            _PAUSE.was_enabled = gc.isenabled()
-            gc.disable()
-        _PAUSE.holders += 1
-    try:
-        yield
-    finally:
-        with _PAUSE.lock:
-            _PAUSE.holders -= 1
-            if _PAUSE.holders == 0 and _PAUSE.was_enabled:
-                gc.enable()
 
 
 def _body(families: list[Metric], gzipped: bool, gzip_executor: Executor | None) -> bytes:

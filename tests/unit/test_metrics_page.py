@@ -19,7 +19,8 @@ from bench import scrape
 from metrics.kpi_gauges import KpiCollector, exposition
 from streams.windows.counts import WIDTH
 from streams.windows.state import KpiState
-from streams.worker.web import cycle_collection_paused, metrics_page
+from streams.worker.cycles import cycle_collection_paused
+from streams.worker.web import metrics_page
 
 LAST = ("campaign-00049", "web")
 """The cell of the last of scrape.build_state's 200 series: written last."""
