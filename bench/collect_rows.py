@@ -168,12 +168,13 @@ def _ms(seconds: Iterable[float]) -> str:
 
 
 def _digest(rows: Sequence[KpiRow], extra_rows: Sequence[ExtrasRow]) -> str:
-    """What a scrape returned, in order, as a short hash."""
+    """What a scrape returned as a short hash (extras rows sorted: they come in the order
+    of a set of cells, which differs from process to process)."""
     h = hashlib.sha256()
     h.update(orjson.dumps(rows))
-    for campaign, channel, label, e in extra_rows:
-        h.update(orjson.dumps([campaign, channel, label, e.reach, e.products, e.content,
-                               sorted(e.ltv.items())]))
+    for line in sorted(orjson.dumps([c, ch, w, e.reach, e.products, e.content,
+                                     sorted(e.ltv.items())]) for c, ch, w, e in extra_rows):
+        h.update(line)
     return h.hexdigest()[:16]
 
 
