@@ -357,3 +357,72 @@ def test_the_minutes_of_past_hours_freeze_when_their_rollup_is_built() -> None:
     late = reach.minute_sketch(NOW - 90)
     assert late is not None and not late.frozen
     assert reach.estimate(NOW, 1440) > day
+
+
+def test_a_roll_up_grows_with_its_minutes_and_answers_as_one_made_afresh() -> None:
+    reach, minutes = WindowReach(), {}
+    for minute in range(NOW - 30, NOW + 1):
+        keys = random_keys(5, seed=minute)
+        reach.add(minute, keys)
+        minutes[minute] = fed(keys)
+    assert reach.estimate(NOW, 60) == reference(reach, minutes, NOW, 60)
+    rollup = reach._rollups[NOW // 60]
+    for minute in (NOW, NOW - 2):  # a new viewer, a late one: the same roll-up, grown
+        keys = random_keys(40, seed=minute + 7)
+        reach.add(minute, keys)
+        minutes[minute].add(keys)
+        assert reach._rollups[NOW // 60] is rollup
+        assert reach.estimate(NOW, 60) == reference(reach, minutes, NOW, 60)
+
+
+def test_an_edge_hours_tail_unions_follow_its_minutes() -> None:
+    """The 24 h and 1 h windows' edges inside an hour gone by: remembered tails of it, kept
+    while the edge moves on and dropped by a late view into it; every answer the plain
+    union's, and the same as a reach that remembered nothing."""
+    reach, minutes = WindowReach(), {}
+    start = NOW - 1500
+    for minute in range(start, NOW + 1):
+        keys = random_keys(4, seed=minute)
+        reach.add(minute, keys)
+        minutes[minute] = fed(keys)
+    for now in range(NOW + 1, NOW + 25):
+        keys = random_keys(4, seed=now)
+        reach.add(now, keys)
+        minutes[now] = fed(keys)
+        reach.drop_before(now - 1439)
+        minutes = {m: s for m, s in minutes.items() if m >= now - 1439}
+        if now == NOW + 12:  # a late view into the day window's edge hour
+            late = now - 1439 + 30
+            reach.add(late, [777])
+            minutes[late].add([777])
+            assert late // 60 not in reach._tails
+        fresh = WindowReach()
+        for m, sketch in minutes.items():
+            fresh.load(m, sketch.copy())
+        for window in (5, 60, 1440):
+            answer = reach.estimate(now, window)
+            assert answer == reference(reach, minutes, now, window)
+            assert answer == fresh.estimate(now, window)
+        assert (now - 1439) // 60 in reach._tails
+    assert set(reach._tails) <= set(reach._edges.values())
+
+
+def test_a_middle_is_kept_as_the_window_moves_and_dropped_when_an_hour_inside_changes() -> None:
+    reach, minutes = WindowReach(), {}
+    for minute in range(NOW - 1440, NOW + 1):
+        keys = random_keys(3, seed=minute)
+        reach.add(minute, keys)
+        minutes[minute] = fed(keys)
+    reach.estimate(NOW, 1440)
+    [middle] = reach._settled.values()
+    reach.add(NOW, [1])  # the newest hour: not in the middle
+    reach.drop_before(NOW + 1 - 1439)  # the edge hour loses a minute: not in the middle
+    minutes[NOW].add([1])
+    minutes.pop(NOW - 1439)
+    assert reach.estimate(NOW + 1, 1440) == reference(reach, minutes, NOW + 1, 1440)
+    assert list(reach._settled.values()) == [middle]
+    late = NOW - 600  # an hour inside the middle
+    reach.add(late, random_keys(500, seed=3))
+    minutes[late].add(random_keys(500, seed=3))
+    assert reach._settled == {}
+    assert reach.estimate(NOW + 1, 1440) == reference(reach, minutes, NOW + 1, 1440)

@@ -259,3 +259,40 @@ def test_total_never_moves_in_or_out_near_the_epoch() -> None:
     for now in [2, 0, 1, 3, 4, 2, 1500, 1, 0]:
         sums.at(cells, now, [3, 1440])
         assert sums.of(("a", "web")) == window_sums(buckets, now, [3, 1440]), now
+
+
+def test_extras_rows_stay_as_they_were_when_the_buckets_change() -> None:
+    """extras_rows shares its counters' lists with the state (each map is a copy): a list
+    handed out is never changed, by a later event into the window, one leaving it, or the
+    total's; and every scrape's answer is the naive one."""
+    windows = [Window("5m", 5), Window("1h", 60)]
+    state = KpiState(60)
+    offset = 0
+
+    def event(minute: int, products: dict[str, list[int]], content: dict[str, list[int]],
+              now: int) -> None:
+        nonlocal offset
+        offset += 1
+        key = ("a", "web", minute)
+        state.apply({key: bucket(1)}, now, offset, {key: ExtrasDelta([], products, content)})
+
+    def scrape(now: int) -> list[tuple[str, Any, Any]]:
+        return [(w, e.products, e.content)
+                for _, _, w, e in state.extras_rows(now, windows, lambda _: True)]
+
+    event(NOW - 3, {"p1": [1, 100]}, {"live": [1, 0, 0, 0, 0]}, NOW)
+    event(NOW, {"p1": [2, 200], "p2": [1, 50]}, {"live": [2, 1, 0, 0, 0]}, NOW)
+    first = scrape(NOW)
+    held = [(w, {k: list(v) for k, v in p.items()}, {k: list(v) for k, v in c.items()})
+            for w, p, c in first]
+    event(NOW, {"p1": [5, 500]}, {"live": [3, 0, 0, 0, 0]}, NOW)  # same minute, same names
+    second = scrape(NOW)
+    event(NOW + 3, {"p2": [1, 50]}, {"live": [1, 0, 0, 0, 0]}, NOW + 3)  # NOW - 3 leaves 5m
+    scrape(NOW + 3)
+    assert first == held
+    assert second != first
+    for now in (NOW, NOW + 3):
+        named = {(c, ch, w): (e.products, e.content)
+                 for c, ch, w, e in state.extras_rows(now, windows, lambda _: True)
+                 if w != "total" and (e.products or e.content)}
+        assert named == naive_named(state, now, windows)
