@@ -10,14 +10,11 @@ in which it took small sketches' coupons).
 
 A window of N minutes at minute ``now`` holds the buckets ``now - N + 1`` and later, as for
 the counters (buckets ahead of now count). ``WindowReach`` keeps a roll-up per hour (the
-union of its minutes: viewers added to a minute are added to it too, rebuilt when a minute
-is replaced or dropped), one union of the roll-ups of the hours before the newest two, and
-for an hour gone by that holds a window's trailing edge the union of its minutes from
-every tenth minute on, so a 24 h window unions at most 9 minute sketches, a tail, that
+union of its minutes, rebuilt when one of them changes) and one union of the roll-ups of
+the hours before the newest two, so a 24 h window unions at most 59 minute sketches, that
 union and two roll-ups, and it remembers the answer per window start until a
-bucket at or after that start changes. Building an hour's roll-up, or the newest hour moving
-on from one with a roll-up, freezes the minutes of an hour gone by (only their serialized
-bytes stay, until a late view). Given ``read`` (a
+bucket at or after that start changes. Building an hour's roll-up freezes the minutes of
+an hour gone by (only their serialized bytes stay, until a late view). Given ``read`` (a
 minute's sketch as the kpi table's store holds it in its bucket), it goes further: an hour
 two or more behind the newest keeps only its roll-up and the list of its minutes, and its
 minutes are read back when they are needed again: a window's trailing edge inside it (that
@@ -334,8 +331,8 @@ class WindowReach:
         return self._total
 
     def _window_parts(self, start: int, window_minutes: int) -> list[UserSketch]:
-        """Start's partial hour (minute sketches and a tail union), a union of the roll-ups
-        of the hours before the newest two, then the roll-ups of those two."""
+        """Minute sketches of start's partial hour, a union of the roll-ups of the hours
+        before the newest two, then the roll-ups of those two."""
         parts: list[UserSketch] = []
         if start % _HOUR:
             edge = start // _HOUR
