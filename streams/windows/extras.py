@@ -27,7 +27,6 @@ __all__ = [
     "BucketExtras",
     "ExtrasDelta",
     "add_named",
-    "add_named_anew",
     "name_map",
     "named_read",
     "named_wire",
@@ -84,37 +83,18 @@ def add_named(into: Named, delta: Mapping[str, Sequence[int]]) -> None:
                 acc[i] += value
 
 
-def add_named_anew(into: Named, delta: Mapping[str, Sequence[int]]) -> None:
-    """``add_named`` that puts a new list in place of each one it changes: a list once in
-    ``into`` stays as it is, so a scrape's rows can share them (``KpiState.extras_rows``
-    copies a map, not every name's counters)."""
-    for name, counts in delta.items():
-        acc = into.get(name)
-        if acc is None:
-            into[name] = list(counts)
-            continue
-        acc = list(acc)
-        for i, value in enumerate(counts):
-            acc[i] += value
-        into[name] = acc
-
-
 def shift_named(into: Named, delta: Mapping[str, Sequence[int]], sign: int) -> None:
     """Add (``sign`` 1) or take away (-1) ``delta``'s counters per name; a name left at
     zero leaves (it would not be there when summed afresh: every name a bucket holds has a
-    count above zero). A list it changes is replaced, as by ``add_named_anew``: running
-    window sums are shared with a scrape's rows."""
+    count above zero)."""
     for name, counts in delta.items():
         acc = into.get(name)
         if acc is None:
             into[name] = [sign * value for value in counts]
             continue
-        acc = list(acc)
         for i, value in enumerate(counts):
             acc[i] += sign * value
-        if any(acc):
-            into[name] = acc
-        else:
+        if not any(acc):
             del into[name]
 
 
@@ -169,8 +149,8 @@ class BucketExtras:
         viewers with its users added already."""
         if sketch is not None:
             self.reach = sketch
-        add_named_anew(self.products, delta.products)  # the total's are shared with rows
-        add_named_anew(self.content, delta.content)
+        add_named(self.products, delta.products)
+        add_named(self.content, delta.content)
         for days, amount in delta.ltv.items():
             self.ltv[days] = self.ltv.get(days, 0) + amount
 
