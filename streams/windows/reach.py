@@ -45,8 +45,6 @@ _CACHED_STARTS: Final = 16
 """Window answers remembered (a scrape asks a few windows at one ``now``)."""
 _SETTLED_KEPT: Final = 4
 """Middle unions remembered (one per window longer than two hours)."""
-_STEP: Final = 10
-"""Minutes between the starts of an edge hour's remembered tail unions."""
 
 
 def user_key(user_id: str) -> int:
@@ -145,45 +143,11 @@ def _union(sketches: Iterable[UserSketch]) -> UserSketch:
     return UserSketch(union.get_result())
 
 
-def _tail_unions(minutes: dict[int, UserSketch], first: int, end: int) -> dict[int, UserSketch]:
-    """The union of ``minutes`` from each ``_STEP``-th minute in [first, end) on, frozen."""
-    steps: dict[int, list[UserSketch]] = {}
-    for minute, sketch in minutes.items():
-        if first <= minute < end:
-            steps.setdefault(minute - minute % _STEP, []).append(sketch)
-    union = cpc_union(LG_K)
-    tails: dict[int, UserSketch] = {}
-    for start in range(end - _STEP, first - 1, -_STEP):
-        for sketch in steps.get(start, ()):
-            union.update(sketch.cpc)
-        tail = tails[start] = UserSketch(union.get_result())
-        tail.freeze()
-    return tails
-
-
-def _minutes_between(minutes: dict[int, UserSketch], low: int, high: int) -> list[UserSketch]:
-    """The sketches of ``minutes`` in [low, high): looked up if that is fewer minutes than
-    the hour holds (walking a dict of other campaign-channels' hours is cache misses)."""
-    if high - low < len(minutes):
-        return [s for m in range(low, high) if (s := minutes.get(m)) is not None]
-    return [s for m, s in minutes.items() if low <= m < high]
-
-
-def _union_estimate(sketches: Iterable[UserSketch]) -> float:
-    """``_union(sketches).estimate()`` with one union, not two: a union's result is a
-    merged sketch already, so its own estimate is the merged (ICON) one."""
-    union = cpc_union(LG_K)
-    for sketch in sketches:
-        union.update(sketch.cpc)
-    result = union.get_result()
-    return 0.0 if result.is_empty() else float(result.get_estimate())
-
-
 class WindowReach:
     """One campaign-channel's minute sketches, their hour roll-ups and a running total."""
 
     __slots__ = ("_answers", "_edges", "_hours", "_newest", "_read", "_rollups", "_settled",
-                 "_spill_due", "_spilled", "_tails", "_total", "_total_answer")
+                 "_settled_version", "_spill_due", "_spilled", "_total", "_total_answer")
 
     def __init__(self, read: Callable[[int], UserSketch | None] | None = None) -> None:
         """``read``: a minute's sketch from the store (None: every minute stays in memory)."""
@@ -192,16 +156,11 @@ class WindowReach:
         self._spilled: dict[int, int] = {}
         """Hours whose minute sketches are only in the store: their minutes, a bit each
         (bit ``m`` for the hour's minute ``m``)."""
-        self._settled: dict[tuple[int, int], UserSketch] = {}
+        self._settled: dict[tuple[int, int, int, int], UserSketch] = {}
         """Unions of the roll-ups of the hours before the newest two, by (first hour, last
-        hour): a window's middle, rebuilt about hourly. One goes when an hour from its
-        first to its last comes, goes or changes (``_rollup_changed``)."""
-        self._tails: dict[int, dict[int, UserSketch]] = {}
-        """Edge hour gone by -> its tail unions, by first minute (every ``_STEP`` minutes
-        of the hour): the union of its minutes from there on, frozen. A window whose
-        trailing edge is inside the hour then unions one of them and at most ``_STEP - 1``
-        minutes, not up to 59 (~40 us a campaign-channel a scrape for the 1 h and 24 h
-        windows). Dropped with any change to the hour's minutes."""
+        hour, hours, ``_settled_version``): a window's middle, rebuilt about hourly."""
+        self._settled_version = 0
+        """Moves on when a roll-up of an hour before the newest two changes."""
         self._edges: dict[int, int] = {}
         """Window length -> the hour its trailing edge fell in last: kept in memory."""
         self._spill_due = False
@@ -230,7 +189,7 @@ class WindowReach:
             sketch.add(keys)
             self._total.add(keys)
             self._total_answer = None
-            self._grew(minute, keys)
+            self._changed(minute)
         return sketch
 
     def _add_spilled(self, minute: int, keys: list[int] | tuple[int, ...]) -> UserSketch:
@@ -246,12 +205,11 @@ class WindowReach:
             self._total.add(keys)
             self._total_answer = None
             self._spilled[hour] |= 1 << (minute - hour * _HOUR)
-            self._tails.pop(hour, None)
             rollup = self._rollups.get(hour)
             if rollup is not None:
                 rollup.add(keys)
                 rollup.freeze()  # as a spilled hour's roll-up is kept
-            self._rollup_changed(hour)
+            self._settled_version += 1
             self._forget_answers_from(minute)
         return sketch
 
@@ -278,7 +236,6 @@ class WindowReach:
                 del self._spilled[hour]
                 gone.append(last)
                 self._forget_rollup(hour)
-                self._tails.pop(hour, None)
         for hour in [h for h in self._spilled if h <= minute // _HOUR]:
             self._hour(hour)  # part of it goes: its roll-up is made again from the rest
         for hour in [h for h in self._hours if h <= minute // _HOUR]:
@@ -290,7 +247,6 @@ class WindowReach:
                 del self._hours[hour]
             if dropped:
                 self._forget_rollup(hour)
-                self._keep_tails_from(hour, minute)
                 gone += dropped
         if gone:
             newest = max(gone)
@@ -313,7 +269,7 @@ class WindowReach:
         start = now_minute - window_minutes + 1
         answer = self._answers.get(start)
         if answer is None:
-            answer = _union_estimate(self._window_parts(start, window_minutes))
+            answer = _union(self._window_parts(start, window_minutes)).estimate()
             if len(self._answers) >= _CACHED_STARTS:
                 del self._answers[next(iter(self._answers))]
             self._answers[start] = answer
@@ -333,63 +289,29 @@ class WindowReach:
     def _window_parts(self, start: int, window_minutes: int) -> list[UserSketch]:
         """Minute sketches of start's partial hour, a union of the roll-ups of the hours
         before the newest two, then the roll-ups of those two."""
-        parts: list[UserSketch] = []
+        partial: dict[int, UserSketch] = {}
         if start % _HOUR:
             edge = start // _HOUR
             if self._edges.get(window_minutes) != edge:
                 self._edges[window_minutes] = edge  # the one before may go to the store
                 self._spill_due = True
-                edges = set(self._edges.values())
-                self._tails = {h: t for h, t in self._tails.items() if h in edges}
             partial = self._hour(edge) if edge in self._spilled else self._hours.get(edge, {})
-            parts = self._edge_parts(edge, start, partial)
-        first = -(-start // _HOUR)  # the first hour wholly inside
-        newest = self._newest // _HOUR  # later hours hold no viewer (``add`` of none)
-        recent_from = newest - 1
-        if first < recent_from:
-            key = (first, recent_from - 1)
+        parts = [s for m, s in partial.items() if m >= start]
+        hours = sorted(h for h in (*self._hours, *self._spilled) if h * _HOUR >= start)
+        recent_from = self._newest // _HOUR - 1
+        settled = [h for h in hours if h < recent_from]
+        if settled:
+            key = (settled[0], settled[-1], len(settled), self._settled_version)
             union = self._settled.get(key)
             if union is None:
-                settled = sorted(h for h in (*self._hours, *self._spilled)
-                                 if first <= h < recent_from)
                 union = _union([self._rollup(hour) for hour in settled])
                 if len(self._settled) >= _SETTLED_KEPT:
                     del self._settled[next(iter(self._settled))]
                 self._settled[key] = union
             parts.append(union)
-        parts += [self._rollup(hour) for hour in range(max(first, recent_from), newest + 1)
-                  if hour in self._hours or hour in self._spilled]
+        parts += [self._rollup(hour) for hour in hours if hour >= recent_from]
         self._spill()
         return parts
-
-    def _edge_parts(self, edge: int, start: int,
-                    minutes: dict[int, UserSketch]) -> list[UserSketch]:
-        """What unions to the viewers of ``edge``'s minutes from ``start`` on: the minutes
-        before the next tail union's first, then that tail union (the newest hour's minutes
-        change all the time: those as they are)."""
-        end = (edge + 1) * _HOUR
-        if edge >= self._newest // _HOUR:
-            return _minutes_between(minutes, start, end)
-        first = -(-start // _STEP) * _STEP
-        parts = _minutes_between(minutes, start, first)
-        if first < end:
-            tails = self._tails.get(edge)
-            if tails is None or first not in tails:
-                tails = self._tails[edge] = _tail_unions(minutes, first, end)
-            tail = tails[first]
-            if tail:
-                parts.append(tail)
-        return parts
-
-    def _keep_tails_from(self, hour: int, minute: int) -> None:
-        """``hour``'s minutes before ``minute`` are gone: so are the tails that held them."""
-        tails = self._tails.get(hour)
-        if tails is not None:
-            kept = {first: tail for first, tail in tails.items() if first >= minute}
-            if kept:
-                self._tails[hour] = kept
-            else:
-                del self._tails[hour]
 
     def _rollup(self, hour: int) -> UserSketch:
         rollup = self._rollups.get(hour)
@@ -419,14 +341,8 @@ class WindowReach:
         self._spill_due = False
 
     def _forget_rollup(self, hour: int) -> None:
-        if self._rollups.pop(hour, None) is not None:
-            self._rollup_changed(hour)
-
-    def _rollup_changed(self, hour: int) -> None:
-        """``hour``'s roll-up changed or went: so do the middles that held it."""
-        if any(first <= hour <= last for first, last in self._settled):
-            self._settled = {key: union for key, union in self._settled.items()
-                             if not key[0] <= hour <= key[1]}
+        if self._rollups.pop(hour, None) is not None and hour < self._newest // _HOUR - 1:
+            self._settled_version += 1
 
     def _hour(self, hour: int) -> dict[int, UserSketch]:
         """An hour's minute sketches, read back from the store if spilled."""
@@ -445,44 +361,11 @@ class WindowReach:
         return minutes
 
     def _changed(self, minute: int) -> None:
-        """A minute's sketch was replaced: its hour's roll-up is made again when asked."""
         if minute // _HOUR > self._newest // _HOUR:
             self._spill_due = True
-            self._freeze_gone_by(self._newest // _HOUR)
         self._newest = max(self._newest, minute)
         self._forget_rollup(minute // _HOUR)
-        self._rollup_changed(minute // _HOUR)  # the hour may be new
-        self._tails.pop(minute // _HOUR, None)
         self._forget_answers_from(minute)
-
-    def _grew(self, minute: int, keys: list[int] | tuple[int, ...]) -> None:
-        """A minute took these viewers: so does its hour's roll-up (a union of minutes grows
-        by what one of them does), not made again from up to 60 minutes at the next scrape
-        (the newest hour's changes with nearly every event)."""
-        hour = minute // _HOUR
-        if hour > self._newest // _HOUR:
-            self._spill_due = True
-            self._freeze_gone_by(self._newest // _HOUR)
-        self._newest = max(self._newest, minute)
-        rollup = self._rollups.get(hour)
-        if rollup is not None:
-            frozen = rollup.frozen
-            rollup.add(keys)
-            if frozen:
-                rollup.freeze()
-            if hour < self._newest // _HOUR - 1:
-                self._spill_due = True  # as when its roll-up was made again
-        self._rollup_changed(hour)  # or the hour is new
-        self._tails.pop(hour, None)
-        self._forget_answers_from(minute)
-
-    def _freeze_gone_by(self, hour: int) -> None:
-        """The newest hour moved on from ``hour``: freeze its minutes if its roll-up is
-        made (``_rollup`` freezes them when it makes one for an hour gone by; a roll-up kept
-        up by ``_grew`` is not made again)."""
-        if hour in self._rollups:
-            for sketch in self._hours.get(hour, {}).values():
-                sketch.freeze()
 
     def _forget_answers_from(self, minute: int) -> None:
         """Drop the remembered answers of the windows that hold ``minute``."""
