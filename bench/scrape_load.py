@@ -45,6 +45,7 @@ from bench.brokers import add_broker_option, describe, open_broker, wait_for_lea
 from bench.check import accepted_events, check_kpis
 from bench.kafka import BenchError, publish, raw_consume
 from bench.procstat import cpu_seconds
+from bench.profile import Profiler, top_frames
 from bench.report import machine, percentiles, say, write_json
 from bench.throughput import config_toml
 from bench.worker import WorkerProcess
@@ -107,6 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--scrape-gap", type=float, default=0.25)
     parser.add_argument("--smoke", action="store_true", help="tiny run: it runs and adds up")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH")
+    parser.add_argument("--profile", type=Path, default=None, metavar="PATH",
+                        help="py-spy the worker during the idle scrapes: collapsed stacks "
+                             "to PATH, and their top frames printed")
     add_broker_option(parser)
     args = parser.parse_args(argv)
     if args.smoke:
@@ -126,9 +130,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(_report(result))
     print(f"broker: {describe(args.broker)}")
     if args.json is not None:
+        paths = {"json": str(args.json),
+                 "profile": None if args.profile is None else str(args.profile)}
         write_json(args.json, {"broker": args.broker, "broker_version": describe(args.broker),
-                               "machine": machine(load), "options": vars(args) | {
-            "json": str(args.json)}, "result": asdict(result)})
+                               "machine": machine(load), "options": vars(args) | paths,
+                               "result": asdict(result)})
     return 0 if result.exact else 1
 
 
@@ -166,7 +172,10 @@ def _run(result: ScrapeLoadResult, args: argparse.Namespace, tmp: Path) -> None:
             scrapes, load_s = _scrape_under_load(worker, broker.bootstrap, topics, load,
                                                  seed.expected.events, args.scrape_gap)
             result.load_eps = load.expected.events / load_s
+            profiler = None if args.profile is None else Profiler(worker.pid, args.profile)
             result.scrape_ms_idle = _summary(_idle_scrapes(worker.port, _IDLE_SCRAPES))
+            if profiler is not None:
+                _print_profile(profiler)
             status, text = worker.get("/metrics", 30)
             if status != 200:
                 raise BenchError(f"/metrics answered {status} after the run")
@@ -216,6 +225,19 @@ def _scrape_under_load(
     publisher.join()
     # The last scrape saw everything counted: the load took at most until its answer.
     return scrapes, last_at - started
+
+
+def _print_profile(profiler: Profiler) -> None:
+    """Stop py-spy; the idle scrapes' top frames, with and without what they call."""
+    complaint = profiler.stop()
+    if complaint:
+        say(f"py-spy: {complaint.strip()}")
+    total, own, inclusive = top_frames(profiler.out.read_text(), limit=25)
+    say(f"profile of the idle scrapes ({total:,} samples, {profiler.out}):")
+    for label, frames in (("own time", own), ("with callees", inclusive)):
+        say(f"  top frames, {label}:")
+        for frame, count in frames:
+            say(f"    {count / max(1, total):6.1%}  {frame}")
 
 
 def _idle_scrapes(port: int, count: int) -> list[float]:
