@@ -42,9 +42,8 @@ from typing import Any
 import orjson
 from datasketches import cpc_sketch
 
-from bench.scrape import _bucket
-from streams.commands.cli import GC_THRESHOLDS
-from streams.config.settings import Window
+from bench.report import worker_gc_thresholds
+from bench.scrape import NOW, WINDOWS, bucket_counts
 from streams.flow.wire import dumps
 from streams.windows.blocks import block_value, hour_key
 from streams.windows.cold import HOUR, column_sums, hot_span
@@ -55,8 +54,6 @@ from streams.windows.state import ExtrasRow, KpiRow, KpiState, RecordKey
 
 __all__ = ["Store", "build", "main"]
 
-NOW = 29_590_500  # a minute in November 2026
-WINDOWS = (Window("5m", 5), Window("1h", 60), Window("24h", 1440))
 RETENTION = 1440
 CHANNELS = ("tiktok", "youtube", "meta", "web")
 CONTENT = ("tutorial", "unboxing", "challenge", "review")
@@ -112,7 +109,7 @@ def _cell_records(series: int, minutes: int, now: int, hot_from: int,
     total_extras: list[ExtrasDelta] = []
     blocks: dict[int, dict[int, list[Any]]] = {}
     for minute in range(now - minutes + 1, now + 1):
-        counts = _bucket(series, minute)
+        counts = bucket_counts(series, minute)
         extra = extras(series, minute, counts)
         sketch = cpc_sketch(LG_K)
         for key in extra.users:
@@ -156,7 +153,7 @@ def busy_minute(state: KpiState, store: Store, series: int, now: int, offset: in
     (as if the worker kept counting)."""
     for s in range(series):
         campaign, channel = cell_of(s)
-        counts = _bucket(s, now)
+        counts = bucket_counts(s, now)
         key = (campaign, channel, now)
         store.write(state.apply({key: counts}, now, offset + s,
                                 {key: extras(s, now, counts)}))
@@ -198,6 +195,11 @@ def _check(state: KpiState, store: Store, now: int, rows: Sequence[KpiRow],
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    with worker_gc_thresholds():
+        return _run(argv)
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--series", type=int, default=10_000, help="campaign-channels")
     parser.add_argument("--minutes", type=int, default=1440, help="minute buckets per series")
@@ -210,7 +212,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.smoke:
         args.series, args.minutes, args.scrapes, args.check = 8, 300, 3, True
 
-    gc.set_threshold(*GC_THRESHOLDS)  # as a worker runs
     started = time.perf_counter()
     gc.disable()  # as Books.rebuild: the rebuilt state is frozen out of the collector's walks
     state, store = build(args.series, args.minutes)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
 import platform
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["machine", "percentile", "percentiles", "say", "write_json"]
+from streams.commands.cli import GC_THRESHOLDS
+
+__all__ = ["machine", "percentile", "percentiles", "say", "worker_gc_thresholds", "write_json"]
 
 
 def say(message: str) -> None:
@@ -39,3 +43,15 @@ def percentiles(values: Sequence[float]) -> dict[str, float]:
     """p50, p90, p99 and max of ``values`` (not empty)."""
     return {name: percentile(values, q)
             for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0))}
+
+
+@contextmanager
+def worker_gc_thresholds() -> Iterator[None]:
+    """Python's cycle collector set as the worker sets it (streams.commands.cli) while an
+    in-process bench runs, and as it was afterwards (a test may run the bench)."""
+    before = gc.get_threshold()
+    gc.set_threshold(*GC_THRESHOLDS)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)

@@ -38,13 +38,13 @@ from streams.windows.extras import CONTENT_FIELDS
 from streams.windows.minutes import TOTAL, window_sums
 from streams.windows.state import KpiRow, KpiState
 
-__all__ = ["build_state", "main"]
+__all__ = ["NOW", "WINDOWS", "bucket_counts", "build_state", "main"]
 
 NOW = 29_590_500  # a minute in November 2026
 WINDOWS = (Window("5m", 5), Window("1h", 60), Window("24h", 1440))
 
 
-def _bucket(series: int, minute: int) -> list[int]:
+def bucket_counts(series: int, minute: int) -> list[int]:
     """Deterministic counters (every field of FIELDS, in order) with every KPI defined (no
     zero denominator); the engagement actions add up to the engagements."""
     views = 50 + (series * 7 + minute * 13) % 200
@@ -72,7 +72,7 @@ def build_state(series: int, minutes: int, now: int = NOW) -> KpiState:
         campaign, channel = f"campaign-{s // 4:05d}", ("tiktok", "youtube", "meta", "web")[s % 4]
         total = [0] * WIDTH
         for minute in range(now - minutes + 1, now + 1):
-            counts = _bucket(s, minute)
+            counts = bucket_counts(s, minute)
             total = [a + b for a, b in zip(total, counts, strict=True)]
             state.load((campaign, channel, minute), [*counts, minute])
         state.load((campaign, channel, TOTAL), [*total, now])
@@ -83,7 +83,7 @@ def _busy_minute(state: KpiState, series: int, now: int, offset: int) -> None:
     """One message per series at ``now`` (as if the worker kept counting)."""
     for s in range(series):
         campaign, channel = f"campaign-{s // 4:05d}", ("tiktok", "youtube", "meta", "web")[s % 4]
-        state.apply({(campaign, channel, now): _bucket(s, now)}, now, offset + s)
+        state.apply({(campaign, channel, now): bucket_counts(s, now)}, now, offset + s)
 
 
 class _Static(Collector):

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import gzip
 import statistics
 import sys
@@ -28,8 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from prometheus_client import CollectorRegistry, generate_latest
 
+from bench.report import worker_gc_thresholds
 from metrics.kpi_gauges import KpiCollector, SeedKpis
-from streams.commands.cli import GC_THRESHOLDS
 from streams.windows.counts import WIDTH
 from streams.windows.state import ExtrasRow, KpiRow, WindowExtras
 from streams.worker.web import metrics_page
@@ -67,11 +66,15 @@ def made_up_rows(series: int) -> tuple[list[KpiRow], list[ExtrasRow]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    with worker_gc_thresholds():
+        return _run(argv)
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--series", type=int, default=10_000, help="campaign-channels")
     parser.add_argument("--scrapes", type=int, default=5, help="timed scrapes")
     args = parser.parse_args(argv)
-    gc.set_threshold(*GC_THRESHOLDS)  # as the worker runs
     rows, extras = made_up_rows(args.series)
     registry = CollectorRegistry()
     registry.register(KpiCollector(lambda: rows, "USD", SeedKpis(

@@ -98,7 +98,7 @@ class ScrapeRows:
         self._filled = False
         self.keys: list[tuple[str, str, str]] = []
         """(campaign, channel, window) of each row."""
-        self.counts: list[Sequence[int]] = []
+        self.counts: Sequence[Sequence[int]] = []
         self.pair_text: list[str] = []
         """``campaign="...",channel="..."`` of each row."""
         self.window_text: list[str] = []
@@ -123,8 +123,7 @@ class ScrapeRows:
         extras = {(c, ch, w): e for c, ch, w, e in self._extras_rows}
         self._extras_rows = []
         self.keys = [(campaign, channel, window) for campaign, channel, window, _ in rows]
-        counts = [counts for *_, counts in rows]
-        self.counts = list(counts)
+        self.counts = counts = [counts for *_, counts in rows]
 
         @functools.cache
         def pair(campaign: str, channel: str) -> str:

@@ -42,7 +42,7 @@ async def metrics_page(registry: Collector, accept_encoding: str,
     GIL, so the two overlap on two cores, and the loop goes on between the writer's slices
     of the GIL, so heartbeats, fetches and counting are not held up for the whole scrape.
     """
-    with cycle_collection_paused():  # the rows' copies are a million objects too
+    with cycle_collection_paused():  # the rows' copies: hundreds of thousands of lists
         families = list(registry.collect())
     # As Prometheus asks: 1,000 campaign-channels are ~6 MB of text, ~10 times less
     # gzipped; an answer that large otherwise leaves the event loop in

@@ -10,8 +10,8 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bench.collect_rows import Store
 from streams.config.settings import Window
-from streams.flow.wire import dumps
 from streams.windows.blocks import block_entries, is_hour_key
 from streams.windows.cold import ColdMinutes, column_sums, hot_span
 from streams.windows.counts import WIDTH
@@ -22,19 +22,8 @@ from tests.unit.test_window_sums import CELLS, NOW, SCRAPES, TICKS, applies, buc
 DAY = 1440
 
 
-class StoreTable(dict[RecordKey, bytes]):
+class StoreTable(Store):
     """The kpi table as its store on disk holds it: each record as its changelog bytes."""
-
-    def write(self, changed: dict[RecordKey, list[Any] | None]) -> None:
-        for key, value in changed.items():
-            if value is None:
-                self.pop(key, None)
-            else:
-                self[key] = dumps(value)
-
-    def read(self, key: tuple[Any, ...]) -> list[Any] | None:
-        raw = self.get(key)  # type: ignore[call-overload]  # a key of either kind
-        return None if raw is None else list(orjson.loads(raw))
 
     def buckets(self) -> dict[BucketKey, Any]:
         """Every bucket's counters and offset, whether a minute record or in an hour
