@@ -107,6 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--scrape-gap", type=float, default=0.25)
     parser.add_argument("--smoke", action="store_true", help="tiny run: it runs and adds up")
+    parser.add_argument("--counters-only", action="store_true",
+                        help="events without content_type or items: the counters' KPIs, "
+                             "no product or content breakdown beyond 'unknown'")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH")
     parser.add_argument("--profile", type=Path, default=None, metavar="PATH",
                         help="py-spy the worker during the idle scrapes: collapsed stacks "
@@ -141,9 +144,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(result: ScrapeLoadResult, args: argparse.Namespace, tmp: Path) -> None:
     now_ms = time.time_ns() // 1_000_000
     seed = make_workload(args.seed_events, "batch", now_ms, campaigns=args.campaigns,
-                         seed=3, max_age_s=SEED_AGE_S)
+                         seed=3, max_age_s=SEED_AGE_S, seed_fields=not args.counters_only)
     load = make_workload(args.events, "batch", now_ms, campaigns=args.campaigns, seed=5,
-                         first_id=args.seed_events)
+                         first_id=args.seed_events, seed_fields=not args.counters_only)
     result.load_events = load.expected.events
     with open_broker(args.broker) as broker:
         app_id = f"scrape-{uuid.uuid4().hex[:8]}"

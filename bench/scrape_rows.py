@@ -23,7 +23,6 @@ import statistics
 import sys
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 from prometheus_client import CollectorRegistry, generate_latest
 
@@ -79,12 +78,10 @@ def _run(argv: Sequence[str] | None) -> int:
     registry = CollectorRegistry()
     registry.register(KpiCollector(lambda: rows, "USD", SeedKpis(
         extras=lambda: extras, ltv_horizons=_HORIZONS)))
-    scrapes = ThreadPoolExecutor(max_workers=1)
-    gzips = ThreadPoolExecutor(max_workers=1)
 
     async def scrape() -> tuple[float, bytes]:
         t0 = time.perf_counter()
-        body, _ = await metrics_page(registry, "gzip", scrapes, gzips)
+        body, _ = await metrics_page(registry, "gzip")
         return time.perf_counter() - t0, body
 
     times = []

@@ -133,9 +133,12 @@ def type_counts(events: int) -> dict[str, int]:
 
 def make_workload(
     events: int, mode: Mode, now_ms: int, *, campaigns: int = 50, seed: int = 7,
-    max_age_s: int = 180, first_id: int = 0,
+    max_age_s: int = 180, first_id: int = 0, seed_fields: bool = True,
 ) -> Workload:
     """``events`` events of the mix, ts in the last ``max_age_s`` seconds, ids unique.
+    ``seed_fields``: views, engagements and clicks may carry a ``content_type`` and orders
+    ``items``; without, the answer has the counters' KPIs and no product or content
+    breakdown beyond ``unknown``.
 
     Ids are numbered from ``first_id`` per type: give two workloads for the same topics
     ranges that do not overlap.
@@ -146,7 +149,8 @@ def make_workload(
     campaign_ids = [f"bench-{i:03d}" for i in range(campaigns)]
     for event_type, count in type_counts(events).items():
         docs = (
-            make_event(event_type, n, rng, campaign_ids, now_ms, max_age_s, expected)
+            make_event(event_type, n, rng, campaign_ids, now_ms, max_age_s, expected,
+                       seed_fields)
             for n in range(first_id, first_id + count)
         )
         messages[TOPIC_KEYS[event_type]] = list(_encode(docs, mode))
@@ -169,7 +173,7 @@ def _encode(docs: Iterator[dict[str, Any]], mode: Mode) -> Iterator[bytes]:
 
 def make_event(
     event_type: str, n: int, rng: random.Random, campaign_ids: list[str], now_ms: int,
-    max_age_s: int, expected: Expected,
+    max_age_s: int, expected: Expected, seed_fields: bool = True,
 ) -> dict[str, Any]:
     campaign = rng.choice(campaign_ids)
     channel = rng.choice(CHANNELS)
@@ -183,7 +187,8 @@ def make_event(
     }
     expected.by_type[event_type] += 1
     content_type = rng.choice(_CONTENT_TYPES)
-    if content_type is not None and event_type in ("view", "engagement", "click"):
+    if seed_fields and content_type is not None and event_type in ("view", "engagement",
+                                                                    "click"):
         doc["content_type"] = content_type
     series = expected.per_series.setdefault((campaign, channel), Counter())
     if event_type == "view":
@@ -208,7 +213,7 @@ def make_event(
         series["marketing_orders"] += 1
         expected.customers.add(customer)
         expected.revenue_micros += _micros(revenue, currency)
-        _order_lines(doc, rng, expected)
+        _order_lines(doc, rng, expected, seed_fields)
     else:
         amount, currency = _money(rng)
         # Spend amounts go as JSON numbers, revenue as strings: both forms are allowed.
@@ -217,8 +222,10 @@ def make_event(
     return doc
 
 
-def _order_lines(doc: dict[str, Any], rng: random.Random, expected: Expected) -> None:
-    """A cost on most orders (a third to two thirds of the revenue) and 1-3 order lines."""
+def _order_lines(doc: dict[str, Any], rng: random.Random, expected: Expected,
+                 items_too: bool) -> None:
+    """A cost on most orders (a third to two thirds of the revenue) and 1-3 order lines
+    (``items_too``)."""
     revenue, currency = Decimal(doc["revenue"]), doc["currency"]
     if rng.random() < 0.8:
         cost = (revenue * Decimal(rng.randrange(33, 67)) / 100).quantize(Decimal("0.01"))
@@ -227,6 +234,8 @@ def _order_lines(doc: dict[str, Any], rng: random.Random, expected: Expected) ->
                                                                                 currency)
     else:
         expected.orders_without_cost += 1
+    if not items_too:
+        return
     items = []
     for product in rng.sample(_PRODUCTS, rng.randrange(1, 4)):
         quantity = rng.randrange(1, 4)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from itertools import chain, compress, repeat
 from operator import is_not
@@ -113,6 +113,15 @@ class ScrapeRows:
         self.named: dict[str, RowValues] = {}
         """Labelled KPI name -> its extra label's values of each row and their samples."""
         self._around: dict[tuple[bool, int, str], tuple[list[bytes], list[bytes]]] = {}
+
+    def __reduce__(self) -> tuple[type[ScrapeRows], tuple[object, ...]]:
+        """A scrape not yet filled pickles as its rows and settings (to be written in
+        another process, streams.worker.scrape_process); where the extras came from stays
+        behind."""
+        if self._filled:
+            raise TypeError("a scrape's rows are sent before its values are worked out")
+        return ScrapeRows, (self._rows, self._extras_rows, self.currency,
+                            replace(self.seed, extras=_no_extras))
 
     def fill(self) -> None:
         if self._filled:
@@ -392,11 +401,15 @@ def text_of(family: Metric) -> bytes:
 _NO_EXTRAS = WindowExtras()
 
 
+def _no_extras() -> Iterable[ExtrasRow]:
+    return ()
+
+
 @dataclass(frozen=True, slots=True)
 class SeedKpis:
     """What the KPIs of the seed articles need beside the counters (SPEC 2)."""
 
-    extras: Callable[[], Iterable[ExtrasRow]] = lambda: ()
+    extras: Callable[[], Iterable[ExtrasRow]] = _no_extras
     margin: Fraction | None = None
     """[kpi] default_gross_margin."""
     top_products: int = 10
@@ -436,10 +449,8 @@ class KpiCollector(Collector):
         return iter(())
 
 
-def _named(name: str) -> RowSamples:
-    def samples(scrape: ScrapeRows) -> RowValues:
-        return scrape.named[name]
-    return samples
+def _named(name: str, scrape: ScrapeRows) -> RowValues:
+    return scrape.named[name]
 
 
 _ACTION_NAMES = tuple(ACTION_FIELDS)
@@ -449,5 +460,6 @@ _CONTENT_COUNTERS = (("marketing_content_views", C_VIEWS),
                      ("marketing_content_clicks", C_CLICKS),
                      ("marketing_content_orders", C_ORDERS),
                      ("marketing_content_revenue", C_REVENUE))
-_ROW_SAMPLES: dict[str, RowSamples] = {
-    name: _named(name) for name, (_, extra) in LABELLED_HELP.items() if extra}
+_ROW_SAMPLES: dict[str, RowSamples] = {  # partials of a module's function: they pickle
+    name: functools.partial(_named, name) for name, (_, extra) in LABELLED_HELP.items()
+    if extra}

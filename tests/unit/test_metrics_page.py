@@ -6,8 +6,13 @@ from __future__ import annotations
 import asyncio
 import gc
 import gzip
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
-from concurrent.futures import Executor, ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter
@@ -20,6 +25,7 @@ from metrics.kpi_gauges import KpiCollector, exposition
 from streams.windows.counts import WIDTH
 from streams.windows.state import KpiState
 from streams.worker.cycles import cycle_collection_paused
+from streams.worker.scrape_process import ScrapeWriter
 from streams.worker.web import metrics_page
 
 LAST = ("campaign-00049", "web")
@@ -36,7 +42,7 @@ def _registry(state: KpiState) -> CollectorRegistry:
 
 
 def _scrape_while_counting(state: KpiState, registry: CollectorRegistry, accept_encoding: str,
-                           gzip_executor: Executor | None = None
+                           writer: ScrapeWriter | None = None
                            ) -> tuple[bytes, dict[str, str], int]:
     """The page's answer, and how many messages the loop counted while it was written."""
     async def main() -> tuple[bytes, dict[str, str], int]:
@@ -51,25 +57,28 @@ def _scrape_while_counting(state: KpiState, registry: CollectorRegistry, accept_
                 counted += 1
 
         counting = asyncio.create_task(count_on())
-        body, headers = await metrics_page(registry, accept_encoding,
-                                           gzip_executor=gzip_executor)
+        body, headers = await metrics_page(registry, accept_encoding, writer)
         counting.cancel()
         return body, headers, counted
 
     return asyncio.run(main())
 
 
-@pytest.mark.parametrize("gzip_on_a_thread", [False, True])
+@pytest.mark.parametrize("in_a_process", [False, True])
 def test_the_page_serves_the_state_the_scrape_found_while_the_loop_counts_on(
-    gzip_on_a_thread: bool
+    in_a_process: bool
 ) -> None:
-    """gzip inline, or on its own thread a piece behind the writing (the worker's)."""
+    """Written on a thread, or in the writer process (the worker's)."""
     state = scrape.build_state(200, 90)
     registry = _registry(state)
     before = exposition(registry)
-    with ThreadPoolExecutor(max_workers=1) as gzips:
-        body, headers, counted = _scrape_while_counting(
-            state, registry, "gzip, deflate", gzips if gzip_on_a_thread else None)
+    writer = ScrapeWriter() if in_a_process else None
+    try:
+        body, headers, counted = _scrape_while_counting(state, registry, "gzip, deflate",
+                                                        writer)
+    finally:
+        if writer is not None:
+            writer.close()
     assert headers["Content-Encoding"] == "gzip"
     assert gzip.decompress(body) == before  # the rows as collected, none half-counted
     assert counted > 0  # the loop went on while the text was written
@@ -113,7 +122,7 @@ def test_a_scrape_writes_with_the_cycle_collector_off_and_leaves_it_on() -> None
     registry.register(KpiCollector(lambda: [("c", "web", "5m", [1] * WIDTH)], "USD"))
     registry.register(Watching())
     assert gc.isenabled()
-    asyncio.run(metrics_page(registry, "gzip", gzip_executor=ThreadPoolExecutor(1)))
+    asyncio.run(metrics_page(registry, "gzip"))
     assert written_with_collector_on == [False]
     assert gc.isenabled()
     with cycle_collection_paused():
@@ -124,3 +133,58 @@ def test_a_scrape_writes_with_the_cycle_collector_off_and_leaves_it_on() -> None
     asyncio.run(metrics_page(registry, ""))
     assert gc.isenabled()
     assert b'marketing_views{campaign="c",channel="web",window="5m"} 1.0' in gzip.decompress(body)
+
+
+def test_a_writer_process_that_dies_is_replaced_and_the_answer_still_comes() -> None:
+    """Killed (out of memory, by hand): the answer it had is written on a thread, and the
+    next scrape's in a new writer process."""
+    registry = _registry(scrape.build_state(8, 30))
+    expected = exposition(registry)
+
+    async def main() -> tuple[int, int, bytes, bytes]:
+        writer = ScrapeWriter()
+        try:
+            first = await writer.pid()
+            os.kill(first, signal.SIGKILL)
+            answered, _ = await metrics_page(registry, "gzip", writer)
+            second = await writer.pid()
+            next_answer, _ = await metrics_page(registry, "gzip", writer)
+            return first, second, answered, next_answer
+        finally:
+            writer.close()
+
+    first, second, answered, next_answer = asyncio.run(main())
+    assert gzip.decompress(answered) == expected
+    assert gzip.decompress(next_answer) == expected
+    assert second != first
+
+
+def test_the_writer_process_ends_when_the_worker_is_killed() -> None:
+    code = ("import asyncio, sys\n"
+            "from streams.worker.scrape_process import ScrapeWriter\n"
+            "writer = ScrapeWriter()\n"
+            "print(asyncio.run(writer.pid()), flush=True)\n"
+            "sys.stdin.read()\n")
+    worker = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, cwd=Path(__file__).parents[2])
+    assert worker.stdout is not None
+    writer_pid = int(worker.stdout.readline())
+    assert _running(writer_pid)
+    worker.kill()
+    worker.wait()
+    deadline = time.monotonic() + 30
+    while _running(writer_pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    orphaned = _running(writer_pid)
+    if orphaned:
+        os.kill(writer_pid, signal.SIGKILL)
+    assert not orphaned
+
+
+def _running(pid: int) -> bool:
+    """The process exists and has not ended (a zombie waiting to be reaped has)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")
