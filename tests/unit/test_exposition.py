@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -261,3 +263,15 @@ def test_go_floats_are_go_float_of_each(values: list[float | None]) -> None:
     written = go_floats(values)
     assert [w for w, v in zip(written, values, strict=True) if v is not None] == [
         floatToGoString(v).encode() for v in values if v is not None]
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(st.floats(allow_infinity=True) | st.floats(-1e7, 1e7)
+                       | st.floats(-1e-3, 1e-3)
+                       | st.sampled_from([1e-4, 9.999e-5, 1e6, 999_999.9, -1e6, 1e16, 0.0,
+                                          -0.0, 5e-05, math.nan]), max_size=40))
+def test_go_floats_of_a_kpi_column_are_go_float_of_each(values: list[float]) -> None:
+    """The same for a numpy column (NaN: absent, written ``null`` and dropped)."""
+    written = go_floats(np.array(values, dtype=np.float64))
+    assert [w for w, v in zip(written, values, strict=True) if not math.isnan(v)] == [
+        floatToGoString(v).encode() for v in values if not math.isnan(v)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 from typing import Any
 
@@ -12,7 +13,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from metrics.kpi_gauges import KpiCollector
-from metrics.kpis import kpi_values, top_named
+from metrics.kpis import kpi_columns, kpi_values, top_named
 from streams.windows.counts import FIELDS
 from streams.windows.state import KpiRow
 
@@ -316,3 +317,46 @@ def test_top_named_ranks_by_count_then_name_and_folds_the_rest(
     assert shown == _top_named_by_key(named, top, rank_by)
     assert [sum(c) for c in zip(*(v for _, v in shown), strict=True)] == (
         [sum(c) for c in zip(*named.values(), strict=True)] if named else [])
+
+
+_RATIOS_OF_COUNTERS = {  # metric -> numerator, denominator, from the counters by name
+    "marketing_click_through_ratio": (lambda c: c["clicks"], lambda c: c["views"]),
+    "marketing_engagement_ratio": (lambda c: c["engagements"], lambda c: c["views"]),
+    "marketing_conversion_ratio": (lambda c: c["orders"], lambda c: c["clicks"]),
+    "marketing_roas_ratio": (lambda c: c["revenue_micros"], lambda c: c["spend_micros"]),
+    "marketing_roi_ratio": (lambda c: c["revenue_micros"] - c["spend_micros"],
+                            lambda c: c["spend_micros"]),
+    "marketing_cac": (lambda c: c["spend_micros"], lambda c: c["new_customers"] * 10**6),
+    "marketing_aov": (lambda c: c["revenue_micros"], lambda c: c["orders"] * 10**6),
+    "marketing_repeat_purchase_ratio": (lambda c: c["orders"] - c["new_customers"],
+                                        lambda c: c["orders"]),
+    "marketing_average_watch_seconds": (lambda c: c["watch_ms"],
+                                        lambda c: c["watched_views"] * 1000),
+    "marketing_revenue": (lambda c: c["revenue_micros"], lambda c: 10**6),
+    "marketing_gross_profit": (lambda c: c["costed_revenue_micros"] - c["cost_micros"],
+                               lambda c: 10**6),
+    "marketing_poas_ratio": (lambda c: c["costed_revenue_micros"] - c["cost_micros"],
+                             lambda c: c["spend_micros"]),
+}
+_COUNTER = (st.integers(0, 12) | st.integers(0, 2**53 + 10) | st.integers(2**53 - 5, 2**53 + 5)
+            | st.integers(0, 2**70) | st.integers(-(2**62), 2**62))
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=st.lists(st.lists(_COUNTER, min_size=len(FIELDS), max_size=len(FIELDS)),
+                     max_size=6))
+def test_every_ratio_is_the_correctly_rounded_quotient_or_absent(rows: list[list[int]]) -> None:
+    """Many rows at once (numpy, or Python's ints where a counter is too large for floats
+    to be exact) give each row's exact quotient rounded once, as ``int / int`` does, and
+    absent over zero: small counts, counts around 2**53 and past 2**64 mixed in a scrape."""
+    columns = kpi_columns(rows)
+    for i, row in enumerate(rows):
+        named = dict(zip(FIELDS, row, strict=True))
+        for metric, (numerator, denominator) in _RATIOS_OF_COUNTERS.items():
+            n, d = numerator(named), denominator(named)
+            value = float(columns[metric][i])
+            if d == 0:
+                assert math.isnan(value), metric
+            else:
+                assert value == n / d, (metric, n, d)
+        assert float(columns["marketing_views"][i]) == float(named["views"])
