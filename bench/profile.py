@@ -31,7 +31,8 @@ _ROOT_FILES: Final = ("(streams/commands/cli.py)",)
 
 
 class Profiler:
-    """``py-spy record`` attached to a process until stopped; collapsed stacks to a file."""
+    """``py-spy record`` attached to a process (and its children: the worker's /metrics
+    writer, streams/worker/scrape_process.py) until stopped; collapsed stacks to a file."""
 
     def __init__(self, pid: int, out: Path, rate_hz: int = 100) -> None:
         exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
@@ -40,7 +41,7 @@ class Profiler:
         self.out = out
         self.process = subprocess.Popen(
             [exe, "record", "--pid", str(pid), "--rate", str(rate_hz), "--format", "raw",
-             "--nolineno", "--nonblocking", "--output", str(out)],
+             "--nolineno", "--nonblocking", "--subprocesses", "--output", str(out)],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
 

@@ -38,6 +38,7 @@ from metrics.kpis import (
     PRODUCT_RANK,
     Column,
     content_counts,
+    counter_matrix,
     frequency,
     kpi_columns,
     ltv_values,
@@ -130,7 +131,8 @@ class ScrapeRows:
         self.counts = counts = [counts for *_, counts in rows]
         self.text = RowText.of(self.keys, self.currency)
         seed = self.seed
-        self.columns = kpi_columns(counts, seed.margin)
+        matrix = counter_matrix(counts)
+        self.columns = kpi_columns(matrix, seed.margin)
         row_extras = [extras.get(key, _NO_EXTRAS) for key in self.keys]
         reach = [None if e.reach is None else served_reach(c, e.reach)
                  for c, e in zip(counts, row_extras, strict=True)]
@@ -138,8 +140,7 @@ class ScrapeRows:
         self.columns["marketing_frequency"] = _column_of([
             None if r is None else frequency(c, r) for c, r in zip(counts, reach, strict=True)])
         self.named = {"marketing_engagement_actions": (
-            [_ACTION_NAMES] * len(counts),
-            [[float(c[i]) for i in _ACTION_INDEXES] for c in counts])}
+            [_ACTION_NAMES] * len(counts), matrix[:, _ACTION_INDEXES].astype(np.float64))}
         products = [top_named(e.products, seed.top_products, PRODUCT_RANK)
                     if e.products else () for e in row_extras]
         product_names = [[name for name, _ in top] for top in products]
@@ -227,9 +228,10 @@ class RowText:
         return made
 
 
-RowValues = tuple[Sequence[Sequence[str]], Sequence[Sequence[float | None]]]
+RowValues = tuple[Sequence[Sequence[str]], Sequence[Sequence[float | None]] | Column]
 """A labelled family's samples, by row: the values of its extra label in each row, and
-each one's sample value (None: absent)."""
+each one's sample value (None: absent), or a matrix of them when every row has the same
+extra labels (engagement actions)."""
 
 
 def _unknown_content(counts: Sequence[int]) -> Sequence[tuple[str, list[int]]]:
@@ -287,6 +289,8 @@ class KpiFamily(GaugeMetricFamily):
                     for key, value in zip(scrape.keys, scrape.columns[self._column].tolist(),
                                           strict=True) if not math.isnan(value)]
         extras, values = self._row_samples(scrape)
+        if isinstance(values, np.ndarray):
+            values = values.tolist()
         return [Sample(self.name, dict(zip(names, (*key, *currency, extra), strict=True)),
                        value)
                 for key, row_extras, row_values in zip(scrape.keys, extras, values,
@@ -332,7 +336,8 @@ class KpiFamily(GaugeMetricFamily):
             yield _lines(name, (chain.from_iterable(map(repeat, heads[start:stop], lengths)),
                                 map(escaped.__getitem__, chain.from_iterable(row_extras)),
                                 chain.from_iterable(map(repeat, tails[start:stop], lengths))),
-                         list(chain.from_iterable(values[start:stop])))
+                         values[start:stop].ravel() if isinstance(values, np.ndarray)
+                         else list(chain.from_iterable(values[start:stop])))
 
     def exposition(self) -> bytes:
         return b"".join(self.chunks())
@@ -507,7 +512,7 @@ def _named(name: str, scrape: ScrapeRows) -> RowValues:
 
 
 _ACTION_NAMES = tuple(ACTION_FIELDS)
-_ACTION_INDEXES = tuple(ACTION_FIELDS.values())
+_ACTION_INDEXES = list(ACTION_FIELDS.values())
 _CONTENT_COUNTERS = (("marketing_content_views", C_VIEWS),
                      ("marketing_content_engagements", C_ENGAGEMENTS),
                      ("marketing_content_clicks", C_CLICKS),

@@ -45,6 +45,7 @@ __all__ = [
     "MICROS",
     "Column",
     "content_counts",
+    "counter_matrix",
     "frequency",
     "gross_profit_fraction",
     "kpi_columns",
@@ -87,13 +88,13 @@ _EXACT = 2**53
 the correctly rounded quotient, as ``int / int`` is."""
 
 
-def kpi_columns(rows: Sequence[Sequence[int]],
+def kpi_columns(rows: Sequence[Sequence[int]] | npt.NDArray[Any],
                 margin: Fraction | None = None) -> dict[str, Column]:
     """``kpi_values`` of many windows' counters, a column (one value per row) per metric,
     each formula over every row at once: in numpy, exact because every operand of a
     division is an integer below 2**53 (a counter past that, or a product past 2**62, is
     divided by Python's ``int / int`` instead, as are fractions of a margin)."""
-    counts = _counter_matrix(rows)
+    counts = counter_matrix(rows)
 
     def column(index: int) -> npt.NDArray[Any]:
         return counts[:, index]
@@ -139,9 +140,12 @@ def kpi_columns(rows: Sequence[Sequence[int]],
     }
 
 
-def _counter_matrix(rows: Sequence[Sequence[int]]) -> npt.NDArray[Any]:
+def counter_matrix(rows: Sequence[Sequence[int]] | npt.NDArray[Any]) -> npt.NDArray[Any]:
     """The rows' counters as a matrix: int64, or Python ints (dtype object) if one is so
-    large that a sum, difference or product by 10**6 might not fit in 64 bits."""
+    large that a sum, difference or product by 10**6 might not fit in 64 bits. A matrix
+    is already one."""
+    if isinstance(rows, np.ndarray):
+        return rows
     if not rows:
         return np.zeros((0, WIDTH), dtype=np.int64)
     try:

@@ -28,7 +28,7 @@ from prometheus_client.core import Metric
 from streams.worker.cycles import cycle_collection_paused
 from streams.worker.scrape_text import answer_bytes
 
-__all__ = ["ScrapeWriter", "written"]
+__all__ = ["ScrapeWriter", "pickled", "written"]
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +42,8 @@ class ScrapeWriter:
     def __init__(self) -> None:
         self._pool = _started()
 
-    async def answer(self, families: list[Metric], gzipped: bool) -> bytes:
-        """The answer's bytes (``answer_bytes``); ``families`` as collected, not yet read."""
-        with cycle_collection_paused():
-            payload = pickle.dumps(families, protocol=pickle.HIGHEST_PROTOCOL)
+    async def answer(self, payload: bytes, gzipped: bool) -> bytes:
+        """The answer's bytes (``answer_bytes``) of families as collected (``pickled``)."""
         pool = self._pool
         try:
             return await asyncio.wrap_future(pool.submit(written, payload, gzipped))
@@ -63,6 +61,11 @@ class ScrapeWriter:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def pickled(families: list[Metric]) -> bytes:
+    """Families as collected, not yet read, for the writer."""
+    return pickle.dumps(families, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def written(payload: bytes, gzipped: bool) -> bytes:
