@@ -21,9 +21,10 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 from itertools import chain, compress, repeat
 from operator import is_not
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
+import numpy.typing as npt
 import orjson
 from prometheus_client import generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -150,20 +151,33 @@ class ScrapeRows:
             product_names,
             [[revenue / MICROS for _, (_, revenue) in top] for top in products])
         top_content = seed.top_content_types
-        content = [top_named(content_counts(c, e.content), top_content, CONTENT_RANK)
-                   if e.content or top_content < 1 else _unknown_content(c)
-                   for c, e in zip(counts, row_extras, strict=True)]
-        content_names = [[name for name, _ in top] for top in content]
-        for name, index in _CONTENT_COUNTERS:
-            self.named[name] = (content_names, [
-                [values[index] / MICROS for _, values in top] if name in MONEY_METRICS
-                else [float(values[index]) for _, values in top] for top in content])
+        if top_content >= 1 and not any(e.content for e in row_extras):
+            self._only_unknown_content(matrix)
+        else:
+            content = [top_named(content_counts(c, e.content), top_content, CONTENT_RANK)
+                       if e.content or top_content < 1 else _unknown_content(c)
+                       for c, e in zip(counts, row_extras, strict=True)]
+            content_names = [[name for name, _ in top] for top in content]
+            for name, index, _ in _CONTENT_COUNTERS:
+                self.named[name] = (content_names, [
+                    [values[index] / MICROS for _, values in top] if name in MONEY_METRICS
+                    else [float(values[index]) for _, values in top] for top in content])
         ltv = [ltv_values(e.ltv, seed.ltv_horizons, c) if window == "total" else ()
                for (*_, window), c, e in zip(self.keys, counts, row_extras, strict=True)]
         horizons = [[label for label, _, _ in values] for values in ltv]
         self.named["marketing_ltv"] = horizons, [[value for _, value, _ in v] for v in ltv]
         self.named["marketing_ltv_cac_ratio"] = (
             horizons, [[ratio for _, _, ratio in v] for v in ltv])
+
+    def _only_unknown_content(self, matrix: npt.NDArray[Any]) -> None:
+        """The content families when no row has a content type: each row's counters are
+        all ``unknown``'s (``_unknown_content``), a column each, absent where the five
+        are 0; no list per row."""
+        fields = [source for _, _, source in _CONTENT_COUNTERS]
+        some = (matrix[:, [_COUNTER_OF[f] for f in fields]] != 0).any(axis=1)
+        unknown = [_UNKNOWN] * len(matrix)
+        for name, _, source in _CONTENT_COUNTERS:
+            self.named[name] = (unknown, np.where(some, self.columns[source], np.nan)[:, None])
 
     def around(self, names: Sequence[str]) -> tuple[list[bytes], list[bytes]]:
         """``RowText.around`` of this scrape's rows."""
@@ -296,7 +310,7 @@ class KpiFamily(GaugeMetricFamily):
                 for key, row_extras, row_values in zip(scrape.keys, extras, values,
                                                        strict=True)
                 for extra, value in zip(row_extras, row_values, strict=True)
-                if value is not None]
+                if value is not None and not math.isnan(value)]
 
     @samples.setter
     def samples(self, value: list[Sample]) -> None:
@@ -513,11 +527,16 @@ def _named(name: str, scrape: ScrapeRows) -> RowValues:
 
 _ACTION_NAMES = tuple(ACTION_FIELDS)
 _ACTION_INDEXES = list(ACTION_FIELDS.values())
-_CONTENT_COUNTERS = (("marketing_content_views", C_VIEWS),
-                     ("marketing_content_engagements", C_ENGAGEMENTS),
-                     ("marketing_content_clicks", C_CLICKS),
-                     ("marketing_content_orders", C_ORDERS),
-                     ("marketing_content_revenue", C_REVENUE))
+_CONTENT_COUNTERS = (  # family, its content counter, the KPI of the same counter
+    ("marketing_content_views", C_VIEWS, "marketing_views"),
+    ("marketing_content_engagements", C_ENGAGEMENTS, "marketing_engagements"),
+    ("marketing_content_clicks", C_CLICKS, "marketing_clicks"),
+    ("marketing_content_orders", C_ORDERS, "marketing_orders"),
+    ("marketing_content_revenue", C_REVENUE, "marketing_revenue"))
+_COUNTER_OF = {"marketing_views": VIEWS, "marketing_engagements": ENGAGEMENTS,
+               "marketing_clicks": CLICKS, "marketing_orders": ORDERS,
+               "marketing_revenue": REVENUE}
+_UNKNOWN = ("unknown",)
 _ROW_SAMPLES: dict[str, RowSamples] = {  # partials of a module's function: they pickle
     name: functools.partial(_named, name) for name, (_, extra) in LABELLED_HELP.items()
     if extra}

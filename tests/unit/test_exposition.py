@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
@@ -31,6 +32,7 @@ from streams.windows.counts import (
     ACTION_FIELDS,
     CLICKS,
     ENGAGEMENTS,
+    FIELDS,
     ORDERS,
     REVENUE,
     VIEWS,
@@ -275,3 +277,33 @@ def test_go_floats_of_a_kpi_column_are_go_float_of_each(values: list[float]) -> 
     written = go_floats(np.array(values, dtype=np.float64))
     assert [w for w, v in zip(written, values, strict=True) if not math.isnan(v)] == [
         floatToGoString(v).encode() for v in values if not math.isnan(v)]
+
+
+@settings(max_examples=100, deadline=None)
+@given(rows=st.lists(st.lists(st.integers(0, 3) | st.integers(0, 2**60), min_size=WIDTH,
+                              max_size=WIDTH), min_size=1, max_size=8))
+def test_without_content_types_each_row_is_all_unknown(rows: list[list[int]]) -> None:
+    """SPEC 2: a content type absent is ``unknown``. When no row has one (a deployment
+    whose trackers send none), every row's content families are its views, engagements,
+    clicks, orders and revenue under ``unknown``, absent where all five are 0."""
+    registry = CollectorRegistry()
+    keyed = [(f"c{i}", "web", "total", counts) for i, counts in enumerate(rows)]
+    registry.register(KpiCollector(lambda: keyed, "USD"))
+    text = exposition(registry).decode()
+    assert text == generate_latest(registry).decode()
+    found = {(s.name, s.labels["campaign"]): (s.labels["content_type"], s.value)
+             for family in text_string_to_metric_families(text)
+             for s in family.samples if s.name.startswith("marketing_content_")}
+    for i, counts in enumerate(rows):
+        named = dict(zip(FIELDS, counts, strict=True))
+        expected = {"marketing_content_views": float(named["views"]),
+                    "marketing_content_engagements": float(named["engagements"]),
+                    "marketing_content_clicks": float(named["clicks"]),
+                    "marketing_content_orders": float(named["orders"]),
+                    "marketing_content_revenue": named["revenue_micros"] / 10**6}
+        shown = any(expected.values())
+        for name, value in expected.items():
+            if shown:
+                assert found[name, f"c{i}"] == ("unknown", value), name
+            else:
+                assert (name, f"c{i}") not in found
