@@ -37,9 +37,9 @@ class Books:
         # frees it).
         with cycle_collection_paused():
             try:
-                self.counts.rebuild(owned,
-                                    lambda campaign: ownership.partition(campaign) in owned,
-                                    wall_clock_ms())
+                self.counts.rebuild(
+                    owned, lambda campaign: ownership.campaign_partition(campaign) in owned,
+                    wall_clock_ms())
                 self.clicks.rebuild(ownership.owned_partitions("click_join"),
                                     ownership.owns("click_join"))
                 self.customers.rebuild(ownership.owned_partitions("customer_orders"),
@@ -61,7 +61,7 @@ class ServedKpis:
         owned = self.ownership.served_partitions()
         return self.books.counts.state.rows(
             minute_of(wall_clock_ms()), self.windows,
-            lambda campaign: self.ownership.partition(campaign) in owned,
+            lambda campaign: self.ownership.campaign_partition(campaign) in owned,
         )
 
     def extras_rows(self) -> Iterator[ExtrasRow]:
@@ -69,7 +69,7 @@ class ServedKpis:
         owned = self.ownership.served_partitions()
         return self.books.counts.state.extras_rows(
             minute_of(wall_clock_ms()), self.windows,
-            lambda campaign: self.ownership.partition(campaign) in owned,
+            lambda campaign: self.ownership.campaign_partition(campaign) in owned,
         )
 
     def rebuild(self) -> None:
@@ -96,5 +96,5 @@ class ServedKpis:
         owned = self.ownership.served_partitions()
         # No windows: only the running totals come back, so no minute bucket is summed.
         rows = self.books.counts.state.rows(
-            0, (), lambda campaign: self.ownership.partition(campaign) in owned)
+            0, (), lambda campaign: self.ownership.campaign_partition(campaign) in owned)
         return {campaign for campaign, _, _, _ in rows}

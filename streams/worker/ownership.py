@@ -17,10 +17,20 @@ class Ownership:
         self._app = faust_app
         self._topics = topics
         self._partitions = partitions
+        self._of_campaign: dict[str, int] = {}
 
     def partition(self, key: str) -> int:
         """The partition of an internal topic a routing key (campaign, click, customer) is on."""
         return partition_for(key, self._partitions)
+
+    def campaign_partition(self, campaign: str) -> int:
+        """``partition`` of a campaign, remembered (campaigns are few, clicks and customers
+        are not): a scrape asks it of every campaign-channel three times, 1.5 us each in
+        murmur2's Python, ~45 ms at 10,000 campaign-channels."""
+        partition = self._of_campaign.get(campaign)
+        if partition is None:
+            partition = self._of_campaign[campaign] = self.partition(campaign)
+        return partition
 
     def owned_partitions(self, topic: str = "kpi_events") -> set[int]:
         """Partitions of an internal topic this worker actively owns now."""

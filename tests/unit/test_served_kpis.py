@@ -21,7 +21,7 @@ class _Ownership:
     def served_partitions(self) -> set[int]:
         return {0}
 
-    def partition(self, campaign: str) -> int:
+    def campaign_partition(self, campaign: str) -> int:
         return 0
 
 
