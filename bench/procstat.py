@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-__all__ = ["ProcessSampler", "cpu_seconds", "rss_kib"]
+__all__ = ["ProcessSampler", "children_rss_kib", "cpu_seconds", "rss_kib"]
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -27,6 +27,15 @@ def rss_kib(pid: int) -> int | None:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return None
+
+
+def children_rss_kib(pid: int) -> int:
+    """VmRSS of a process's children together (the worker's /metrics writer), in KiB."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return 0
+    return sum(rss_kib(int(child)) or 0 for child in children)
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -61,6 +70,8 @@ class ProcessSampler:
         self._cpu: list[float] = []
         self.peak_rss_kib = 0
         self.last_rss_kib = 0
+        self.peak_with_children_rss_kib = 0
+        """The process and its children (the /metrics writer) at once, at their peak."""
 
     def start(self) -> ProcessSampler:
         self._thread.start()
@@ -75,6 +86,8 @@ class ProcessSampler:
         if kib is not None:
             self.last_rss_kib = kib
             self.peak_rss_kib = max(self.peak_rss_kib, kib)
+            self.peak_with_children_rss_kib = max(self.peak_with_children_rss_kib,
+                                                  kib + children_rss_kib(self._pid))
 
     def cpu_share(self, since: float, until: float) -> float:
         """Share of one core the main thread used between two perf_counter() times."""

@@ -458,11 +458,14 @@ def pipeline_part(broker_name: str, events: int, cells: int, minutes: int,
         started = time.perf_counter()
         worker = deployment.start_worker(ready_timeout_s=120)
         sampler = ProcessSampler(worker.process.pid).start()
-        wait_until(lambda: totals(worker)[0] >= events, 7200, f"{events} views counted")
+        # Each poll is a scrape at full load (the worker counts flat out meanwhile).
+        wait_until(lambda: totals(worker, "while counting")[0] >= events, 7200,
+                   f"{events} views counted")
         result["kpistream_eps"] = events / (time.perf_counter() - started)
         result["ratio"] = result["kpistream_eps"] / result["raw_aiokafka_eps"]
         sampler.stop()
         result["peak_rss_mib"] = sampler.peak_rss_kib / 1024
+        result["peak_rss_with_writer_mib"] = sampler.peak_with_children_rss_kib / 1024
         result["final_rss_mib"] = (rss_kib(worker.process.pid) or 0) / 1024
         for _ in range(3):  # idle now: what a scrape of this state costs, three times
             totals(worker, "after counting")
@@ -592,7 +595,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.batch, args.one_pass)
         say(f"  raw aiokafka {figures['raw_aiokafka_eps']:,.0f} ev/s, kpistream "
             f"{figures['kpistream_eps']:,.0f} ev/s (ratio {figures['ratio']:.3f}), peak RSS "
-            f"{figures['peak_rss_mib']:.0f} MiB")
+            f"{figures['peak_rss_mib']:.0f} MiB, with the /metrics writer "
+            f"{figures['peak_rss_with_writer_mib']:.0f} MiB")
+        for when in ("while counting", "after counting"):
+            took = sorted(x["seconds"] for x in figures["scrapes"] if x["when"] == when)
+            if took:
+                say(f"  /metrics {when}: {len(took)} scrapes, p50 "
+                    f"{took[len(took) // 2]:.2f} s, max {took[-1]:.2f} s")
         for local_state in ("kept", "wiped"):
             r = figures[f"restart_{local_state}"]
             say(f"  restart after SIGKILL, local state {local_state}: /ready in "

@@ -361,12 +361,20 @@ def _lines(name: bytes, labels: Sequence[Iterable[bytes]],
            values: Sequence[float | None] | Column) -> bytes:
     """Sample lines ``name{labels}value``, one per value (None or NaN: no line), with each
     line's label text in pieces, one from each of ``labels``, the last up to the value
-    (``...} ``). Joined in one go, in C: no line is made on its own."""
-    pieces = zip(repeat(name + b"{"), *labels, go_floats(values), repeat(b"\n"))
+    (``...} ``). Joined in one go, in C: no line is made on its own, and each value comes
+    with the newline and the next line's ``name{`` (two pieces a line for a plain KPI,
+    where four took ~40 % longer)."""
+    start = name + b"{"
+    written = go_floats(values, b"\n" + start)
     present = _present(values)
+    last = _last_present(present, len(written))
+    if last is None:
+        return b""
+    written[last] = written[last][:-len(start)]  # the last line: its newline only
+    pieces: Iterator[tuple[bytes, ...]] = zip(*labels, written, strict=True)
     if present is not None:
-        return b"".join(chain.from_iterable(compress(pieces, present)))
-    return b"".join(chain.from_iterable(pieces))
+        pieces = compress(pieces, present)
+    return b"".join(chain((start,), chain.from_iterable(pieces)))
 
 
 def _present(values: Sequence[float | None] | Column) -> list[bool] | None:
@@ -377,38 +385,52 @@ def _present(values: Sequence[float | None] | Column) -> list[bool] | None:
     return list(map(is_not, values, repeat(None))) if None in values else None
 
 
-def go_floats(values: Sequence[float | None] | Column) -> list[bytes]:
-    """``go_float`` of each value, encoded (None, NaN: ``null``): orjson writes the
-    shortest digits that read back as the value, as ``repr`` does, and between 1e-4 and
-    1e6 (and 0) in the same form, ~8 times faster than ``repr`` one by one; the few
-    outside that are prometheus_client's."""
+def _last_present(present: list[bool] | None, count: int) -> int | None:
+    if present is None:
+        return count - 1 if count else None
+    return len(present) - 1 - present[::-1].index(True) if True in present else None
+
+
+def go_floats(values: Sequence[float | None] | Column, after: bytes = b"") -> list[bytes]:
+    """``go_float`` of each value, encoded, and ``after`` it (None, NaN: ``null``): orjson
+    writes the shortest digits that read back as the value, as ``repr`` does, and between
+    1e-4 and 1e6 (and 0) in the same form, ~8 times faster than ``repr`` one by one; the
+    few outside that are prometheus_client's."""
     if isinstance(values, np.ndarray):
-        return _go_floats_of_column(values)
+        return _go_floats_of_column(values, after)
     if not values:
         return []
     text = orjson.dumps(values)
-    out = text[1:-1].split(b",")
+    out = _split(text, after)
     present = cast("list[float]", [v for v in values if v is not None]
                    if b"null" in text else values)
     if present and (b"e" in text or b"0.0000" in text or b"null" in text
                     or max(present) >= 1e6 or min(present) <= -1e6):
         for i, value in enumerate(values):
             if value is not None and not (1e-4 <= abs(value) < 1e6 or value == 0):
-                out[i] = go_float(value).encode()
+                out[i] = go_float(value).encode() + after
     return out
 
 
-def _go_floats_of_column(values: Column) -> list[bytes]:
+def _go_floats_of_column(values: Column, after: bytes) -> list[bytes]:
     """``go_floats`` of a KPI column, the values outside orjson's range found by numpy."""
     if not values.size:
         return []
-    out = orjson.dumps(np.ascontiguousarray(values),
-                       option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].split(b",")
+    out = _split(orjson.dumps(np.ascontiguousarray(values),
+                              option=orjson.OPT_SERIALIZE_NUMPY), after)
     size = np.abs(values)
     usual = ((size >= 1e-4) & (size < 1e6)) | (values == 0) | np.isnan(values)
     for i in np.flatnonzero(~usual).tolist():
-        out[i] = go_float(float(values[i])).encode()
+        out[i] = go_float(float(values[i])).encode() + after
     return out
+
+
+def _split(array_text: bytes, after: bytes) -> list[bytes]:
+    """orjson's ``[a,b,...]`` as ``[a + after, b + after, ...]`` (``after`` has no comma)."""
+    inner = array_text[1:-1]
+    if after:
+        inner = inner.replace(b",", after + b",") + after
+    return inner.split(b",")
 
 
 def _column_of(values: Sequence[float | None]) -> Column:

@@ -15,66 +15,112 @@ is killed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import multiprocessing
 import os
 import pickle
+import signal
 import threading
-from concurrent.futures import BrokenExecutor, ProcessPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 
 from prometheus_client.core import Metric
 
 from streams.worker.cycles import cycle_collection_paused
 from streams.worker.scrape_text import answer_bytes
 
-__all__ = ["ScrapeWriter", "pickled", "written"]
+__all__ = ["ScrapeWriter", "written"]
 
 log = logging.getLogger(__name__)
 
 
 class ScrapeWriter:
-    """The writer process (one: answers asked for together take turns), started now so
-    that the first scrape does not wait for Python to start. If it dies (killed, out of
-    memory), the answer that was in it is written on a thread instead and the next one
-    starts a new writer."""
+    """The writer process (one: answers asked for together take turns), started with the
+    worker (``start``) so that the first scrape does not wait for Python to start.
 
-    def __init__(self) -> None:
-        self._pool = _started()
+    Whatever goes wrong with it, /metrics still answers: an answer the writer cannot take
+    (a family that does not pickle) or fails on, or one it has not finished within
+    ``timeout_s`` (then it is killed), is written on the worker's own thread instead, one
+    at a time; a writer that died or was killed is replaced for the next answer."""
 
-    async def answer(self, payload: bytes, gzipped: bool) -> bytes:
-        """The answer's bytes (``answer_bytes``) of families as collected (``pickled``)."""
-        pool = self._pool
+    def __init__(self, timeout_s: float = 60.0) -> None:
+        self._timeout_s = timeout_s
+        self._pool: ProcessPoolExecutor | None = None
+        self._pid: Future[int] | None = None
+        self._fallback = ThreadPoolExecutor(max_workers=1,
+                                            thread_name_prefix="kpistream-metrics")
+
+    def start(self) -> None:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_in_the_writer)
+            self._pid = self._pool.submit(os.getpid)  # starts the process now
+
+    async def answer(self, families: list[Metric], gzipped: bool) -> bytes:
+        """The answer's bytes (``answer_bytes``) of families as collected, not yet read
+        (emptied: each is let go of as soon as it is pickled)."""
         try:
-            return await asyncio.wrap_future(pool.submit(written, payload, gzipped))
+            with cycle_collection_paused():
+                # Pickled and freed before the cycle collector is back on, so it never
+                # passes over the rows' copies (~0.1 s of the loop at 10,000
+                # campaign-channels).
+                payload = pickle.dumps(families, protocol=pickle.HIGHEST_PROTOCOL)
+                families.clear()
+        except Exception as error:  # a family that does not pickle
+            log.warning("/metrics is written in the worker: a family does not pickle (%s)",
+                        type(error).__name__)
+            return await self._on_the_thread(answer_bytes, families, gzipped)
+        self.start()
+        pool, pid = self._pool, self._pid
+        assert pool is not None and pid is not None
+        try:
+            return await asyncio.wait_for(
+                asyncio.wrap_future(pool.submit(written, payload, gzipped, True)),
+                self._timeout_s)
         except BrokenExecutor:
-            log.warning("the /metrics writer process ended; this answer is written on a "
-                        "thread, the next in a new writer")
-            if self._pool is pool:
-                self._pool = _started()
-            return await asyncio.get_running_loop().run_in_executor(
-                None, written, payload, gzipped)
+            log.warning("the /metrics writer process ended; this answer is written in the "
+                        "worker, the next in a new writer")
+        except TimeoutError:
+            log.warning("the /metrics writer took over %.0f s: killed; this answer is "
+                        "written in the worker, the next in a new writer", self._timeout_s)
+            _kill(pid)
+        except Exception as error:  # whatever the writer raised
+            log.warning("the /metrics writer failed (%s); this answer is written in the "
+                        "worker", type(error).__name__)
+            return await self._on_the_thread(written, payload, gzipped, False)
+        if self._pool is pool:
+            pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._pid = None
+        return await self._on_the_thread(written, payload, gzipped, False)
+
+    async def _on_the_thread(self, write: Callable[..., bytes], *args: object) -> bytes:
+        return await asyncio.get_running_loop().run_in_executor(self._fallback, write, *args)
 
     async def pid(self) -> int:
-        """The writer process's id."""
-        return await asyncio.wrap_future(self._pool.submit(os.getpid))
+        """The writer process's id (started if it was not)."""
+        self.start()
+        assert self._pid is not None
+        return await asyncio.wrap_future(self._pid)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = self._pid = None
+        self._fallback.shutdown(wait=False)
 
 
-def pickled(families: list[Metric]) -> bytes:
-    """Families as collected, not yet read, for the writer."""
-    return pickle.dumps(families, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-def written(payload: bytes, gzipped: bool) -> bytes:
-    """The answer of pickled families (in the writer process). What the answer was made
-    from is freed on another thread once it has been handed back (~0.1 s at 10,000
+def written(payload: bytes, gzipped: bool, free_later: bool) -> bytes:
+    """The answer of pickled families. In the writer (``free_later``), what the answer was
+    made from is freed on another thread while the answer goes back (~0.1 s at 10,000
     campaign-channels: not the scrape's to wait for)."""
     with cycle_collection_paused():  # unpickling makes the rows' lists, all long-lived
         families: list[Metric] = pickle.loads(payload)
     del payload
+    if not free_later:
+        return answer_bytes(families, gzipped)
     kept = list(families)
     answer = answer_bytes(families, gzipped)
     threading.Thread(target=_free, args=(kept,), name="kpistream-writer-free").start()
@@ -86,15 +132,16 @@ def _free(kept: list[Metric]) -> None:
     gc.collect()  # the writer's cycle collector runs only here, between answers
 
 
-def _started() -> ProcessPoolExecutor:
-    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_watch_the_worker)
-    pool.submit(int)  # starts the process now
-    return pool
+def _kill(pid: Future[int]) -> None:
+    if pid.done() and pid.exception() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid.result(), signal.SIGKILL)
 
 
-def _watch_the_worker() -> None:
-    """In the writer: end with the worker (a killed worker sends no word to its pool)."""
+def _in_the_writer() -> None:
+    """The writer's start: it ends with the worker (a killed worker sends no word to its
+    pool), leaves Ctrl+C to the worker, and collects cycles only between answers."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = multiprocessing.parent_process()
     if parent is not None:
         threading.Thread(target=_exit_after, args=(parent,), daemon=True,

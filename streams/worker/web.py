@@ -12,7 +12,7 @@ from streams.events.schemas import schema_json
 from streams.events.validation import EVENT_TYPES
 from streams.worker.cycles import cycle_collection_paused
 from streams.worker.kpi_app import KpiApp
-from streams.worker.scrape_process import ScrapeWriter, pickled
+from streams.worker.scrape_process import ScrapeWriter
 from streams.worker.scrape_text import answer_bytes
 
 __all__ = ["metrics_page", "register"]
@@ -31,17 +31,13 @@ async def metrics_page(registry: Collector, accept_encoding: str,
     meanwhile.
     """
     gzipped = "gzip" in accept_encoding  # as Prometheus asks: ~10 times smaller
-    if writer is None:
-        with cycle_collection_paused():  # the rows' copies: hundreds of thousands of lists
-            families = list(registry.collect())
+    with cycle_collection_paused():  # the rows' copies: hundreds of thousands of lists
+        families = list(registry.collect())
+    if writer is not None:
+        body = await writer.answer(families, gzipped)
+    else:
         body = await asyncio.get_running_loop().run_in_executor(
             None, answer_bytes, families, gzipped)
-    else:
-        # The copies are pickled and freed before the cycle collector is back on, so it
-        # never passes over them (at 10,000 campaign-channels ~0.1 s of the loop's time).
-        with cycle_collection_paused():
-            payload = pickled(list(registry.collect()))
-        body = await writer.answer(payload, gzipped)
     headers = {"Content-Type": CONTENT_TYPE_LATEST}
     if gzipped:
         headers["Content-Encoding"] = "gzip"
@@ -52,6 +48,11 @@ def register(kpi: KpiApp) -> None:
     """Add the pages to the Faust web server."""
     app = kpi.faust_app
     writer = ScrapeWriter()
+
+    async def start_the_writer() -> None:  # with the worker, not with every app made
+        writer.start()
+
+    app.task(start_the_writer)
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:

@@ -188,3 +188,71 @@ def _running(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return state not in ("Z", "X")
+
+
+class _Unpicklable(GaugeMetricFamily):
+    """A family another collector might make: it holds a lambda, so it does not pickle."""
+
+    def __init__(self) -> None:
+        super().__init__("kpistream_local", "Local.", value=2.0)
+        self.source = lambda: 2.0
+
+
+def _family_made_in(pid: int) -> GaugeMetricFamily:
+    if os.getpid() != pid:
+        raise RuntimeError("this family cannot be read in another process")
+    return GaugeMetricFamily("kpistream_local", "Local.", value=2.0)
+
+
+class _OnlyHere(GaugeMetricFamily):
+    """Pickles, but fails to unpickle anywhere but in the process that made it."""
+
+    def __init__(self) -> None:
+        super().__init__("kpistream_local", "Local.", value=2.0)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return _family_made_in, (os.getpid(),)
+
+
+class _Yields(Collector):
+    def __init__(self, make: type[GaugeMetricFamily]) -> None:
+        self._make = make
+
+    def collect(self) -> Iterator[Metric]:
+        yield self._make()
+
+
+@pytest.mark.parametrize("family", [_Unpicklable, _OnlyHere])
+def test_a_family_the_writer_cannot_take_is_written_in_the_worker(
+    family: type[GaugeMetricFamily]
+) -> None:
+    """One that does not pickle, or fails in the writer: the answer still comes, whole."""
+    registry = _registry(scrape.build_state(8, 30))
+    registry.register(_Yields(family))
+    expected = exposition(registry)
+    writer = ScrapeWriter()
+    try:
+        body, _ = asyncio.run(metrics_page(registry, "gzip", writer))
+    finally:
+        writer.close()
+    assert gzip.decompress(body) == expected
+    assert b"kpistream_local 2.0\n" in expected
+
+
+def test_a_writer_past_its_time_is_killed_and_the_answer_still_comes() -> None:
+    registry = _registry(scrape.build_state(200, 90))
+    expected = exposition(registry)
+
+    async def main() -> tuple[int, int, bytes]:
+        writer = ScrapeWriter(timeout_s=0.001)  # no answer of 200 series is that quick
+        try:
+            first = await writer.pid()
+            answered, _ = await metrics_page(registry, "gzip", writer)
+            return first, await writer.pid(), answered
+        finally:
+            writer.close()
+
+    first, second, answered = asyncio.run(main())
+    assert gzip.decompress(answered) == expected
+    assert second != first
+    assert not _running(first)
