@@ -7,11 +7,13 @@ The rows a worker hands the KPI collector at a scrape, made up: every campaign-c
 with 4 windows, each window with its reach, 1-13 products (some rows past the default top
 10, so with ``other``), 3 content types beside ``unknown``, and on ``total`` three LTV
 horizons, about the size of bench.scrape_load's answer at 10,000 campaign-channels (~200
-samples each). Times what streams/worker/web.py does off the event loop: the KPI
-values, the text and gzip (``metrics_page``), and checks the answer is
-``generate_latest``'s byte for byte. Collecting the rows (on the loop) is not in it:
-bench.scrape and bench.collect_rows time it. Python's cycle collector runs with the
-worker's thresholds. Exit status 0, or 1 if the answer is wrong.
+samples each). Times what streams/worker/web.py does with them: pickling them for the
+/metrics writer process, and there the KPI values, the text and gzip (``metrics_page``
+with a ``ScrapeWriter``), and checks the answer is ``generate_latest``'s byte for byte.
+The first scrape makes the rows' label text, later ones reuse it, as a worker's do.
+Collecting the rows (on the loop) is not in it: bench.scrape and bench.collect_rows time
+it. Python's cycle collector runs with the worker's thresholds. Exit status 0, or 1 if
+the answer is wrong.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from bench.report import worker_gc_thresholds
 from metrics.kpi_gauges import KpiCollector, SeedKpis
 from streams.windows.counts import WIDTH
 from streams.windows.state import ExtrasRow, KpiRow, WindowExtras
+from streams.worker.scrape_process import ScrapeWriter
 from streams.worker.web import metrics_page
 
 __all__ = ["made_up_rows", "main"]
@@ -79,16 +82,20 @@ def _run(argv: Sequence[str] | None) -> int:
     registry.register(KpiCollector(lambda: rows, "USD", SeedKpis(
         extras=lambda: extras, ltv_horizons=_HORIZONS)))
 
-    async def scrape() -> tuple[float, bytes]:
-        t0 = time.perf_counter()
-        body, _ = await metrics_page(registry, "gzip")
-        return time.perf_counter() - t0, body
+    async def scrapes(writer: ScrapeWriter) -> tuple[list[float], bytes]:
+        await writer.pid()  # started, as the worker starts it
+        times, body = [], b""
+        for _ in range(args.scrapes):
+            t0 = time.perf_counter()
+            body, _ = await metrics_page(registry, "gzip", writer)
+            times.append((time.perf_counter() - t0) * 1000)
+        return times, body
 
-    times = []
-    body = b""
-    for _ in range(args.scrapes):
-        seconds, body = asyncio.run(scrape())
-        times.append(seconds * 1000)
+    writer = ScrapeWriter()
+    try:
+        times, body = asyncio.run(scrapes(writer))
+    finally:
+        writer.close()
     text = gzip.decompress(body)
     samples = sum(1 for line in text.splitlines() if not line.startswith(b"#"))
     print(f"{args.series} campaign-channels: {samples} samples, {len(text) / 1e6:.1f} MB, "

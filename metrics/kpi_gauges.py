@@ -4,8 +4,9 @@ With 10,000 campaign-channels and the seed KPIs a scrape has ~2,000,000 KPI samp
 prometheus_client's text exposition spends ~6 us on each (a Sample built, its labels
 escaped, ``repr`` of its value) and holds ~300 bytes a sample until written: too slow, and
 too big, for /metrics. So a scrape's families share its rows (``ScrapeRows``): each row's
-label text escaped once, each KPI worked out for every row in one pass (``kpi_columns``),
-and a family writes its lines straight from those, a piece at a time
+label text escaped once (and kept for the next scrape of the same rows, ``RowText``), each
+KPI worked out for every row at once in numpy (``kpi_columns``), and a family writes its
+lines straight from those, a piece at a time
 (``KpiFamily.chunks``): the values' digits by orjson for a whole piece at once
 (``go_floats``) and the lines joined from their parts in C, byte for byte what
 ``generate_latest`` writes (tests hold it to that). Nothing is held per sample line;
@@ -90,9 +91,9 @@ class _Text:
 
 class ScrapeRows:
     """One scrape's rows, their label text and what their families' samples are made
-    from, worked out at the first read of any family (``fill``: off the event loop if the
-    reader is, streams.worker.web). Nothing is held per sample line: a family writes its
-    lines from these, a piece of rows at a time."""
+    from, worked out at the first read of any family (``fill``: in the /metrics writer
+    process, streams.worker.scrape_process, which gets the rows pickled). Nothing is held
+    per sample line: a family writes its lines from these, a piece of rows at a time."""
 
     def __init__(self, rows: list[KpiRow], extras: list[ExtrasRow], currency: str,
                  seed: SeedKpis) -> None:

@@ -1,6 +1,7 @@
 """KPI formulas over summed counters: pure, exact until the final division.
 
-A ratio whose denominator is zero is None (absent at /metrics), never 0 or NaN.
+A ratio whose denominator is zero is absent at /metrics (None from ``kpi_values``, NaN in
+a column of ``kpi_columns``), never 0; a present value is never NaN or infinite.
 """
 
 from __future__ import annotations
