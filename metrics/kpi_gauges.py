@@ -104,7 +104,6 @@ class ScrapeRows:
         self._filled = False
         self.keys: list[tuple[str, str, str]] = []
         """(campaign, channel, window) of each row."""
-        self.counts: Sequence[Sequence[int]] = []
         self.text = RowText([], currency)
         """Each row's label text (kept from the last scrape when its rows were the same)."""
         self.columns: dict[str, Column] = {}
@@ -130,7 +129,9 @@ class ScrapeRows:
         extras = {(c, ch, w): e for c, ch, w, e in self._extras_rows}
         self._extras_rows = []
         self.keys = [(campaign, channel, window) for campaign, channel, window, _ in rows]
-        self.counts = counts = [counts for *_, counts in rows]
+        counts = [counts for *_, counts in rows]  # not kept past fill (~27 MB at
+        # 10,000 campaign-channels x 4 windows)
+        del rows
         self.text = RowText.of(self.keys, self.currency)
         seed = self.seed
         matrix = counter_matrix(counts)
@@ -238,8 +239,12 @@ class RowText:
             currency, around = self.currency_text, _around_at(*key)
             parts = [around(p, currency, w)
                      for p, w in zip(self.pair_text, self.window_text, strict=True)]
-            made = self._around[key] = ([h.encode() for h, _ in parts],
-                                        [f"{t}}} ".encode() for _, t in parts])
+            # One object for each distinct piece: the tail is the same in every row where
+            # the extra label sorts last, the head where it sorts first, and only the
+            # window's in between (~40 MB less at 10,000 campaign-channels).
+            pieces = _Encoded()
+            made = self._around[key] = ([pieces[h] for h, _ in parts],
+                                        [pieces[f"{t}}} "] for _, t in parts])
         return made
 
 
@@ -436,6 +441,14 @@ def _split(array_text: bytes, after: bytes) -> list[bytes]:
 
 def _column_of(values: Sequence[float | None]) -> Column:
     return np.array([math.nan if v is None else v for v in values], dtype=np.float64)
+
+
+class _Encoded(dict[str, bytes]):
+    """Text -> its UTF-8 bytes, each distinct text encoded once."""
+
+    def __missing__(self, text: str) -> bytes:
+        encoded = self[text] = text.encode()
+        return encoded
 
 
 class _EscapedBytes(dict[str, bytes]):

@@ -1,4 +1,4 @@
-"""At most two glibc malloc arenas for the worker's threads.
+"""At most two glibc malloc arenas for the worker's threads; memory freed handed back.
 
 glibc gives each thread that allocates its own arena (64 MiB regions, up to 8 per core),
 and memory freed in one stays there. The worker's threads (Faust's consumer thread, which
@@ -14,8 +14,9 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+from collections.abc import Callable
 
-__all__ = ["ARENAS", "limit_malloc_arenas"]
+__all__ = ["ARENAS", "hand_back_freed_memory", "limit_malloc_arenas"]
 
 ARENAS = 2
 """The main arena and one more, shared by the other threads."""
@@ -27,11 +28,24 @@ def limit_malloc_arenas(arenas: int = ARENAS) -> bool:
     """Cap this process's malloc arenas; True if glibc took the cap."""
     if "MALLOC_ARENA_MAX" in os.environ:
         return False
+    mallopt = _glibc("mallopt")
+    return mallopt is not None and bool(mallopt(_M_ARENA_MAX, arenas))
+
+
+def hand_back_freed_memory() -> bool:
+    """glibc's ``malloc_trim(0)``: the free pages of the heap go back to the system (glibc
+    keeps them otherwise). For the /metrics writer, whose answer at 10,000
+    campaign-channels frees ~100 MiB at once; True if glibc handed some back."""
+    trim = _glibc("malloc_trim")
+    return trim is not None and bool(trim(0))
+
+
+def _glibc(function: str) -> Callable[..., int] | None:
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
     except OSError:
-        return False
-    mallopt = getattr(libc, "mallopt", None)
-    if mallopt is None or getattr(libc, "gnu_get_libc_version", None) is None:
-        return False
-    return bool(mallopt(_M_ARENA_MAX, arenas))
+        return None
+    if getattr(libc, "gnu_get_libc_version", None) is None:
+        return None
+    found: Callable[..., int] | None = getattr(libc, function, None)
+    return found

@@ -29,6 +29,7 @@ from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor, Thre
 from prometheus_client.core import Metric
 
 from streams.worker.cycles import cycle_collection_paused
+from streams.worker.malloc_arenas import hand_back_freed_memory
 from streams.worker.scrape_text import answer_bytes
 
 __all__ = ["ScrapeWriter", "written"]
@@ -62,6 +63,15 @@ class ScrapeWriter:
     async def answer(self, families: list[Metric], gzipped: bool) -> bytes:
         """The answer's bytes (``answer_bytes``) of families as collected, not yet read
         (emptied: each is let go of as soon as it is pickled)."""
+        try:
+            return await self._answer(families, gzipped)
+        finally:
+            # The rows' copy and their pickle (~30 MiB at 10,000 campaign-channels) are
+            # freed by now: their pages go back to the system, off the event loop.
+            with contextlib.suppress(RuntimeError):  # closed meanwhile
+                self._fallback.submit(hand_back_freed_memory)
+
+    async def _answer(self, families: list[Metric], gzipped: bool) -> bytes:
         try:
             with cycle_collection_paused():
                 # Pickled and freed before the cycle collector is back on, so it never
@@ -130,6 +140,7 @@ def written(payload: bytes, gzipped: bool, free_later: bool) -> bytes:
 def _free(kept: list[Metric]) -> None:
     kept.clear()
     gc.collect()  # the writer's cycle collector runs only here, between answers
+    hand_back_freed_memory()
 
 
 def _kill(pid: Future[int]) -> None:

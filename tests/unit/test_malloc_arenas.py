@@ -45,3 +45,34 @@ def test_the_environment_s_setting_wins(monkeypatch: pytest.MonkeyPatch) -> None
 
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
     assert limit_malloc_arenas() is False
+
+
+_FREED = """
+import sys
+from pathlib import Path
+from streams.worker.malloc_arenas import hand_back_freed_memory
+
+def rss_mib():
+    line = next(l for l in Path("/proc/self/status").read_text().splitlines()
+                if l.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+held, kept = [], []
+for _ in range(2_000):  # 200 MB from the heap (below mmap's threshold), each piece
+    held.append(bytearray(100_000))  # followed by one kept: free() cannot shrink the heap
+    kept.append(bytearray(1_000))
+before = rss_mib()
+del held
+freed = rss_mib()
+handed = hand_back_freed_memory()
+print(round(before), round(freed), round(rss_mib()), handed)
+"""
+
+
+def test_memory_freed_in_the_heap_goes_back_to_the_system() -> None:
+    run = subprocess.run([sys.executable, "-c", _FREED], capture_output=True, text=True,
+                         timeout=60, cwd=os.getcwd())
+    assert run.returncode == 0, run.stderr
+    before, freed, after, handed = run.stdout.split()
+    assert int(before) - int(freed) < 20  # free() alone keeps the pages
+    assert int(before) - int(after) >= 180 and handed == "True"
