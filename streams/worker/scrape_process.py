@@ -18,11 +18,13 @@ import asyncio
 import contextlib
 import gc
 import logging
+import math
 import multiprocessing
 import os
 import pickle
 import signal
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 
@@ -35,6 +37,8 @@ from streams.worker.scrape_text import answer_bytes
 __all__ = ["ScrapeWriter", "written"]
 
 log = logging.getLogger(__name__)
+
+_HAND_BACK_GAP_S = 30.0
 
 
 class ScrapeWriter:
@@ -52,6 +56,7 @@ class ScrapeWriter:
         self._pid: Future[int] | None = None
         self._fallback = ThreadPoolExecutor(max_workers=1,
                                             thread_name_prefix="kpistream-metrics")
+        self._handed_back_at = -math.inf
 
     def start(self) -> None:
         if self._pool is None:
@@ -66,8 +71,17 @@ class ScrapeWriter:
         try:
             return await self._answer(families, gzipped)
         finally:
-            # The rows' copy and their pickle (~30 MiB at 10,000 campaign-channels) are
-            # freed by now: their pages go back to the system, off the event loop.
+            self._hand_back_now_and_then()
+
+    def _hand_back_now_and_then(self) -> None:
+        """The free pages of the worker's heap (the rows' copy and their pickle, ~30 MiB
+        at 10,000 campaign-channels, among them) back to the system, off the event loop,
+        at most every ``_HAND_BACK_GAP_S``: on a heap of ~900 MiB it holds malloc's lock
+        long enough to slow the counting (after every scrape, back to back: 22,000 →
+        16,800 events/s)."""
+        now = time.monotonic()
+        if now - self._handed_back_at >= _HAND_BACK_GAP_S:
+            self._handed_back_at = now
             with contextlib.suppress(RuntimeError):  # closed meanwhile
                 self._fallback.submit(hand_back_freed_memory)
 
