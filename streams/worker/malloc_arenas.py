@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 from collections.abc import Callable
 
@@ -41,11 +42,17 @@ def hand_back_freed_memory() -> bool:
 
 
 def _glibc(function: str) -> Callable[..., int] | None:
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-    except OSError:
-        return None
-    if getattr(libc, "gnu_get_libc_version", None) is None:
+    libc = _libc()
+    if libc is None or getattr(libc, "gnu_get_libc_version", None) is None:
         return None
     found: Callable[..., int] | None = getattr(libc, function, None)
     return found
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    """The C library, looked up once (``find_library`` runs ``ldconfig`` each time)."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
