@@ -129,8 +129,8 @@ class ScrapeRows:
         extras = {(c, ch, w): e for c, ch, w, e in self._extras_rows}
         self._extras_rows = []
         self.keys = [(campaign, channel, window) for campaign, channel, window, _ in rows]
-        counts = [counts for *_, counts in rows]  # not kept past fill (~27 MB at
-        # 10,000 campaign-channels x 4 windows)
+        # not kept past fill: ~27 MB at 10,000 campaign-channels x 4 windows
+        counts = [counts for *_, counts in rows]
         del rows
         self.text = RowText.of(self.keys, self.currency)
         seed = self.seed
@@ -241,7 +241,7 @@ class RowText:
                      for p, w in zip(self.pair_text, self.window_text, strict=True)]
             # One object for each distinct piece: the tail is the same in every row where
             # the extra label sorts last, the head where it sorts first, and only the
-            # window's in between (~40 MB less at 10,000 campaign-channels).
+            # window's in between (~20 MB less at 10,000 campaign-channels).
             pieces = _Encoded()
             made = self._around[key] = ([pieces[h] for h, _ in parts],
                                         [pieces[f"{t}}} "] for _, t in parts])

@@ -35,8 +35,8 @@ def limit_malloc_arenas(arenas: int = ARENAS) -> bool:
 
 def hand_back_freed_memory() -> bool:
     """glibc's ``malloc_trim(0)``: the free pages of the heap go back to the system (glibc
-    keeps them otherwise). For the /metrics writer, whose answer at 10,000
-    campaign-channels frees ~100 MiB at once; True if glibc handed some back."""
+    keeps them otherwise; a /metrics answer at 10,000 campaign-channels frees ~100 MiB in
+    the writer at once). True if glibc handed some back."""
     trim = _glibc("malloc_trim")
     return trim is not None and bool(trim(0))
 
