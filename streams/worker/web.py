@@ -31,10 +31,13 @@ async def metrics_page(registry: Collector, accept_encoding: str,
     meanwhile.
     """
     gzipped = "gzip" in accept_encoding  # as Prometheus asks: ~10 times smaller
-    with cycle_collection_paused():  # the rows' copies: hundreds of thousands of lists
+    # The rows' copies (hundreds of thousands of lists) made and pickled (writer.answer)
+    # before the cycle collector is back on: it would pass over them all.
+    with cycle_collection_paused():
         families = list(registry.collect())
-    if writer is not None:
-        body = await writer.answer(families, gzipped)
+        answer = None if writer is None else writer.answer(families, gzipped)
+    if answer is not None:
+        body = await answer
     else:
         body = await asyncio.get_running_loop().run_in_executor(
             None, answer_bytes, families, gzipped)
