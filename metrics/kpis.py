@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from fractions import Fraction
-from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -149,9 +148,8 @@ def counter_matrix(rows: Sequence[Sequence[int]] | npt.NDArray[Any]) -> npt.NDAr
         return rows
     if not rows:
         return np.zeros((0, WIDTH), dtype=np.int64)
-    try:  # fromiter over the rows' values: ~1/3 faster than np.array of the rows
-        matrix = np.fromiter(chain.from_iterable(rows), dtype=np.int64,
-                             count=len(rows) * WIDTH).reshape(len(rows), WIDTH)
+    try:
+        matrix = np.array(rows, dtype=np.int64)
     except OverflowError:
         return np.array(rows, dtype=object)
     multiplied = matrix[:, _MULTIPLIED]
