@@ -65,9 +65,11 @@ class ServedKpis:
         )
 
     def extras_rows(self) -> Iterator[ExtrasRow]:
-        """Viewers, products, content types and LTV of the campaigns this worker serves."""
+        """Viewers, products, content types and LTV of the campaigns this worker serves,
+        with the state's own maps in them (``KpiState.live_extras_rows``): the collector
+        copies them as it collects (metrics.kpi_gauges.ScrapeRows)."""
         owned = self.ownership.served_partitions()
-        return self.books.counts.state.extras_rows(
+        return self.books.counts.state.live_extras_rows(
             minute_of(wall_clock_ms()), self.windows,
             lambda campaign: self.ownership.campaign_partition(campaign) in owned,
         )

@@ -23,6 +23,7 @@ from metrics.kpi_gauges import (
     KpiFamily,
     ScrapeRows,
     SeedKpis,
+    SentRows,
     exposition,
     go_float,
     go_floats,
@@ -268,6 +269,33 @@ def test_a_scrape_sent_to_the_writer_writes_the_same_text(
         lambda: extras, ltv_horizons=[("30d", 30), ("90d", 90)])))
     sent = pickle.loads(pickle.dumps(list(registry.collect())))
     assert b"".join(map(text_of, sent)) == generate_latest(registry)
+
+
+NAMED_INT = st.integers(0, 2**53) | st.integers(2**63 - 2, 2**70)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    products=st.dictionaries(LABEL_TEXT, st.lists(NAMED_INT, min_size=2, max_size=2),
+                             max_size=4),
+    content=st.dictionaries(LABEL_TEXT, st.lists(NAMED_INT, min_size=5, max_size=5),
+                            max_size=3),
+    ltv=st.dictionaries(st.sampled_from([30, 90, 365]), NAMED_INT, max_size=3),
+)
+def test_the_extras_sent_to_the_writer_are_the_states_exactly(
+    products: dict[str, list[int]], content: dict[str, list[int]], ltv: dict[int, int]
+) -> None:
+    """Products, content types and LTV credits reach the writer as the state held them:
+    any name, integers past 64 bits (orjson refuses those: then they go pickled), LTV's
+    days as integers; a row without any sends nothing."""
+    extras = [("c", "web", "5m", WindowExtras(reach=1.0, products=products, content=content)),
+              ("c", "web", "total", WindowExtras(ltv=ltv)),
+              ("d", "web", "5m", WindowExtras(reach=2.0))]
+    sent = pickle.loads(pickle.dumps(SentRows.of([], extras)))
+    expected = {j: (e.products, e.content, e.ltv) for j, (*_, e) in enumerate(extras)
+                if e.products or e.content or e.ltv}
+    assert sent.named_extras() == expected
+    assert sent.reach.tolist()[0] == 1.0 and math.isnan(sent.reach.tolist()[1])
 
 
 def test_a_scrape_in_pieces_of_any_size_is_the_same_text() -> None:

@@ -12,7 +12,7 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
-from metrics.kpi_gauges import KpiCollector, SeedKpis, exposition
+from metrics.kpi_gauges import KpiCollector, SeedKpis, exposition, text_of
 from metrics.kpis import served_reach
 from streams.config.settings import Window
 from streams.flow.forwards import Extra, Forwards
@@ -38,7 +38,7 @@ def registry_of(model: FlowModel, state: KpiState | None = None, *,
     registry = CollectorRegistry()
     registry.register(KpiCollector(
         lambda: held.rows(now, WINDOWS, lambda _: True), "USD",
-        SeedKpis(lambda: held.extras_rows(now, WINDOWS, lambda _: True), margin,
+        SeedKpis(lambda: held.live_extras_rows(now, WINDOWS, lambda _: True), margin,
                  top_products, top_content)))
     return registry
 
@@ -182,6 +182,36 @@ def test_top_products_then_other_with_exact_sums() -> None:
     assert value("marketing_product_revenue", "5m", product="sku-a", currency="USD") == 60
     assert value("marketing_product_revenue", "5m", product="sku-b", currency="USD") == 40
     assert value("marketing_product_units", "5m", product="other") == 3
+
+
+def test_a_scrape_keeps_the_figures_it_collected_while_the_state_counts_on() -> None:
+    """The collector reads the state's own maps of products and content types (as the
+    worker's does); what it collected is written as it was then, whatever is counted
+    while the text is written (the writer's process or thread is behind the loop)."""
+    model = FlowModel(NOW)
+    order(model, "o1", "100", items=items(("sku-a", 2, "60"), ("sku-b", 1, "40")))
+    view(model, "v1", 0, content_type="live")
+    registry = registry_of(model)
+    families = list(registry.collect())
+    order(model, "o2", "75", items=items(("sku-a", 5, "75")))
+    view(model, "v2", 0, content_type="live")
+    view(model, "v3", 0, content_type="reel")
+
+    def sample(text: bytes, name: str, label: str) -> bytes:
+        [line] = [line for line in text.splitlines()
+                  if line.startswith(name.encode() + b"{") and label.encode() in line
+                  and b'window="5m"' in line]
+        return line.rsplit(b" ", 1)[1]
+    then = b"".join(map(text_of, families))
+    assert sample(then, "marketing_product_units", 'product="sku-a"') == b"2.0"
+    assert sample(then, "marketing_product_revenue", 'product="sku-a"') == b"60.0"
+    assert sample(then, "marketing_content_views", 'content_type="live"') == b"1.0"
+    assert b'content_type="reel"' not in then
+    now = exposition(registry)
+    assert sample(now, "marketing_product_units", 'product="sku-a"') == b"7.0"
+    assert sample(now, "marketing_product_revenue", 'product="sku-a"') == b"135.0"
+    assert sample(now, "marketing_content_views", 'content_type="live"') == b"2.0"
+    assert sample(now, "marketing_content_views", 'content_type="reel"') == b"1.0"
 
 
 def test_products_past_the_cap_count_as_other_for_good() -> None:
