@@ -21,7 +21,7 @@ import pickle
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
-from itertools import chain, compress, repeat
+from itertools import accumulate, chain, compress, pairwise, repeat
 from operator import is_not
 from typing import Any, cast
 
@@ -37,12 +37,14 @@ from prometheus_client.utils import floatToGoString
 
 from metrics.kpis import (
     CONTENT_RANK,
-    MICROS,
     PRODUCT_RANK,
     Column,
+    amount_column,
     content_counts,
     counter_matrix,
+    float_column,
     frequency,
+    int_matrix,
     kpi_columns,
     ltv_values,
     served_reach,
@@ -61,8 +63,8 @@ from streams.windows.counts import (
 from streams.windows.extras import C_CLICKS, C_ENGAGEMENTS, C_ORDERS, C_REVENUE, C_VIEWS, Named
 from streams.windows.state import ExtrasRow, KpiRow
 
-__all__ = ["KpiCollector", "KpiFamily", "RowSamples", "RowValues", "ScrapeRows", "SeedKpis",
-           "chunks_of", "exposition", "go_float", "go_floats", "text_of"]
+__all__ = ["FlatValues", "KpiCollector", "KpiFamily", "RowSamples", "RowValues", "ScrapeRows",
+           "SeedKpis", "chunks_of", "exposition", "go_float", "go_floats", "text_of"]
 
 _go_float: Callable[[float], str] = floatToGoString  # untyped in prometheus_client
 _MINUS_INF = float("-inf")
@@ -164,13 +166,13 @@ class ScrapeRows:
             [_ACTION_NAMES] * len(keys), matrix[:, _ACTION_INDEXES].astype(np.float64))}
         products = [top_named(p, seed.top_products, PRODUCT_RANK) if p else ()
                     for p, _, _ in named]
-        product_names = [[name for name, _ in top] for top in products]
+        product_names, starts, units_revenue = _flat_named(products, 2)
+        del products
         self.named["marketing_product_units"] = (
-            product_names, [[float(units) for _, (units, _) in top] for top in products])
+            product_names, FlatValues(float_column(units_revenue[:, 0]), starts))
         self.named["marketing_product_revenue"] = (
-            product_names,
-            [[revenue / MICROS for _, (_, revenue) in top] for top in products])
-        del products, product_names
+            product_names, FlatValues(amount_column(units_revenue[:, 1]), starts))
+        del product_names, units_revenue
         top_content = seed.top_content_types
         if top_content >= 1 and not any(content for _, content, _ in named):
             self._only_unknown_content(matrix)
@@ -181,11 +183,14 @@ class ScrapeRows:
                        if held or top_content < 1 else _unknown_content(c)
                        for c, (_, held, _) in zip(counts, named, strict=True)]
             del counts
-            content_names = [[name for name, _ in top] for top in content]
+            content_names, starts, content_values = _flat_named(content, 5)
+            del content
             for name, index, _ in _CONTENT_COUNTERS:
-                self.named[name] = (content_names, [
-                    [values[index] / MICROS for _, values in top] if name in MONEY_METRICS
-                    else [float(values[index]) for _, values in top] for top in content])
+                column = content_values[:, index]
+                self.named[name] = (content_names, FlatValues(
+                    amount_column(column) if name in MONEY_METRICS else float_column(column),
+                    starts))
+            del content_names, content_values
         ltv = [ltv_values(credits, seed.ltv_horizons, matrix[i].tolist())
                if window == "total" else ()
                for i, ((*_, window), (_, _, credits)) in enumerate(zip(keys, named,
@@ -209,6 +214,35 @@ class ScrapeRows:
         """``RowText.around`` of this scrape's rows."""
         self.fill()
         return self.text.around(names)
+
+
+@dataclass(frozen=True, slots=True)
+class FlatValues:
+    """A labelled family's values of every row in one column, row after row: row ``i``'s
+    are ``column[starts[i]:starts[i + 1]]`` (NaN: absent). Worked out for all rows at
+    once, where a list of floats per row took ~0.4 s of the writer's answer at 10,000
+    campaign-channels with products and content types."""
+
+    column: Column
+    starts: list[int]
+
+    def rows(self) -> list[list[float]]:
+        starts = self.starts
+        return [self.column[a:b].tolist() for a, b in pairwise(starts)]
+
+    def between(self, first: int, end: int) -> Column:
+        """The values of rows [first, end)."""
+        last = len(self.starts) - 1
+        return self.column[self.starts[min(first, last)]:self.starts[min(end, last)]]
+
+
+def _flat_named(tops: Sequence[Sequence[tuple[str, Sequence[int]]]], width: int
+                ) -> tuple[list[list[str]], list[int], npt.NDArray[Any]]:
+    """Each row's names, where each row's start in the flat list of them all, and their
+    ``width`` counters as one matrix (``int_matrix``)."""
+    names = [[name for name, _ in top] for top in tops]
+    starts = list(accumulate(map(len, names), initial=0))
+    return names, starts, int_matrix([values for top in tops for _, values in top], width)
 
 
 NamedExtras = tuple[Named, Named, dict[int, int]]
@@ -334,10 +368,11 @@ class RowText:
         return made
 
 
-RowValues = tuple[Sequence[Sequence[str]], Sequence[Sequence[float | None]] | Column]
+RowValues = tuple[Sequence[Sequence[str]],
+                  Sequence[Sequence[float | None]] | Column | FlatValues]
 """A labelled family's samples, by row: the values of its extra label in each row, and
 each one's sample value (None: absent), or a matrix of them when every row has the same
-extra labels (engagement actions)."""
+extra labels (engagement actions), or all of them in one column (``FlatValues``)."""
 
 
 def _unknown_content(counts: Sequence[int]) -> Sequence[tuple[str, list[int]]]:
@@ -397,6 +432,8 @@ class KpiFamily(GaugeMetricFamily):
         extras, values = self._row_samples(scrape)
         if isinstance(values, np.ndarray):
             values = values.tolist()
+        elif isinstance(values, FlatValues):
+            values = values.rows()
         return [Sample(self.name, dict(zip(names, (*key, *currency, extra), strict=True)),
                        value)
                 for key, row_extras, row_values in zip(scrape.keys, extras, values,
@@ -443,6 +480,7 @@ class KpiFamily(GaugeMetricFamily):
                                 map(escaped.__getitem__, chain.from_iterable(row_extras)),
                                 chain.from_iterable(map(repeat, tails[start:stop], lengths))),
                          values[start:stop].ravel() if isinstance(values, np.ndarray)
+                         else values.between(start, stop) if isinstance(values, FlatValues)
                          else list(chain.from_iterable(values[start:stop])))
 
     def exposition(self) -> bytes:

@@ -44,10 +44,13 @@ from streams.windows.extras import (
 __all__ = [
     "MICROS",
     "Column",
+    "amount_column",
     "content_counts",
     "counter_matrix",
+    "float_column",
     "frequency",
     "gross_profit_fraction",
+    "int_matrix",
     "kpi_columns",
     "kpi_values",
     "ltv_values",
@@ -146,17 +149,37 @@ def counter_matrix(rows: Sequence[Sequence[int]] | npt.NDArray[Any]) -> npt.NDAr
     is already one."""
     if isinstance(rows, np.ndarray):
         return rows
-    if not rows:
-        return np.zeros((0, WIDTH), dtype=np.int64)
-    try:
-        matrix = np.array(rows, dtype=np.int64)
-    except OverflowError:
-        return np.array(rows, dtype=object)
+    matrix = int_matrix(rows, WIDTH)
+    if matrix.dtype == object or not len(matrix):
+        return matrix
     multiplied = matrix[:, _MULTIPLIED]
     if (matrix.max() >= 2**62 or matrix.min() <= -(2**62)
             or multiplied.max() >= 2**62 // MICROS or multiplied.min() <= -(2**62) // MICROS):
         return matrix.astype(object)
     return matrix
+
+
+def int_matrix(rows: Sequence[Sequence[int]], width: int) -> npt.NDArray[Any]:
+    """Rows of ``width`` integers as a matrix: int64, or Python ints (dtype object) if
+    one is past 64 bits."""
+    if not rows:
+        return np.zeros((0, width), dtype=np.int64)
+    try:
+        return np.array(rows, dtype=np.int64)
+    except OverflowError:
+        return np.array(rows, dtype=object)
+
+
+def amount_column(micros: npt.NDArray[Any]) -> Column:
+    """Millionths as amounts, each ``int / 10**6`` (correctly rounded)."""
+    return _ratio_column(micros, MICROS)
+
+
+def float_column(values: npt.NDArray[Any]) -> Column:
+    """Integers as floats, each ``float(int)``."""
+    if values.dtype == object:
+        return np.array([float(v) for v in values.tolist()], dtype=np.float64)
+    return values.astype(np.float64)
 
 
 _MULTIPLIED = [ORDERS, NEW_CUSTOMERS, WATCHED_VIEWS]

@@ -13,7 +13,14 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from metrics.kpi_gauges import KpiCollector
-from metrics.kpis import kpi_columns, kpi_values, top_named
+from metrics.kpis import (
+    amount_column,
+    float_column,
+    int_matrix,
+    kpi_columns,
+    kpi_values,
+    top_named,
+)
 from streams.windows.counts import FIELDS
 from streams.windows.state import KpiRow
 
@@ -360,3 +367,17 @@ def test_every_ratio_is_the_correctly_rounded_quotient_or_absent(rows: list[list
             else:
                 assert value == n / d, (metric, n, d)
         assert float(columns["marketing_views"][i]) == float(named["views"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(rows=st.lists(st.lists(st.integers(-(2**60), 2**60) | st.integers(-(10**25), 10**25)
+                              | st.sampled_from([0, 2**53 + 1, 2**63 - 1, 2**63]),
+                              min_size=2, max_size=2), max_size=6))
+def test_named_counters_as_columns_are_pythons_own_division_and_floats(
+        rows: list[list[int]]) -> None:
+    """A scrape's products and content types, all rows in one column: each amount is
+    ``int / 10**6`` and each count ``float(int)``, in and past 64 bits."""
+    matrix = int_matrix(rows, 2)
+    assert matrix.shape == (len(rows), 2)
+    assert float_column(matrix[:, 0]).tolist() == [float(units) for units, _ in rows]
+    assert amount_column(matrix[:, 1]).tolist() == [micros / 10**6 for _, micros in rows]
