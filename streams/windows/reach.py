@@ -28,7 +28,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Final
 
 from datasketches import cpc_sketch, cpc_union
@@ -189,7 +189,7 @@ class WindowReach:
             sketch.add(keys)
             self._total.add(keys)
             self._total_answer = None
-            self._changed(minute)
+            self._changed(minute, keys)
         return sketch
 
     def _add_spilled(self, minute: int, keys: list[int] | tuple[int, ...]) -> UserSketch:
@@ -360,11 +360,23 @@ class WindowReach:
                 minutes[minute] = sketch
         return minutes
 
-    def _changed(self, minute: int) -> None:
-        if minute // _HOUR > self._newest // _HOUR:
+    def _changed(self, minute: int, added: Sequence[int] | None = None) -> None:
+        """``minute``'s sketch changed: by the viewers ``added`` (None: replaced). An
+        hour's roll-up takes viewers added to one of its minutes as they come (a union
+        grows by what a part does): made afresh each scrape it was ~60 sketch unions per
+        campaign-channel with viewers in every minute, a third of the reach's share of a
+        scrape."""
+        hour = minute // _HOUR
+        if hour > self._newest // _HOUR:
             self._spill_due = True
         self._newest = max(self._newest, minute)
-        self._forget_rollup(minute // _HOUR)
+        rollup = self._rollups.get(hour)
+        if added is None or rollup is None:
+            self._forget_rollup(hour)
+        else:
+            rollup.add(added)
+            if hour < self._newest // _HOUR - 1:
+                self._settled_version += 1
         self._forget_answers_from(minute)
 
     def _forget_answers_from(self, minute: int) -> None:
