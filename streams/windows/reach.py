@@ -361,22 +361,22 @@ class WindowReach:
         return minutes
 
     def _changed(self, minute: int, added: Sequence[int] | None = None) -> None:
-        """``minute``'s sketch changed: by the viewers ``added`` (None: replaced). An
-        hour's roll-up takes viewers added to one of its minutes as they come (a union
+        """``minute``'s sketch changed: by the viewers ``added`` (None: replaced). The
+        newest hour's roll-up takes viewers added to its minutes as they come (a union
         grows by what a part does): made afresh each scrape it was ~60 sketch unions per
-        campaign-channel with viewers in every minute, a third of the reach's share of a
-        scrape."""
-        hour = minute // _HOUR
-        if hour > self._newest // _HOUR:
+        campaign-channel with viewers in every minute. When the next hour starts, it is
+        made once more, from its minutes, which that freezes (``_rollup``); any other
+        hour's is made again after a change."""
+        hour, newest_hour = minute // _HOUR, self._newest // _HOUR
+        if hour > newest_hour:
             self._spill_due = True
+            self._forget_rollup(newest_hour)
         self._newest = max(self._newest, minute)
         rollup = self._rollups.get(hour)
-        if added is None or rollup is None:
-            self._forget_rollup(hour)
-        else:
+        if added is not None and rollup is not None and hour == self._newest // _HOUR:
             rollup.add(added)
-            if hour < self._newest // _HOUR - 1:
-                self._settled_version += 1
+        else:
+            self._forget_rollup(hour)
         self._forget_answers_from(minute)
 
     def _forget_answers_from(self, minute: int) -> None:

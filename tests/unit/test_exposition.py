@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from bench import scrape
+from bench.scrape_rows import made_up_rows
 from metrics.health_gauges import HealthCollector
 from metrics.kpi_gauges import (
     KpiCollector,
@@ -309,6 +310,23 @@ def test_a_scrape_in_pieces_of_any_size_is_the_same_text() -> None:
     # together)
     assert max(len(piece.splitlines()) for family in families
                for piece in list(family.chunks(7))[1:]) == 7
+
+
+def test_a_scrape_with_products_and_content_types_in_pieces_of_any_size_is_the_same_text(
+) -> None:
+    """Rows with different numbers of products and content types (their values in one
+    column, ``FlatValues``) split at any row: each piece's values stay with their rows."""
+    rows, extras = made_up_rows(12)
+    extras = [(c, ch, w, e) if i % 3 else (c, ch, w, WindowExtras(reach=e.reach))
+              for i, (c, ch, w, e) in enumerate(extras)]  # some rows without any
+    registry = CollectorRegistry()
+    registry.register(KpiCollector(lambda: rows, "USD", SeedKpis(
+        lambda: extras, top_products=3, ltv_horizons=[("30d", 30)])))
+    families = list(registry.collect())
+    whole = generate_latest(registry)
+    for lines in (1, 2, 7, 9, 1000):
+        assert b"".join(b"".join(family.chunks(lines)) for family in families) == whole
+    assert b"marketing_product_revenue{" in whole and b"marketing_content_views{" in whole
 
 
 @settings(max_examples=300, deadline=None)

@@ -344,6 +344,29 @@ def test_a_frozen_sketch_answers_the_same_and_thaws_on_add() -> None:
     assert UserSketch.from_wire(live.to_wire()).frozen
 
 
+def test_the_minutes_of_the_hour_gone_by_freeze_though_its_rollup_was_kept_up() -> None:
+    """Scraped through the hour, the newest hour's roll-up takes each minute's viewers as
+    they come; once the next hour starts its minutes freeze all the same (they are held
+    by their buckets too: live, each is 2-3 times the memory)."""
+    reach = WindowReach()
+    hour = NOW - NOW % 60
+    for minute in range(hour, hour + 60):
+        reach.add(minute, random_keys(20, seed=minute))
+        if minute % 5 == 0:
+            reach.estimate(minute, 60)
+            reach.estimate(minute, 1440)
+    for minute in range(hour + 60, hour + 70):
+        reach.add(minute, random_keys(20, seed=minute))
+        assert reach.estimate(minute, 60) == plain_union(
+            [s for m in range(minute - 59, minute + 1)
+             if (s := reach.minute_sketch(m)) is not None])
+        reach.estimate(minute, 1440)
+    assert all(s is not None and s.frozen
+               for s in map(reach.minute_sketch, range(hour, hour + 60)))
+    assert not any(s is None or s.frozen
+                   for s in map(reach.minute_sketch, range(hour + 60, hour + 70)))
+
+
 def test_the_minutes_of_past_hours_freeze_when_their_rollup_is_built() -> None:
     reach = WindowReach()
     for minute in range(NOW - 120, NOW + 10):
