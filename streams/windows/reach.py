@@ -11,10 +11,12 @@ in which it took small sketches' coupons).
 A window of N minutes at minute ``now`` holds the buckets ``now - N + 1`` and later, as for
 the counters (buckets ahead of now count). ``WindowReach`` keeps a roll-up per hour (the
 union of its minutes, rebuilt when one of them changes) and one union of the roll-ups of
-the hours before the newest two, so a 24 h window unions at most 59 minute sketches, that
-union and two roll-ups, and it remembers the answer per window start until a
-bucket at or after that start changes. Building an hour's roll-up freezes the minutes of
-an hour gone by (only their serialized bytes stay, until a late view). Given ``read`` (a
+the hours before the newest two; in an hour gone by that holds a window's trailing edge,
+the union of each 10-minute block and the blocks after it. So a 24 h window unions at most
+9 minute sketches, a block union, the middle's union and two roll-ups, and it remembers
+the answer per window start until a bucket at or after that start changes. Building an
+hour's roll-up freezes the minutes of an hour gone by (only their serialized bytes stay,
+until a late view). Given ``read`` (a
 minute's sketch as the kpi table's store holds it in its bucket), it goes further: an hour
 two or more behind the newest keeps only its roll-up and the list of its minutes, and its
 minutes are read back when they are needed again: a window's trailing edge inside it (that
@@ -45,6 +47,9 @@ _CACHED_STARTS: Final = 16
 """Window answers remembered (a scrape asks a few windows at one ``now``)."""
 _SETTLED_KEPT: Final = 4
 """Middle unions remembered (one per window longer than two hours)."""
+_BLOCK: Final = 10
+"""Minutes of an edge hour's block: a window's trailing edge inside an hour gone by takes
+the minutes left of its block and one union of the blocks after it (``_tails``)."""
 
 
 def user_key(user_id: str) -> int:
@@ -136,6 +141,31 @@ class UserSketch:
         return self._sketch is None or not self._sketch.is_empty()
 
 
+def _block_tails(hour: int, minutes: dict[int, UserSketch]) -> dict[int, UserSketch]:
+    """For each block of ``hour``, the union of ``minutes`` in it and the blocks after it,
+    frozen (made from the last block back: each minute is read once)."""
+    by_block: list[list[UserSketch]] = [[] for _ in range(_HOUR // _BLOCK)]
+    for minute, sketch in minutes.items():
+        by_block[(minute - hour * _HOUR) // _BLOCK].append(sketch)
+    union = cpc_union(LG_K)
+    tails: dict[int, UserSketch] = {}
+    for block in range(len(by_block) - 1, -1, -1):
+        for sketch in by_block[block]:
+            union.update(sketch.cpc)
+        tail = tails[block] = UserSketch(union.get_result())
+        tail.freeze()
+    return tails
+
+
+def _union_estimate(sketches: Iterable[UserSketch]) -> float:
+    """``_union(sketches).estimate()``, one union fewer: a union's result is a merged
+    sketch, whose own estimate is the merged (ICON) one."""
+    union = cpc_union(LG_K)
+    for sketch in sketches:
+        union.update(sketch.cpc)
+    return float(union.get_result().get_estimate())
+
+
 def _union(sketches: Iterable[UserSketch]) -> UserSketch:
     union = cpc_union(LG_K)
     for sketch in sketches:
@@ -147,7 +177,8 @@ class WindowReach:
     """One campaign-channel's minute sketches, their hour roll-ups and a running total."""
 
     __slots__ = ("_answers", "_edges", "_hours", "_newest", "_read", "_rollups", "_settled",
-                 "_settled_version", "_spill_due", "_spilled", "_total", "_total_answer")
+                 "_settled_version", "_spill_due", "_spilled", "_tails", "_total",
+                 "_total_answer")
 
     def __init__(self, read: Callable[[int], UserSketch | None] | None = None) -> None:
         """``read``: a minute's sketch from the store (None: every minute stays in memory)."""
@@ -168,6 +199,10 @@ class WindowReach:
         hour read back, the newest hour moved on)."""
         self._read = read
         self._rollups: dict[int, UserSketch] = {}
+        self._tails: dict[int, dict[int, UserSketch]] = {}
+        """Edge hours gone by -> for each of its blocks, the union of its minutes in that
+        block and the blocks after it (made when a window's edge is in the hour; retention
+        cutting the hour leaves those of the blocks after the cut)."""
         self._answers: dict[int, float] = {}
         """Window answers by the window's first minute."""
         self._total = UserSketch()
@@ -205,6 +240,7 @@ class WindowReach:
             self._total.add(keys)
             self._total_answer = None
             self._spilled[hour] |= 1 << (minute - hour * _HOUR)
+            self._tails.pop(hour, None)
             rollup = self._rollups.get(hour)
             if rollup is not None:
                 rollup.add(keys)
@@ -246,7 +282,11 @@ class WindowReach:
             if not minutes:
                 del self._hours[hour]
             if dropped:
+                tails = self._tails.get(hour)
                 self._forget_rollup(hour)
+                if tails is not None and minutes:  # the blocks after the cut are as they were
+                    self._tails[hour] = {block: tail for block, tail in tails.items()
+                                         if hour * _HOUR + block * _BLOCK >= minute}
                 gone += dropped
         if gone:
             newest = max(gone)
@@ -269,7 +309,7 @@ class WindowReach:
         start = now_minute - window_minutes + 1
         answer = self._answers.get(start)
         if answer is None:
-            answer = _union(self._window_parts(start, window_minutes)).estimate()
+            answer = _union_estimate(self._window_parts(start, window_minutes))
             if len(self._answers) >= _CACHED_STARTS:
                 del self._answers[next(iter(self._answers))]
             self._answers[start] = answer
@@ -287,16 +327,19 @@ class WindowReach:
         return self._total
 
     def _window_parts(self, start: int, window_minutes: int) -> list[UserSketch]:
-        """Minute sketches of start's partial hour, a union of the roll-ups of the hours
+        """The minutes of start's partial hour (for an hour gone by: those left of start's
+        block and one union of the blocks after it), a union of the roll-ups of the hours
         before the newest two, then the roll-ups of those two."""
-        partial: dict[int, UserSketch] = {}
+        parts: list[UserSketch] = []
         if start % _HOUR:
             edge = start // _HOUR
-            if self._edges.get(window_minutes) != edge:
+            last = self._edges.get(window_minutes)
+            if last != edge:
                 self._edges[window_minutes] = edge  # the one before may go to the store
                 self._spill_due = True
-            partial = self._hour(edge) if edge in self._spilled else self._hours.get(edge, {})
-        parts = [s for m, s in partial.items() if m >= start]
+                if last is not None and last not in self._edges.values():
+                    self._tails.pop(last, None)
+            parts = self._edge_parts(edge, start)
         hours = sorted(h for h in (*self._hours, *self._spilled) if h * _HOUR >= start)
         recent_from = self._newest // _HOUR - 1
         settled = [h for h in hours if h < recent_from]
@@ -311,6 +354,25 @@ class WindowReach:
             parts.append(union)
         parts += [self._rollup(hour) for hour in hours if hour >= recent_from]
         self._spill()
+        return parts
+
+    def _edge_parts(self, edge: int, start: int) -> list[UserSketch]:
+        """The sketches of hour ``edge``'s minutes from ``start`` on: at most ``_BLOCK`` - 1
+        minutes and a union of blocks in an hour gone by (whose minutes rarely change:
+        at every new minute the window's edge moves, and the ~30 minutes on average it
+        would union again there were most of a scrape's reach with viewers in every
+        minute), else every minute."""
+        minutes = self._hour(edge) if edge in self._spilled else self._hours.get(edge, {})
+        if edge >= self._newest // _HOUR:
+            return [s for m, s in minutes.items() if m >= start]
+        block_end = -(-start // _BLOCK) * _BLOCK  # the next block's first minute
+        parts = [s for m in range(start, block_end) if (s := minutes.get(m)) is not None]
+        if block_end < (edge + 1) * _HOUR:
+            block = (block_end - edge * _HOUR) // _BLOCK
+            tails = self._tails.get(edge)
+            if tails is None or block not in tails:
+                tails = self._tails[edge] = _block_tails(edge, minutes)
+            parts.append(tails[block])
         return parts
 
     def _rollup(self, hour: int) -> UserSketch:
@@ -341,6 +403,7 @@ class WindowReach:
         self._spill_due = False
 
     def _forget_rollup(self, hour: int) -> None:
+        self._tails.pop(hour, None)
         if self._rollups.pop(hour, None) is not None and hour < self._newest // _HOUR - 1:
             self._settled_version += 1
 

@@ -287,14 +287,33 @@ def test_a_cached_answer_follows_a_change_inside_its_window_only() -> None:
         [s for m in (NOW - 10, NOW, NOW + 2) if (s := reach.minute_sketch(m)) is not None])
 
 
-def test_a_day_window_unions_at_most_59_minutes_the_middle_and_two_hour_rollups() -> None:
-    reach = WindowReach()
-    for minute in range(NOW - 1500, NOW + 6):
-        reach.add(minute, [minute])
-    for now in range(NOW - 60, NOW + 1):
-        parts = reach._window_parts(now - 1440 + 1, 1440)
-        assert len(parts) <= 59 + 1 + 2
-    assert round(reach.estimate(NOW, 1440)) in range(1440 + 5 - 30, 1440 + 5 + 30)
+def test_a_day_window_unions_at_most_9_minutes_a_block_union_the_middle_and_two_rollups(
+) -> None:
+    """Through an hour and a half, with retention dropping the minute that leaves the day
+    each minute (as the state does), the 24 h and 1 h windows' trailing edges move minute
+    by minute through hours gone by: each estimate takes at most 9 of their minutes and
+    one union of the 10-minute blocks after them (in the newest hour, its minutes), and
+    is the plain union's."""
+    reach, minutes = WindowReach(), {}
+    for minute in range(NOW - 1500, NOW + 1):
+        keys = random_keys(3, seed=minute)
+        reach.add(minute, keys)
+        minutes[minute] = fed(keys)
+    for now in range(NOW, NOW + 90):
+        keys = random_keys(3, seed=now)
+        reach.add(now, keys)
+        minutes[now] = fed(keys)
+        reach.drop_before(now - 1439)
+        minutes = {m: s for m, s in minutes.items() if m >= now - 1439}
+        for window in (5, 60, 1440):
+            start = now - window + 1
+            parts = reach._window_parts(start, window)
+            if start // 60 < now // 60:  # the minutes from start to its block's end, a
+                # block union, the middle, two roll-ups
+                assert len(parts) <= (-start) % 10 + 1 + 1 + 2
+            else:  # inside the newest hour: its minutes (or, from its start, its roll-up)
+                assert len(parts) <= window
+            assert reach.estimate(now, window) == reference(reach, minutes, now, window)
 
 
 def test_drop_before_forgets_minutes_but_not_the_total() -> None:
