@@ -12,7 +12,7 @@ state built as a worker holds it: 2,500 campaigns x 4 channels by default, a ful
 minute buckets each with extras (3 viewers, 1-3 of 30 products, one of 4 content types),
 the total with LTV credits, kept as streams/worker/app.py keeps it (only the hot minutes in
 memory, older ones read back from a store that holds each record as its changelog bytes,
-hours gone cold as hour blocks). It is built the way a rebuild does (``load`` of every
+hours gone cold as hour blocks, each with its minutes' viewers' union). It is built the way a rebuild does (``load`` of every
 record of the store, at the clock's minute), then the first scrape (what ``prime`` does),
 then, per later scrape, the clock moves on a minute and every series gets one message with
 extras (``apply``, its records written to the store), as in a busy worker.
@@ -49,7 +49,7 @@ from streams.windows.blocks import block_value, hour_key
 from streams.windows.cold import HOUR, column_sums, hot_span
 from streams.windows.extras import BucketExtras, ExtrasDelta, summed_named
 from streams.windows.minutes import TOTAL, oldest_kept_minute
-from streams.windows.reach import LG_K, UserSketch
+from streams.windows.reach import LG_K, UserSketch, union_wire
 from streams.windows.state import ExtrasRow, KpiRow, KpiState, RecordKey
 
 __all__ = ["Store", "build", "main"]
@@ -126,7 +126,9 @@ def _cell_records(series: int, minutes: int, now: int, hot_from: int,
         sums = column_sums(list(entries.values()))
         held = [BucketExtras.from_wire(e[-1]) for e in entries.values()]
         names = (summed_named(e.products for e in held), summed_named(e.content for e in held))
-        store[hour_key(campaign, channel, hour)] = dumps(block_value(sums, names, entries))
+        viewers = union_wire(e.reach for e in held if e.reach is not None)
+        store[hour_key(campaign, channel, hour)] = dumps(block_value(sums, names, entries,
+                                                                     viewers))
     ltv = {30: 25_000_000 * (1 + series % 7), 90: 40_000_000, 365: 90_000_000}
     every = ExtrasDelta([], summed_named(e.products for e in total_extras),
                         summed_named(e.content for e in total_extras), ltv)
@@ -134,18 +136,20 @@ def _cell_records(series: int, minutes: int, now: int, hot_from: int,
                                                     total))
 
 
-def build(series: int, minutes: int, now: int = NOW) -> tuple[KpiState, Store]:
-    """A store of ``series`` campaign-channels x ``minutes`` minutes up to ``now``, and a
-    state rebuilt from it as ``CountStage.rebuild`` does (every record loaded at ``now``)."""
+def build(series: int, minutes: int, now: int = NOW) -> tuple[KpiState, Store, float]:
+    """A store of ``series`` campaign-channels x ``minutes`` minutes up to ``now``, a
+    state rebuilt from it as ``CountStage.rebuild`` does (every record loaded at ``now``),
+    and the seconds that rebuild took."""
     hot = hot_span([w.minutes for w in WINDOWS])
     hot_from = oldest_kept_minute(now, hot)
     store = Store()
     for s in range(series):
         _cell_records(s, minutes, now, hot_from, store)
+    started = time.perf_counter()
     state = KpiState(RETENTION, hot, store.read)
     for key, raw in store.items():
         state.load(key, list(orjson.loads(raw)), now)
-    return state, store
+    return state, store, time.perf_counter() - started
 
 
 def busy_minute(state: KpiState, store: Store, series: int, now: int, offset: int) -> None:
@@ -214,12 +218,14 @@ def _run(argv: Sequence[str] | None) -> int:
 
     started = time.perf_counter()
     gc.disable()  # as Books.rebuild: the rebuilt state is frozen out of the collector's walks
-    state, store = build(args.series, args.minutes)
+    state, store, rebuild_s = build(args.series, args.minutes)
     gc.freeze()
     gc.enable()
     print(f"{args.series} series x {args.minutes} minute buckets with extras, windows "
           f"{', '.join(w.label for w in WINDOWS)} + total: built in "
-          f"{time.perf_counter() - started:.1f} s, {len(store)} records in the store")
+          f"{time.perf_counter() - started:.1f} s, {len(store)} records in the store; "
+          f"rebuilt from it in {rebuild_s:.1f} s, {state.viewer_minutes_in_memory()} "
+          f"viewers' minute sketches in memory")
 
     def owned(_: str) -> bool:
         return True

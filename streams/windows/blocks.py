@@ -4,11 +4,12 @@ A cold minute (streams.windows.cold) is a record of the kpi table: 1,440 a day p
 campaign-channel, each read by a rebuild (~6 us) and each replayed by a worker recovering
 from the changelog (~0.14 ms a record through Faust's recovery). Once every minute of an
 hour is cold, its buckets move into one record under ``(campaign, channel, "hour", hour)``
-that also carries the hour's roll-up (counters, products, content types), and the minute
-records get tombstones: a day is then ~24 records per campaign-channel beside its hot
-minutes, and a rebuild takes an hour's roll-up without reading its buckets. The block is
-written again when a late event lands in one of its minutes or one of them expires, and
-gets a tombstone with its last minute.
+that also carries the hour's roll-up (counters, products, content types, and the union of
+its minutes' viewers when it is first written), and the minute records get tombstones: a
+day is then ~24 records per campaign-channel beside its hot minutes, and a rebuild takes an
+hour's roll-up without reading its buckets (nor their viewers' sketches, which stay in the
+store). The block is written again when a late event lands in one of its minutes or one of
+them expires, and gets a tombstone with its last minute.
 
 The block goes to the changelog before its minutes' tombstones, so a crash between them
 leaves minute records beside their block, never a minute in neither. The block holds the
@@ -27,8 +28,7 @@ from streams.windows.cold import NamedSums
 from streams.windows.extras import named_read
 
 __all__ = ["HOUR_MARK", "HourKey", "block_entries", "block_extras", "block_minutes",
-           "block_roll_up", "block_value",
-           "hour_key", "is_hour_key"]
+           "block_reach", "block_roll_up", "block_value", "hour_key", "is_hour_key"]
 
 HOUR_MARK: Final = "hour"
 """The third element of an hour block's key (a minute bucket's is its minute, an int)."""
@@ -46,14 +46,24 @@ def is_hour_key(key: Sequence[Any]) -> bool:
 
 
 def block_value(sums: Sequence[int], names: NamedSums,
-                entries: Mapping[int, Sequence[Any]]) -> list[Any]:
+                entries: Mapping[int, Sequence[Any]], reach: str | None = None) -> list[Any]:
     """An hour block's record: the roll-up of its minutes (counters, products, content
-    types), then ``[minute, bucket]`` in minute order. Copies the roll-up: a store in
-    memory keeps what it is given."""
+    types), then ``[minute, bucket]`` in minute order, then, if given, the union of its
+    minutes' viewers (``UserSketch.to_wire``). Copies the roll-up: a store in memory keeps
+    what it is given."""
     products, content = names
-    return [list(sums), {k: list(v) for k, v in products.items()},
-            {k: list(v) for k, v in content.items()},
-            [[minute, entries[minute]] for minute in sorted(entries)]]
+    value = [list(sums), {k: list(v) for k, v in products.items()},
+             {k: list(v) for k, v in content.items()},
+             [[minute, entries[minute]] for minute in sorted(entries)]]
+    if reach is not None:
+        value.append(reach)
+    return value
+
+
+def block_reach(value: Sequence[Any]) -> str | None:
+    """The union of a block's minutes' viewers, if the block carries it (blocks written
+    before it was kept, or written again after a late event or an expiry, do not)."""
+    return value[4] if len(value) > 4 and isinstance(value[4], str) else None
 
 
 def block_entries(value: Sequence[Any]) -> dict[int, Sequence[Any]]:

@@ -35,7 +35,7 @@ from typing import Final
 
 from datasketches import cpc_sketch, cpc_union
 
-__all__ = ["LG_K", "UserSketch", "WindowReach", "user_key"]
+__all__ = ["LG_K", "UserSketch", "WindowReach", "union_wire", "user_key"]
 
 LG_K: Final = 11
 """log2 of the CPC sketch's k: 2,048, 1.53 % relative standard error merged (SPEC: <= 2 %)."""
@@ -166,6 +166,13 @@ def _union_estimate(sketches: Iterable[UserSketch]) -> float:
     return float(union.get_result().get_estimate())
 
 
+def union_wire(sketches: Iterable[UserSketch]) -> str | None:
+    """``to_wire`` of the union of ``sketches`` (an hour block's viewers), or None if no
+    viewer is in them."""
+    union = _union(sketches)
+    return union.to_wire() if union else None
+
+
 def _union(sketches: Iterable[UserSketch]) -> UserSketch:
     union = cpc_union(LG_K)
     for sketch in sketches:
@@ -262,6 +269,21 @@ class WindowReach:
         """Put back a minute's sketch from the changelog (recovery); replaces that minute."""
         self._hour(minute // _HOUR)[minute] = sketch
         self._changed(minute)
+
+    def load_hour(self, hour: int, minutes: Iterable[int], union: UserSketch) -> None:
+        """Put back an hour whose minutes' sketches stay in the store (an hour block's), with
+        their ``union``: none is read unless a window's edge or retention cuts the hour, or
+        a late view lands in it. Replaces what was held of the hour."""
+        assert self._read is not None, "an hour left in the store needs a store to read"
+        self._hours.pop(hour, None)
+        self._spilled.pop(hour, None)
+        bits = sum(1 << (minute - hour * _HOUR) for minute in minutes)
+        self._changed(hour * _HOUR + max(bits.bit_length() - 1, 0))
+        if bits and union:
+            union.freeze()
+            self._spilled[hour] = bits
+            self._rollups[hour] = union
+            self._settled_version += 1
 
     def drop_before(self, minute: int) -> None:
         """Forget the minutes before ``minute`` (retention); the total keeps them."""

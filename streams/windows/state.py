@@ -36,6 +36,7 @@ from streams.windows.blocks import (
     block_entries,
     block_extras,
     block_minutes,
+    block_reach,
     block_roll_up,
     block_value,
     hour_key,
@@ -54,7 +55,7 @@ from streams.windows.extras import (
 )
 from streams.windows.minutes import TOTAL, oldest_kept_minute
 from streams.windows.named_sums import RunningNamed
-from streams.windows.reach import UserSketch, WindowReach
+from streams.windows.reach import UserSketch, WindowReach, union_wire
 from streams.windows.sums import RunningSums
 
 __all__ = ["BucketKey", "ExtrasRow", "KpiRow", "KpiState", "MinuteRange", "RecordKey",
@@ -93,6 +94,16 @@ class WindowExtras:
 
 ExtrasRow = tuple[str, str, str, WindowExtras]
 """(campaign, channel, window label, its extras)."""
+
+
+def _entry_viewers(bucket: Sequence[Any]) -> UserSketch | None:
+    """The viewers' sketch of a bucket in the state's form or the table's."""
+    last = bucket[-1] if bucket else None
+    if isinstance(last, BucketExtras):
+        return last.reach
+    if isinstance(last, dict) and isinstance(last.get("r"), str):
+        return UserSketch.from_wire(last["r"])
+    return None
 
 
 def bucket_of(value: Sequence[Any]) -> list[Any]:
@@ -275,7 +286,9 @@ class KpiState:
             entries[minute] = pending if pending is not None else (
                 self._read_cold((campaign, channel, minute)) or [*zero(), -1])
         sums, names = cold.roll_up(hour)
-        changed[hour_key(campaign, channel, hour)] = block_value(sums, names, entries)
+        changed[hour_key(campaign, channel, hour)] = block_value(
+            sums, names, entries, union_wire(filter(None, map(_entry_viewers,
+                                                              entries.values()))))
         for minute in minutes:
             changed[(campaign, channel, minute)] = None
         cold.mark_blocked(hour)
@@ -478,14 +491,23 @@ class KpiState:
         if left_over:
             self._left_over.setdefault((campaign, channel), []).extend(
                 (campaign, channel, m) for m in left_over)
+        union = block_reach(value)
+        viewed: list[int] = []
         for minute, extra in block_extras(value):
             if isinstance(extra, dict | BucketExtras):
                 self._with_extras.add((campaign, channel))
                 sketch = extra.reach if isinstance(extra, BucketExtras) else extra.get("r")
-                if sketch is not None:
+                if sketch is None:
+                    continue
+                if union is not None:  # its minutes' sketches stay in the store
+                    viewed.append(minute)
+                else:
                     self._reach_of(campaign, channel).load(
                         minute, sketch if isinstance(sketch, UserSketch)
                         else UserSketch.from_wire(sketch))
+        if union is not None and viewed:
+            self._reach_of(campaign, channel).load_hour(hour, viewed,
+                                                        UserSketch.from_wire(union))
         self._kept_from.pop((campaign, channel), None)
         self._sums.stale((campaign, channel))
         self._named.stale((campaign, channel))

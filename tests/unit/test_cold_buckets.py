@@ -221,6 +221,37 @@ def test_viewers_of_hours_gone_by_are_read_back_from_the_store() -> None:
     assert state.viewer_minutes_in_memory() < 4 * 60 + 2
 
 
+def test_a_rebuild_leaves_the_viewers_of_blocked_hours_in_the_store() -> None:
+    """Each hour block carries the union of its minutes' viewers: a rebuild holds only the
+    viewers of minutes outside blocks (was: every minute's, until the first scrape let them
+    go), reads a block's minutes back only at a window's edge or for a late view, and
+    reach answers as a state holding every minute does."""
+    table = StoreTable()
+    state, everything = KpiState(DAY, 61, table.read), KpiState(DAY)
+    start = NOW - 360
+    windows = [Window("5m", 5), Window("1h", 60), Window("3h", 180), Window("24h", DAY)]
+    for offset, minute in enumerate(range(start, NOW + 1)):
+        deltas = {("a", "web", minute): bucket(1)}
+        extras = {("a", "web", minute): ExtrasDelta([offset, offset + 1, 7], {}, {})}
+        table.write(state.apply(deltas, minute, offset, copied(extras)))
+        everything.apply(deltas, minute, offset, copied(extras))
+    blocks = [key for key in table if is_hour_key(key)]
+    assert len(blocks) >= 4 and all(len(orjson.loads(table[key])) == 5 for key in blocks)
+    minute_records = [key for key in table if not is_hour_key(key) and key[2] >= 0]
+    rebuilt = rebuilt_from(table, 61, NOW)
+    assert rebuilt.viewer_minutes_in_memory() == len(minute_records) < 2 * 60 + 1
+    assert answers(rebuilt, NOW, windows) == answers(everything, NOW, windows)
+    late = start + 20  # into a blocked hour: read back, and its block written again
+    deltas = {("a", "web", late): bucket(1)}
+    extras = {("a", "web", late): ExtrasDelta([99_999], {}, {})}
+    table.write(rebuilt.apply(deltas, NOW, 10_000, copied(extras)))
+    everything.apply(deltas, NOW, 10_000, copied(extras))
+    for now in (NOW, NOW + 1, NOW + 61):
+        assert answers(rebuilt, now, windows) == answers(everything, now, windows)
+    again = rebuilt_from(table, 61, NOW + 61)
+    assert answers(again, NOW + 61, windows) == answers(everything, NOW + 61, windows)
+
+
 def rebuilt_from(table: StoreTable, hot: int, now: int, backwards: bool = False) -> KpiState:
     """A state loaded from ``table`` (its records in either order: a block may come before
     or after the minute records of its hour)."""
