@@ -472,9 +472,10 @@ class KpiState:
             self._named.stale(cell_key)
 
     def _load_block(self, campaign: str, channel: str, hour: int, value: list[Any]) -> None:
-        """Put back an hour block: its minutes cold, its roll-up as it is (only the viewers'
-        sketches are read from its buckets). Minute records of the hour loaded before it
-        are left from a crash: the block holds them as new or newer."""
+        """Put back an hour block: its minutes cold, its roll-up as it is, and its viewers'
+        union if it carries one (else each minute's sketch, read from its bucket). Minute
+        records of the hour loaded before it are left from a crash: the block holds them
+        as new or newer."""
         if self._read_cold is None:  # every bucket in memory: the block's, one by one
             for minute, bucket in block_entries(value).items():
                 self.load((campaign, channel, minute), list(bucket))
