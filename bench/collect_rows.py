@@ -12,10 +12,11 @@ state built as a worker holds it: 2,500 campaigns x 4 channels by default, a ful
 minute buckets each with extras (3 viewers, 1-3 of 30 products, one of 4 content types),
 the total with LTV credits, kept as streams/worker/app.py keeps it (only the hot minutes in
 memory, older ones read back from a store that holds each record as its changelog bytes,
-hours gone cold as hour blocks, each with its minutes' viewers' union). It is built the way a rebuild does (``load`` of every
-record of the store, at the clock's minute), then the first scrape (what ``prime`` does),
-then, per later scrape, the clock moves on a minute and every series gets one message with
-extras (``apply``, its records written to the store), as in a busy worker.
+hours gone cold as hour blocks, each with its minutes' viewers' union). It is built the way
+a rebuild does (``load`` of every record of the store, at the clock's minute), then the
+first scrape (what ``prime`` does), then, per later scrape, the clock moves on a minute and
+every series gets one message with extras (``apply``, its records written to the store),
+as in a busy worker.
 
 Prints each call's time for the first scrape and for the later ones, and a digest of what
 the later scrapes returned: a change that makes them faster must leave it as it was. It
