@@ -16,9 +16,9 @@ the union of each 10-minute block and the blocks after it. So a 24 h window unio
 9 minute sketches, a block union, the middle's union and two roll-ups, and it remembers
 the answer per window start until a bucket at or after that start changes. Building an
 hour's roll-up freezes the minutes of an hour gone by (only their serialized bytes stay,
-until a late view). Given ``read`` (a
-minute's sketch as the kpi table's store holds it in its bucket), it goes further: an hour
-two or more behind the newest keeps only its roll-up and the list of its minutes, and its
+until a late view). Given ``read`` (a minute's sketch as the kpi table's store holds it in
+its bucket), it goes further: an hour two or more behind the newest keeps only its roll-up
+and the list of its minutes, and its
 minutes are read back when they are needed again: a window's trailing edge inside it (that
 hour then stays in memory: it is read at every estimate), or retention dropping part of
 it; a late view into it reads back only its own minute and adds to the roll-up. User ids
@@ -160,10 +160,7 @@ def _block_tails(hour: int, minutes: dict[int, UserSketch]) -> dict[int, UserSke
 def _union_estimate(sketches: Iterable[UserSketch]) -> float:
     """``_union(sketches).estimate()``, one union fewer: a union's result is a merged
     sketch, whose own estimate is the merged (ICON) one."""
-    union = cpc_union(LG_K)
-    for sketch in sketches:
-        union.update(sketch.cpc)
-    return float(union.get_result().get_estimate())
+    return float(_merged(sketches).get_estimate())
 
 
 def union_wire(sketches: Iterable[UserSketch]) -> str | None:
@@ -174,10 +171,14 @@ def union_wire(sketches: Iterable[UserSketch]) -> str | None:
 
 
 def _union(sketches: Iterable[UserSketch]) -> UserSketch:
+    return UserSketch(_merged(sketches))
+
+
+def _merged(sketches: Iterable[UserSketch]) -> cpc_sketch:
     union = cpc_union(LG_K)
     for sketch in sketches:
         union.update(sketch.cpc)
-    return UserSketch(union.get_result())
+    return union.get_result()
 
 
 class WindowReach:
@@ -247,7 +248,6 @@ class WindowReach:
             self._total.add(keys)
             self._total_answer = None
             self._spilled[hour] |= 1 << (minute - hour * _HOUR)
-            self._tails.pop(hour, None)
             rollup = self._rollups.get(hour)
             if rollup is not None:
                 rollup.add(keys)

@@ -96,14 +96,18 @@ ExtrasRow = tuple[str, str, str, WindowExtras]
 """(campaign, channel, window label, its extras)."""
 
 
+def _viewers_of(extra: Any) -> UserSketch | str | None:
+    """The viewers of a bucket's extras in the state's form (a sketch) or the table's (its
+    wire text, not decoded)."""
+    if isinstance(extra, BucketExtras):
+        return extra.reach
+    return extra.get("r") if isinstance(extra, dict) else None
+
+
 def _entry_viewers(bucket: Sequence[Any]) -> UserSketch | None:
     """The viewers' sketch of a bucket in the state's form or the table's."""
-    last = bucket[-1] if bucket else None
-    if isinstance(last, BucketExtras):
-        return last.reach
-    if isinstance(last, dict) and isinstance(last.get("r"), str):
-        return UserSketch.from_wire(last["r"])
-    return None
+    viewers = _viewers_of(bucket[-1]) if bucket else None
+    return UserSketch.from_wire(viewers) if isinstance(viewers, str) else viewers
 
 
 def bucket_of(value: Sequence[Any]) -> list[Any]:
@@ -497,7 +501,7 @@ class KpiState:
         for minute, extra in block_extras(value):
             if isinstance(extra, dict | BucketExtras):
                 self._with_extras.add((campaign, channel))
-                sketch = extra.reach if isinstance(extra, BucketExtras) else extra.get("r")
+                sketch = _viewers_of(extra)
                 if sketch is None:
                     continue
                 if union is not None:  # its minutes' sketches stay in the store

@@ -192,30 +192,38 @@ def test_a_rebuild_keeps_old_minutes_cold_and_answers_the_same() -> None:
     assert answers(rebuilt, NOW, windows) == expected
 
 
+VIEWERS_FROM = NOW - 360
+"""Six hours of minutes with viewers, up to NOW."""
+VIEWER_WINDOWS = [Window("5m", 5), Window("1h", 60), Window("3h", 180), Window("24h", DAY)]
+
+
+def view(table: StoreTable, state: KpiState, everything: KpiState, minute: int,
+         viewers: list[int], now: int, offset: int) -> None:
+    """One view of campaign-channel a/web in ``minute`` by ``viewers``, counted at ``now``
+    by both states, the tiered one's changes written to ``table``."""
+    deltas = {("a", "web", minute): bucket(1)}
+    extras = {("a", "web", minute): ExtrasDelta(viewers, {}, {})}
+    table.write(state.apply(deltas, now, offset, copied(extras)))
+    everything.apply(deltas, now, offset, copied(extras))
+
+
 def test_viewers_of_hours_gone_by_are_read_back_from_the_store() -> None:
     """Six hours of minutes with viewers: the viewers of hours gone by are left in the
     store (their buckets'), read back for a late view into one of them and as the 24 h
     window's edge moves on, and reach answers as a state holding every minute does."""
     table = StoreTable()
     state, everything = KpiState(DAY, 61, table.read), KpiState(DAY)
-    start = NOW - 360
-    windows = [Window("5m", 5), Window("1h", 60), Window("3h", 180), Window("24h", DAY)]
-    for offset, minute in enumerate(range(start, NOW + 1)):
-        deltas = {("a", "web", minute): bucket(1)}
-        extras = {("a", "web", minute): ExtrasDelta([offset, offset + 1, 7], {}, {})}
-        table.write(state.apply(deltas, minute, offset, copied(extras)))
-        everything.apply(deltas, minute, offset, copied(extras))
+    windows = VIEWER_WINDOWS
+    for offset, minute in enumerate(range(VIEWERS_FROM, NOW + 1)):
+        view(table, state, everything, minute, [offset, offset + 1, 7], minute, offset)
         if minute % 30 == 0:  # a scrape now and then
             assert answers(state, minute, windows) == answers(everything, minute, windows)
     assert answers(state, NOW, windows) == answers(everything, NOW, windows)
     # in memory: the hours of the 3 h window's edge and the newest two (NOW opens its hour)
     assert everything.viewer_minutes_in_memory() == 361
     assert state.viewer_minutes_in_memory() == 60 + 60 + 1
-    late = start + 20  # hours gone by: its hour's viewers are read back
-    deltas = {("a", "web", late): bucket(1)}
-    extras = {("a", "web", late): ExtrasDelta([99_999], {}, {})}
-    table.write(state.apply(deltas, NOW, 10_000, copied(extras)))
-    everything.apply(deltas, NOW, 10_000, copied(extras))
+    late = VIEWERS_FROM + 20  # hours gone by: its hour's viewers are read back
+    view(table, state, everything, late, [99_999], NOW, 10_000)
     assert state.viewer_minutes_in_memory() == 60 + 60 + 1  # the late one read and let go
     for now in (NOW, NOW + 1, NOW + 61):
         assert answers(state, now, windows) == answers(everything, now, windows)
@@ -243,13 +251,9 @@ def test_a_rebuild_leaves_the_viewers_of_blocked_hours_in_the_store(order: str) 
     minute does, after a late view into a blocked hour and a second rebuild too."""
     table = CountedReads()
     state, everything = KpiState(DAY, 61, table.read), KpiState(DAY)
-    start = NOW - 360
-    windows = [Window("5m", 5), Window("1h", 60), Window("3h", 180), Window("24h", DAY)]
-    for offset, minute in enumerate(range(start, NOW + 1)):
-        deltas = {("a", "web", minute): bucket(1)}
-        extras = {("a", "web", minute): ExtrasDelta([offset, offset + 1, 7], {}, {})}
-        table.write(state.apply(deltas, minute, offset, copied(extras)))
-        everything.apply(deltas, minute, offset, copied(extras))
+    windows = VIEWER_WINDOWS
+    for offset, minute in enumerate(range(VIEWERS_FROM, NOW + 1)):
+        view(table, state, everything, minute, [offset, offset + 1, 7], minute, offset)
     blocks = [key for key in table if is_hour_key(key)]
     assert len(blocks) >= 4 and all(len(orjson.loads(table[key])) == 5 for key in blocks)
     minute_records = [key for key in table if not is_hour_key(key) and key[2] >= 0]
@@ -266,11 +270,8 @@ def test_a_rebuild_leaves_the_viewers_of_blocked_hours_in_the_store(order: str) 
     assert answers(rebuilt, NOW, windows) == answers(everything, NOW, windows)
     edge = (NOW - 179) // 60  # the 3 h window's trailing edge; the others are hot or empty
     assert {key for key in table.reads if is_hour_key(key)} == {("a", "web", "hour", edge)}
-    late = start + 20  # into a blocked hour: read back, and its block written again
-    deltas = {("a", "web", late): bucket(1)}
-    extras = {("a", "web", late): ExtrasDelta([99_999], {}, {})}
-    table.write(rebuilt.apply(deltas, NOW, 10_000, copied(extras)))
-    everything.apply(deltas, NOW, 10_000, copied(extras))
+    late = VIEWERS_FROM + 20  # into a blocked hour: read back, and its block written again
+    view(table, rebuilt, everything, late, [99_999], NOW, 10_000)
     for now in (NOW, NOW + 1, NOW + 61):
         assert answers(rebuilt, now, windows) == answers(everything, now, windows)
     again = rebuilt_from(table, 61, NOW + 61)
