@@ -27,6 +27,7 @@ __all__ = [
     "BucketExtras",
     "ExtrasDelta",
     "add_named",
+    "bucket_viewers",
     "name_map",
     "named_read",
     "named_wire",
@@ -132,6 +133,14 @@ def named_wire(named: Named) -> dict[str, list[Any]]:
 
 def named_read(wire: Mapping[str, Sequence[int | str]]) -> Named:
     return {name: exact_ints(counts) for name, counts in wire.items()}
+
+
+def bucket_viewers(extra: Any) -> UserSketch | str | None:
+    """The viewers of a bucket's extras in the state's form (a sketch) or the table's (its
+    wire text, not decoded)."""
+    if isinstance(extra, BucketExtras):
+        return extra.reach
+    return extra.get("r") if isinstance(extra, dict) else None
 
 
 @dataclass(slots=True)

@@ -35,7 +35,7 @@ from typing import Final
 
 from datasketches import cpc_sketch, cpc_union
 
-__all__ = ["LG_K", "UserSketch", "WindowReach", "union_wire", "user_key"]
+__all__ = ["LG_K", "UserSketch", "WindowReach", "minute_bits", "union_wire", "user_key"]
 
 LG_K: Final = 11
 """log2 of the CPC sketch's k: 2,048, 1.53 % relative standard error merged (SPEC: <= 2 %)."""
@@ -181,6 +181,11 @@ def _merged(sketches: Iterable[UserSketch]) -> cpc_sketch:
     return union.get_result()
 
 
+def minute_bits(hour: int, minutes: Iterable[int]) -> int:
+    """The minutes of ``hour`` as bits: bit ``i`` for its minute ``i``."""
+    return sum(1 << (minute - hour * _HOUR) for minute in minutes)
+
+
 class WindowReach:
     """One campaign-channel's minute sketches, their hour roll-ups and a running total."""
 
@@ -270,14 +275,14 @@ class WindowReach:
         self._hour(minute // _HOUR)[minute] = sketch
         self._changed(minute)
 
-    def load_hour(self, hour: int, minutes: Iterable[int], union: UserSketch) -> None:
+    def load_hour(self, hour: int, bits: int, union: UserSketch) -> None:
         """Put back an hour whose minutes' sketches stay in the store (an hour block's), with
         their ``union``: none is read unless a window's edge or retention cuts the hour, or
-        a late view lands in it. Replaces what was held of the hour."""
+        a late view lands in it. ``bits``: the minutes with viewers, bit ``i`` for the
+        hour's minute ``i`` (``minute_bits``). Replaces what was held of the hour."""
         assert self._read is not None, "an hour left in the store needs a store to read"
         self._hours.pop(hour, None)
         self._spilled.pop(hour, None)
-        bits = sum(1 << (minute - hour * _HOUR) for minute in minutes)
         self._changed(hour * _HOUR + max(bits.bit_length() - 1, 0))
         if bits and union:
             union.freeze()

@@ -35,6 +35,7 @@ from streams.windows.blocks import (
     HourKey,
     block_entries,
     block_extras,
+    block_index,
     block_minutes,
     block_reach,
     block_roll_up,
@@ -50,12 +51,13 @@ from streams.windows.extras import (
     BucketExtras,
     ExtrasDelta,
     Named,
+    bucket_viewers,
     name_map,
     renamed,
 )
 from streams.windows.minutes import TOTAL, oldest_kept_minute
 from streams.windows.named_sums import RunningNamed
-from streams.windows.reach import UserSketch, WindowReach, union_wire
+from streams.windows.reach import UserSketch, WindowReach, minute_bits, union_wire
 from streams.windows.sums import RunningSums
 
 __all__ = ["BucketKey", "ExtrasRow", "KpiRow", "KpiState", "MinuteRange", "RecordKey",
@@ -96,17 +98,9 @@ ExtrasRow = tuple[str, str, str, WindowExtras]
 """(campaign, channel, window label, its extras)."""
 
 
-def _viewers_of(extra: Any) -> UserSketch | str | None:
-    """The viewers of a bucket's extras in the state's form (a sketch) or the table's (its
-    wire text, not decoded)."""
-    if isinstance(extra, BucketExtras):
-        return extra.reach
-    return extra.get("r") if isinstance(extra, dict) else None
-
-
 def _entry_viewers(bucket: Sequence[Any]) -> UserSketch | None:
     """The viewers' sketch of a bucket in the state's form or the table's."""
-    viewers = _viewers_of(bucket[-1]) if bucket else None
+    viewers = bucket_viewers(bucket[-1]) if bucket else None
     return UserSketch.from_wire(viewers) if isinstance(viewers, str) else viewers
 
 
@@ -316,13 +310,16 @@ class KpiState:
 
     def _cold_bucket(self, campaign: str, channel: str, minute: int) -> list[Any]:
         """A cold bucket, read back from the store (all zero if the store lost it)."""
+        value = self._cold_record(campaign, channel, minute)
+        return [*zero(), -1] if value is None else bucket_of(value)
+
+    def _cold_record(self, campaign: str, channel: str, minute: int) -> Sequence[Any] | None:
+        """A cold bucket as the store holds it (None: the store lost it)."""
         assert self._read_cold is not None
         cold = self._cold.get((campaign, channel))
         if cold is not None and cold.is_blocked(minute // HOUR):
-            value = self._block_entries(campaign, channel, minute // HOUR).get(minute)
-        else:
-            value = self._read_cold((campaign, channel, minute))
-        return [*zero(), -1] if value is None else bucket_of(value)
+            return self._block_entries(campaign, channel, minute // HOUR).get(minute)
+        return self._read_cold((campaign, channel, minute))
 
     def _block_entries(self, campaign: str, channel: str,
                        hour: int) -> dict[int, Sequence[Any]]:
@@ -384,10 +381,12 @@ class KpiState:
         return reach
 
     def _minute_reach(self, campaign: str, channel: str, minute: int) -> UserSketch | None:
-        """A minute's viewers as its bucket holds them, hot or read back from the store."""
+        """A minute's viewers as its bucket holds them, hot or read back from the store
+        (only the sketch decoded: a window's trailing edge in an hour gone by reads up to
+        60 of them at the first scrape after a rebuild)."""
         bucket = self._cells.get((campaign, channel), {}).get(minute)
         if bucket is None:
-            bucket = self._cold_bucket(campaign, channel, minute)
+            return _entry_viewers(self._cold_record(campaign, channel, minute) or ())
         extra = extras_of(bucket)
         return None if extra is None else extra.reach
 
@@ -497,11 +496,29 @@ class KpiState:
             self._left_over.setdefault((campaign, channel), []).extend(
                 (campaign, channel, m) for m in left_over)
         union = block_reach(value)
+        index = block_index(value)
+        if index is not None and (union is not None or not index[1]):  # buckets unread
+            # (its names and credits are in the cell's total, which marks it with extras)
+            viewed = index[1]
+            if viewed and union is not None:
+                self._with_extras.add((campaign, channel))
+                self._reach_of(campaign, channel).load_hour(hour, viewed,
+                                                            UserSketch.from_wire(union))
+        else:
+            self._load_block_viewers(campaign, channel, hour, value, union)
+        self._kept_from.pop((campaign, channel), None)
+        self._sums.stale((campaign, channel))
+        self._named.stale((campaign, channel))
+
+    def _load_block_viewers(self, campaign: str, channel: str, hour: int,
+                            value: list[Any], union: str | None) -> None:
+        """A block without its index (written before blocks had one): whether its buckets
+        have extras and their viewers, read from them."""
         viewed: list[int] = []
         for minute, extra in block_extras(value):
             if isinstance(extra, dict | BucketExtras):
                 self._with_extras.add((campaign, channel))
-                sketch = _viewers_of(extra)
+                sketch = bucket_viewers(extra)
                 if sketch is None:
                     continue
                 if union is not None:  # its minutes' sketches stay in the store
@@ -511,11 +528,8 @@ class KpiState:
                         minute, sketch if isinstance(sketch, UserSketch)
                         else UserSketch.from_wire(sketch))
         if union is not None and viewed:
-            self._reach_of(campaign, channel).load_hour(hour, viewed,
+            self._reach_of(campaign, channel).load_hour(hour, minute_bits(hour, viewed),
                                                         UserSketch.from_wire(union))
-        self._kept_from.pop((campaign, channel), None)
-        self._sums.stale((campaign, channel))
-        self._named.stale((campaign, channel))
 
     def drop(self, campaign: str, channel: str) -> list[RecordKey]:
         """Forget a campaign-channel and all its records; returns their keys."""

@@ -13,10 +13,12 @@ from hypothesis import strategies as st
 
 from bench.collect_rows import Store
 from streams.config.settings import Window
-from streams.windows.blocks import block_entries, is_hour_key
+from streams.flow.wire import dumps
+from streams.windows.blocks import block_entries, block_index, block_reach, is_hour_key
 from streams.windows.cold import ColdMinutes, column_sums, hot_span
 from streams.windows.counts import WIDTH
 from streams.windows.extras import ExtrasDelta
+from streams.windows.reach import minute_bits
 from streams.windows.state import BucketKey, KpiState, RecordKey
 from tests.unit.test_window_sums import CELLS, NOW, SCRAPES, TICKS, applies, bucket
 
@@ -255,7 +257,7 @@ def test_a_rebuild_leaves_the_viewers_of_blocked_hours_in_the_store(order: str) 
     for offset, minute in enumerate(range(VIEWERS_FROM, NOW + 1)):
         view(table, state, everything, minute, [offset, offset + 1, 7], minute, offset)
     blocks = [key for key in table if is_hour_key(key)]
-    assert len(blocks) >= 4 and all(len(orjson.loads(table[key])) == 5 for key in blocks)
+    assert len(blocks) >= 4 and all(block_reach(orjson.loads(table[key])) for key in blocks)
     minute_records = [key for key in table if not is_hour_key(key) and key[2] >= 0]
     records = list(table.items())
     if order == "rocksdb":  # by the bytes of each JSON key
@@ -276,6 +278,63 @@ def test_a_rebuild_leaves_the_viewers_of_blocked_hours_in_the_store(order: str) 
         assert answers(rebuilt, now, windows) == answers(everything, now, windows)
     again = rebuilt_from(table, 61, NOW + 61)
     assert answers(again, NOW + 61, windows) == answers(everything, NOW + 61, windows)
+
+
+def as_written_before(value: list[Any], with_union: bool) -> list[Any]:
+    """An hour block as the versions before 2026-12-07 wrote it: its buckets as JSON lists,
+    no index, and its viewers' union (written from 2026-12-06 on) or not."""
+    old = [*value[:3], [[m, b] for m, b in block_entries(value).items()]]
+    return [*old, value[4]] if with_union and value[4] is not None else old
+
+
+@pytest.mark.parametrize("written", ["now", "with the union, before the index",
+                                     "before the union"])
+def test_hour_blocks_of_every_version_rebuild_the_same_answers(written: str) -> None:
+    """A block's buckets go in as one JSON text beside an index (its minutes and those with
+    viewers) that a rebuild reads instead of them; blocks written
+    before (buckets as lists, with the viewers' union or without) rebuild the same
+    answers, and a late event rewrites one in the new form."""
+    table = StoreTable()
+    state, everything = KpiState(DAY, 61, table.read), KpiState(DAY)
+    for offset, minute in enumerate(range(VIEWERS_FROM, NOW + 1)):
+        deltas = {(c, "web", minute): bucket(1 + offset % 3) for c in ("a", "b", "c")}
+        extras = {("c", "web", minute): ExtrasDelta([], {"p2": [1, 100]}, {})}  # no viewers
+        if minute % 2 == 0 or minute % 3 == 0:  # "b": no extras at all
+            extras[("a", "web", minute)] = ExtrasDelta(
+                [offset, 7] if minute % 2 == 0 else [],
+                {"p1": [1, 500]} if minute % 3 == 0 else {}, {})
+        table.write(state.apply(deltas, minute, offset, copied(extras)))
+        everything.apply(deltas, minute, offset, copied(extras))
+    blocks = {key: list(orjson.loads(raw)) for key, raw in table.items() if is_hour_key(key)}
+    assert {key[0] for key in blocks} == {"a", "b", "c"}
+    for key, value in blocks.items():
+        assert isinstance(value[3], str)
+        buckets = block_entries(value)
+        index = block_index(value)
+        assert index is not None
+        minutes, viewed = index
+        assert minutes == sorted(buckets) and len(minutes) == 60
+        assert viewed == minute_bits(key[3], [m for m, b in buckets.items()
+                                               if isinstance(b[-1], dict) and "r" in b[-1]])
+        assert (viewed != 0) == (key[0] == "a") == (block_reach(value) is not None)
+    if written != "now":
+        for key, value in blocks.items():
+            table[key] = dumps(as_written_before(value, written.startswith("with")))
+    rebuilt = rebuilt_from(table, 61, NOW)
+    assert answers(rebuilt, NOW, VIEWER_WINDOWS) == answers(everything, NOW, VIEWER_WINDOWS)
+    late = VIEWERS_FROM + 21  # into a blocked hour of "a": its block written again
+    deltas = {("a", "web", late): bucket(1)}
+    extras = {("a", "web", late): ExtrasDelta([99_999], {"p3": [2, 900]}, {})}
+    table.write(rebuilt.apply(deltas, NOW, 10_000, copied(extras)))
+    everything.apply(deltas, NOW, 10_000, copied(extras))
+    rewritten = list(orjson.loads(table[("a", "web", "hour", late // 60)]))
+    assert isinstance(rewritten[3], str) and block_index(rewritten) is not None
+    for now in (NOW, NOW + 1, NOW + 61):
+        assert answers(rebuilt, now, VIEWER_WINDOWS) == answers(everything, now,
+                                                                 VIEWER_WINDOWS)
+    again = rebuilt_from(table, 61, NOW + 61)
+    assert answers(again, NOW + 61, VIEWER_WINDOWS) == answers(everything, NOW + 61,
+                                                               VIEWER_WINDOWS)
 
 
 def rebuilt_from(table: StoreTable, hot: int, now: int, backwards: bool = False) -> KpiState:
