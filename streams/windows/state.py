@@ -496,15 +496,13 @@ class KpiState:
             self._left_over.setdefault((campaign, channel), []).extend(
                 (campaign, channel, m) for m in left_over)
         union = block_reach(value)
-        index = block_index(value)
-        if index is not None and (union is not None or not index[1]):  # buckets unread
-            # (its names and credits are in the cell's total, which marks it with extras)
-            viewed = index[1]
-            if viewed and union is not None:
-                self._with_extras.add((campaign, channel))
-                self._reach_of(campaign, channel).load_hour(hour, viewed,
-                                                            UserSketch.from_wire(union))
-        else:
+        index = block_index(value)  # with it, the buckets stay unread (their names and
+        # credits are in the cell's total, which marks the cell with extras)
+        if index is not None and union is not None:
+            self._with_extras.add((campaign, channel))
+            self._reach_of(campaign, channel).load_hour(hour, index[1],
+                                                        UserSketch.from_wire(union))
+        elif index is None or index[1]:  # viewers, but no union: each minute's sketch
             self._load_block_viewers(campaign, channel, hour, value, union)
         self._kept_from.pop((campaign, channel), None)
         self._sums.stale((campaign, channel))
@@ -512,8 +510,9 @@ class KpiState:
 
     def _load_block_viewers(self, campaign: str, channel: str, hour: int,
                             value: list[Any], union: str | None) -> None:
-        """A block without its index (written before blocks had one): whether its buckets
-        have extras and their viewers, read from them."""
+        """Whether a block's buckets have extras, and their viewers, read from the buckets:
+        a block written before blocks had an index, or one written again (after a late
+        event or an expiry) without the viewers' union."""
         viewed: list[int] = []
         for minute, extra in block_extras(value):
             if isinstance(extra, dict | BucketExtras):

@@ -291,9 +291,9 @@ def as_written_before(value: list[Any], with_union: bool) -> list[Any]:
                                      "before the union"])
 def test_hour_blocks_of_every_version_rebuild_the_same_answers(written: str) -> None:
     """A block's buckets go in as one JSON text beside an index (its minutes and those with
-    viewers) that a rebuild reads instead of them; blocks written
-    before (buckets as lists, with the viewers' union or without) rebuild the same
-    answers, and a late event rewrites one in the new form."""
+    viewers) that a rebuild reads instead of them; blocks written before (buckets as
+    lists, with the viewers' union or without) rebuild the same answers, and a late event
+    rewrites one in the new form."""
     table = StoreTable()
     state, everything = KpiState(DAY, 61, table.read), KpiState(DAY)
     for offset, minute in enumerate(range(VIEWERS_FROM, NOW + 1)):
