@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import gc
+import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,7 +15,14 @@ from streams.commands import http_collector, publish, simulate, suggest_targets,
 from streams.config.errors import SettingsError
 from streams.config.settings import Settings, load_settings
 
-__all__ = ["main"]
+__all__ = ["EX_TEMPFAIL", "main"]
+
+EX_TEMPFAIL = 75
+"""The worker's exit status when a stateful stage stopped (a send failed after the
+producer's retries): sysexits' "temporary failure, try again", so that its supervisor
+(Kubernetes, a Compose restart policy, systemd) starts it again."""
+
+log = logging.getLogger(__name__)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -93,6 +102,21 @@ def run_worker(settings: Settings, loglevel: str = "info") -> int:
     disable_created_metrics()  # type: ignore[no-untyped-call]
     gc.set_threshold(*GC_THRESHOLDS)
     kpi = create_app(settings)
+    kpi.readiness.on_stage_stopped = _exit_to_be_restarted
     faust.Worker(kpi.faust_app, loglevel=loglevel).execute_from_commandline()
     return 0
 
+
+def _exit_to_be_restarted(reason: str) -> None:
+    """A stateful stage stopped: the worker exits at once with ``EX_TEMPFAIL``, so that its
+    supervisor starts it again and the group's other workers take its partitions, where
+    the stopped stage held them until someone restarted it.
+
+    Not a clean stop: Faust's waits until every message taken is acked, and the failed
+    one never is (that keeps its offset uncommitted), so it would hang until killed. An
+    exit loses nothing a kill would not: the restart reads on from the last committed
+    offsets and from the offsets its local databases hold."""
+    log.critical("kpistream: %s; the worker exits with status %d, to be restarted",
+                 reason, EX_TEMPFAIL)
+    logging.shutdown()
+    os._exit(EX_TEMPFAIL)

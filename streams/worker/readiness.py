@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,9 +23,20 @@ class Readiness:
     input: InputConsumer | None = None
     acks: dict[str, InOrderAcks] = field(default_factory=dict)
     """Per stateful stage, its messages waiting for their sends before they are acked."""
+    on_stage_stopped: Callable[[str], None] | None = None
+    """Told why when a stateful stage stops (a send failed): the worker command stops the
+    worker then (streams.commands.cli); None: the stage stays stopped, /ready says why."""
 
     def stage_acks(self, stage: str) -> InOrderAcks:
-        return self.acks.setdefault(stage, InOrderAcks(stage))
+        return self.acks.setdefault(stage, InOrderAcks(stage, self._stage_stopped))
+
+    def stopped_stages(self) -> list[str]:
+        """Why each stateful stage that stopped did (empty: none has)."""
+        return [acks.failure for acks in self.acks.values() if acks.failure is not None]
+
+    def _stage_stopped(self, reason: str) -> None:
+        if self.on_stage_stopped is not None:
+            self.on_stage_stopped(reason)
 
     def is_ready(self) -> bool:
         return not self.not_ready_because()
@@ -40,5 +52,4 @@ class Readiness:
             reasons.append("the broker does not answer")
         if self.input is not None and (problem := self.input.problem()) is not None:
             reasons.append(problem)
-        reasons += [acks.failure for acks in self.acks.values() if acks.failure is not None]
-        return reasons
+        return reasons + self.stopped_stages()

@@ -200,10 +200,13 @@ def test_a_malformed_internal_message_is_dead_lettered_and_the_next_counts(
 def test_a_message_whose_send_fails_is_never_acked_and_ready_says_why(
         tmp_path: Path, failing: str, stage: str, stopped_on: str) -> None:
     """A send of a message's handling fails: that message is not acked, the stage takes
-    no further message, and /ready names the stage and the failure."""
+    no further message, /ready names the stage and the failure, and the worker is told
+    once (the worker command stops the worker then)."""
     async def scenario() -> None:
         async with functional_worker(tmp_path, partitions=1) as worker:
             kpi = worker.kpi
+            told: list[str] = []
+            kpi.readiness.on_stage_stopped = told.append
             assert kpi.readiness.not_ready_because() == NOT_STARTED
             worker.recorder.failing.add(failing)
             if stage == "count":
@@ -220,6 +223,7 @@ def test_a_message_whose_send_fails_is_never_acked_and_ready_says_why(
             assert not stopped.message.acked
             assert all(e.message.acked for e in events[:-1])
             assert kpi.readiness.not_ready_because() == [*NOT_STARTED, STOPPED.format(stage)]
+            assert told == [STOPPED.format(stage)]  # the worker command stops the worker
             assert worker.recorder.lost  # the failed send reached no topic
 
             # The sends work again, but the stage stays stopped until a restart: the
@@ -239,6 +243,7 @@ def test_a_message_whose_send_fails_is_never_acked_and_ready_says_why(
             assert order_of.expected(after.message.tp) == after.message.offset
             assert not after.message.acked and not stopped.message.acked
             assert kpi.readiness.not_ready_because() == [*NOT_STARTED, STOPPED.format(stage)]
+            assert told == [STOPPED.format(stage)]
             if stage == "count":
                 # Counted in memory (served), never committed: a restart reads it again.
                 assert worker.kpi_value("marketing_views", "summer", "tiktok") == 2

@@ -187,8 +187,10 @@ def test_acks_wait_for_every_send_and_keep_the_order_of_the_messages() -> None:
 
 
 def test_a_failed_send_stops_the_acks_for_good_and_says_why() -> None:
+    told: list[str] = []
+
     async def run() -> tuple[list[int], str | None]:
-        acks = InOrderAcks("count")
+        acks = InOrderAcks("count", on_stop=told.append)
         loop = asyncio.get_running_loop()
         failing, fine = loop.create_future(), loop.create_future()
         acked: list[int] = []
@@ -210,6 +212,7 @@ def test_a_failed_send_stops_the_acks_for_good_and_says_why() -> None:
     acked, failure = asyncio.run(run())
     assert acked == []
     assert failure is not None and failure.startswith("count: a send failed (OSError)")
+    assert told == [failure]  # once, with the reason: the worker command stops the worker
 
 
 def test_an_input_event_that_raises_is_named_for_the_log_by_place_not_value(
