@@ -47,6 +47,8 @@ _CACHED_STARTS: Final = 16
 """Window answers remembered (a scrape asks a few windows at one ``now``)."""
 _SETTLED_KEPT: Final = 4
 """Middle unions remembered (one per window longer than two hours)."""
+_LIVE: Final = 2
+"""Minute sketches kept live at once (``WindowReach._added_to``)."""
 _BLOCK: Final = 10
 """Minutes of an edge hour's block: a window's trailing edge inside an hour gone by takes
 the minutes left of its block and one union of the blocks after it (``_tails``)."""
@@ -189,8 +191,8 @@ def minute_bits(hour: int, minutes: Iterable[int]) -> int:
 class WindowReach:
     """One campaign-channel's minute sketches, their hour roll-ups and a running total."""
 
-    __slots__ = ("_answers", "_edges", "_hours", "_newest", "_read", "_rollups", "_settled",
-                 "_settled_version", "_spill_due", "_spilled", "_tails", "_total",
+    __slots__ = ("_answers", "_edges", "_hours", "_live", "_newest", "_read", "_rollups",
+                 "_settled", "_settled_version", "_spill_due", "_spilled", "_tails", "_total",
                  "_total_answer")
 
     def __init__(self, read: Callable[[int], UserSketch | None] | None = None) -> None:
@@ -222,6 +224,9 @@ class WindowReach:
         self._total_answer: float | None = None
         self._newest = -(2**62)
         """The newest minute added or loaded."""
+        self._live: list[UserSketch] = []
+        """The minute sketches viewers were last added to, at most ``_LIVE`` (live): the
+        others are frozen (``_added_to``)."""
 
     def add(self, minute: int, keys: Iterable[int]) -> UserSketch:
         """Add viewers to a minute (and to the total); returns that minute's sketch (to
@@ -235,10 +240,27 @@ class WindowReach:
             sketch = hour[minute] = UserSketch()
         if keys:
             sketch.add(keys)
+            self._added_to(sketch)
             self._total.add(keys)
             self._total_answer = None
             self._changed(minute, keys)
         return sketch
+
+    def _added_to(self, sketch: UserSketch) -> None:
+        """Keep ``sketch`` live, and the one added to before it; freeze the one before
+        those. A minute takes viewers while it is the newest or just after (late views):
+        kept live, the newest hour's 60 minutes held ~160 B more each (236 B live with two
+        viewers, 69 frozen), ~10 KB per campaign-channel, and a backfill's minutes stayed
+        live until a scrape made their hour's roll-up. A view into a minute frozen since
+        thaws it (``UserSketch.add``)."""
+        live = self._live
+        if live and live[-1] is sketch:
+            return
+        if sketch in live:
+            live.remove(sketch)
+        live.append(sketch)
+        if len(live) > _LIVE:
+            live.pop(0).freeze()
 
     def _add_spilled(self, minute: int, keys: list[int] | tuple[int, ...]) -> UserSketch:
         """A late view into an hour left in the store: only its minute is read back (its
@@ -250,6 +272,7 @@ class WindowReach:
         sketch = self._read(minute) or UserSketch()
         if keys:
             sketch.add(keys)
+            self._added_to(sketch)
             self._total.add(keys)
             self._total_answer = None
             self._spilled[hour] |= 1 << (minute - hour * _HOUR)
