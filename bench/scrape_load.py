@@ -44,7 +44,7 @@ from typing import Final
 from bench.brokers import add_broker_option, describe, open_broker, wait_for_leaders
 from bench.check import accepted_events, check_kpis
 from bench.kafka import BenchError, publish, raw_consume
-from bench.procstat import cpu_seconds
+from bench.procstat import ProcessSampler, cpu_seconds
 from bench.profile import Profiler, top_frames
 from bench.report import machine, percentiles, say, write_json
 from bench.throughput import config_toml
@@ -87,6 +87,10 @@ class ScrapeLoadResult:
     load_eps: float = 0.0
     """Load events / (publish start -> all counted), scrapes going on."""
     raw_aiokafka_eps: float = 0.0
+    peak_rss_mib: float = 0.0
+    """The worker's, from /ready to the last idle scrape."""
+    peak_rss_with_writer_mib: float = 0.0
+    """The worker and its /metrics writer process together, at their peak."""
     exact: bool = False
     problems: list[str] = field(default_factory=list)
 
@@ -163,6 +167,7 @@ def _run(result: ScrapeLoadResult, args: argparse.Namespace, tmp: Path) -> None:
         }, port, tmp / "worker.log")
         try:
             _wait(worker, lambda: worker.get("/ready", 2)[0] == 200, "/ready")
+            sampler = ProcessSampler(worker.pid).start()
             say(f"seeding {seed.expected.events:,} events over {args.campaigns * 4:,} "
                 "campaign-channels and 23 h")
             asyncio.run(publish(broker.bootstrap, topics, seed))
@@ -182,6 +187,9 @@ def _run(result: ScrapeLoadResult, args: argparse.Namespace, tmp: Path) -> None:
             status, text = worker.get("/metrics", 30)
             if status != 200:
                 raise BenchError(f"/metrics answered {status} after the run")
+            sampler.stop()
+            result.peak_rss_mib = sampler.peak_rss_kib / 1024
+            result.peak_rss_with_writer_mib = sampler.peak_with_children_rss_kib / 1024
         finally:
             worker.stop()
         everything = Workload({key: [*seed.messages.get(key, []), *load.messages.get(key, [])]
@@ -329,6 +337,8 @@ def _report(r: ScrapeLoadResult) -> str:
         f"{'kpistream load ev/s, while scraped':<44}{r.load_eps:>12,.0f}",
         f"{'raw aiokafka consume ev/s (same data)':<44}{r.raw_aiokafka_eps:>12,.0f}",
         f"{'ratio':<44}{(r.load_eps / r.raw_aiokafka_eps if r.raw_aiokafka_eps else 0):>12.3f}",
+        f"{'peak RSS MiB, worker / with its writer':<44}"
+        f"{f'{r.peak_rss_mib:,.0f} / {r.peak_rss_with_writer_mib:,.0f}':>12}",
         f"{'exact (every KPI checked)':<44}{'yes' if r.exact else 'NO':>12}",
         f"target: every scrape at full load under {TARGET_MS:.0f} ms: {met}",
         *(f"  problem: {p}" for p in r.problems[:20]),

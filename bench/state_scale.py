@@ -27,7 +27,8 @@ Three parts, each in its own process so one's memory does not hide in the other'
   worker's end-to-end rate and peak RSS; then SIGKILL and a restart on the same disk
   (local state kept) and one on an empty disk (recovered from the changelogs): seconds to
   /ready and to exact totals, and the second deliveries of 1,000 events counted before,
-  dropped as duplicates.
+  dropped as duplicates. With ``--viewers`` each view carries a ``user_id`` (2,000,000
+  users) and one of four ``content_type``s, as a pixel's do: reach and content state too.
 
     .venv/bin/python -m bench.state_scale --ids 20000000               # the ids part only
     .venv/bin/python -m bench.state_scale --part buckets --campaign-channels 10000 \
@@ -63,6 +64,8 @@ NOW_MS = 1_795_430_000_000
 DAY_MS = 86_400_000
 MIN_MS = 60_000
 IDS_PER_MESSAGE = 100
+CONTENT_TYPES = ("tutorial", "unboxing", "review", "challenge")
+"""The content types of ``--viewers`` views, one per round of the campaign-channels."""
 MEMORY_STORE_IDS = 2_000_000
 """Ids the in-memory comparison remembers (at 156 B each, 20 M would take ~3 GB)."""
 
@@ -382,7 +385,8 @@ def scrape_totals(port: int) -> tuple[float, float, float, int]:
 
 
 def pipeline_part(broker_name: str, events: int, cells: int, minutes: int,
-                  partitions: int, batch: int = 1, one_pass: bool = False) -> dict[str, Any]:
+                  partitions: int, batch: int = 1, one_pass: bool = False,
+                  viewers: bool = False) -> dict[str, Any]:
     from tests.integration.harness import Deployment, Worker
 
     result: dict[str, Any] = {"broker": describe(broker_name), "events": events,
@@ -390,6 +394,8 @@ def pipeline_part(broker_name: str, events: int, cells: int, minutes: int,
                               "partitions": partitions, "events_per_message": batch,
                               "order": "one pass back over the minutes" if one_pass
                               else "rounds of every campaign-channel, a minute back each",
+                              "views_carry": "user_id (2,000,000 users), content_type (4)"
+                              if viewers else "campaign and channel only",
                               "poll_gap": "nine scrapes' time, at least 1 s"}
     scrapes: list[dict[str, Any]] = []
     result["scrapes"] = scrapes
@@ -432,10 +438,14 @@ def pipeline_part(broker_name: str, events: int, cells: int, minutes: int,
         def view(i: int) -> dict[str, Any]:
             cell = i % cells
             back = i * minutes // events if one_pass else i // cells % minutes
-            return {"event_id": f"{i:012d}-3f2a9c1e-tracker-event-idx",
-                    "ts": now - back * MIN_MS,
-                    "campaign_id": f"campaign-{cell // 4:05d}",
-                    "channel": f"channel-{cell % 4}"}
+            event = {"event_id": f"{i:012d}-3f2a9c1e-tracker-event-idx",
+                     "ts": now - back * MIN_MS,
+                     "campaign_id": f"campaign-{cell // 4:05d}",
+                     "channel": f"channel-{cell % 4}"}
+            if viewers:
+                event["user_id"] = f"user-{i * 7_919 % 2_000_000:07d}"
+                event["content_type"] = CONTENT_TYPES[i // cells % len(CONTENT_TYPES)]
+            return event
 
         def messages(count: int) -> Iterator[tuple[str, Any, bytes | None]]:
             if batch == 1:
@@ -524,6 +534,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--one-pass", action="store_true",
                         help="the pipeline's event times: one pass back over the minutes "
                              "(default: rounds of every campaign-channel, wrapping)")
+    parser.add_argument("--viewers", action="store_true",
+                        help="the pipeline's views carry a user_id and a content_type")
     parser.add_argument("--json", type=Path, default=None)
     add_broker_option(parser)
     args = parser.parse_args(argv)
@@ -592,7 +604,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.part in ("all", "pipeline"):
         doc["pipeline"] = figures = pipeline_part(
             args.broker, args.events, args.campaign_channels, args.minutes, args.partitions,
-            args.batch, args.one_pass)
+            args.batch, args.one_pass, args.viewers)
         say(f"  raw aiokafka {figures['raw_aiokafka_eps']:,.0f} ev/s, kpistream "
             f"{figures['kpistream_eps']:,.0f} ev/s (ratio {figures['ratio']:.3f}), peak RSS "
             f"{figures['peak_rss_mib']:.0f} MiB, with the /metrics writer "

@@ -32,6 +32,8 @@ def test_scrape_load_smoke_run_completes_exact(tmp_path: Path) -> None:
     assert result["series"] == 20
     assert result["scrape_ms_all"]["n"] >= 1
     assert result["raw_aiokafka_eps"] > 0 and result["load_eps"] > 0
+    # A Python process of this size holds tens of MiB; its writer is a second one.
+    assert 20 < result["peak_rss_mib"] < result["peak_rss_with_writer_mib"] < 2_048
 
 
 def test_expected_figures_of_two_data_sets_add_up() -> None:
