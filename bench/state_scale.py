@@ -28,7 +28,8 @@ Three parts, each in its own process so one's memory does not hide in the other'
   (local state kept) and one on an empty disk (recovered from the changelogs): seconds to
   /ready and to exact totals, and the second deliveries of 1,000 events counted before,
   dropped as duplicates. With ``--viewers`` each view carries a ``user_id`` (2,000,000
-  users) and one of four ``content_type``s, as a pixel's do: reach and content state too.
+  users, a new one for each view of a campaign-channel) and one of four
+  ``content_type``s, as a pixel's do: reach and content state too.
 
     .venv/bin/python -m bench.state_scale --ids 20000000               # the ids part only
     .venv/bin/python -m bench.state_scale --part buckets --campaign-channels 10000 \
@@ -394,7 +395,8 @@ def pipeline_part(broker_name: str, events: int, cells: int, minutes: int,
                               "partitions": partitions, "events_per_message": batch,
                               "order": "one pass back over the minutes" if one_pass
                               else "rounds of every campaign-channel, a minute back each",
-                              "views_carry": "user_id (2,000,000 users), content_type (4)"
+                              "views_carry": "user_id (2,000,000 users, a new one for each view "
+                              "of a campaign-channel), content_type (4)"
                               if viewers else "campaign and channel only",
                               "poll_gap": "nine scrapes' time, at least 1 s"}
     scrapes: list[dict[str, Any]] = []
@@ -443,7 +445,9 @@ def pipeline_part(broker_name: str, events: int, cells: int, minutes: int,
                      "campaign_id": f"campaign-{cell // 4:05d}",
                      "channel": f"channel-{cell % 4}"}
             if viewers:
-                event["user_id"] = f"user-{i * 7_919 % 2_000_000:07d}"
+                # every view of a campaign-channel a new user (of 2,000,000 in all): 7,919
+                # is prime to 2,000,000 (i * 7,919 repeated after 200 of a cell's views)
+                event["user_id"] = f"user-{(i // cells * 7_919 + cell * 104_729) % 2_000_000:07d}"
                 event["content_type"] = CONTENT_TYPES[i // cells % len(CONTENT_TYPES)]
             return event
 

@@ -17,10 +17,11 @@ from streams.config.settings import Settings, load_settings
 
 __all__ = ["EX_TEMPFAIL", "main"]
 
-EX_TEMPFAIL = 75
-"""The worker's exit status when a stateful stage stopped (a send failed after the
-producer's retries): sysexits' "temporary failure, try again", so that its supervisor
-(Kubernetes, a Compose restart policy, systemd) starts it again."""
+EX_TEMPFAIL = os.EX_TEMPFAIL
+"""75, the worker's exit status when a stateful stage stopped for a failed send that a
+restart may mend (streams.stages.delivery): sysexits' "temporary failure, try again", so
+that its supervisor (Kubernetes, Compose's ``restart: unless-stopped``, systemd's
+``Restart=on-failure``) starts it again."""
 
 log = logging.getLogger(__name__)
 
@@ -108,9 +109,10 @@ def run_worker(settings: Settings, loglevel: str = "info") -> int:
 
 
 def _exit_to_be_restarted(reason: str) -> None:
-    """A stateful stage stopped: the worker exits at once with ``EX_TEMPFAIL``, so that its
-    supervisor starts it again and the group's other workers take its partitions, where
-    the stopped stage held them until someone restarted it.
+    """A stateful stage stopped for a failed send a restart may mend: the worker exits at
+    once with ``EX_TEMPFAIL``, so that its supervisor starts it again and the group's
+    other workers take its partitions, where the stopped stage held them until someone
+    restarted it.
 
     Not a clean stop: Faust's waits until every message taken is acked, and the failed
     one never is (that keeps its offset uncommitted), so it would hang until killed. An

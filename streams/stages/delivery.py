@@ -6,10 +6,11 @@ acked, and so becomes committable, only when every send it made has been acknowl
 by the broker, and in the order the messages were handled: Faust commits the highest
 offset of a run of acked messages, so an ack out of order could commit past a message
 whose output is still in flight. A send that fails stops the acks for good: nothing at or
-after that message is ever committed, the stage stops taking messages, readiness reports
-the failure and ``on_stop`` hears of it (the worker command then stops the worker, so its
-supervisor restarts it: streams.commands.cli); a restart re-reads from the last committed
-offset and the idempotent stages rebuild exactly what was lost.
+after that message is ever committed, the stage stops taking messages and readiness
+reports the failure; a restart re-reads from the last committed offset and the
+idempotent stages rebuild exactly what was lost. ``on_stop`` hears of the failure: the
+worker exits when a restart may mend it, to be restarted (streams.worker.readiness,
+streams.commands.cli).
 """
 
 from __future__ import annotations
@@ -27,12 +28,13 @@ _log = logging.getLogger(__name__)
 class InOrderAcks:
     """One stage's queue of (ack, deliveries), acked in order as deliveries complete."""
 
-    def __init__(self, stage: str, on_stop: Callable[[str], None] | None = None) -> None:
+    def __init__(self, stage: str,
+                 on_stop: Callable[[str, BaseException], None] | None = None) -> None:
         self.stage = stage
         self.failure: str | None = None
         """Why the stage stopped: the first failed send (None while all is well)."""
         self._on_stop = on_stop
-        """Called once, with ``failure``, when the stage stops."""
+        """Called once when the stage stops, with ``failure`` and the send's error."""
         self._queue: asyncio.Queue[tuple[Callable[[], Awaitable[Any]], list[Any]]] = (
             asyncio.Queue())
         self._stopped = asyncio.Event()
@@ -68,6 +70,6 @@ class InOrderAcks:
                                     "resume from the last committed offset")
                     _log.error("kpistream %s", self.failure)
                     if self._on_stop is not None:
-                        self._on_stop(self.failure)
+                        self._on_stop(self.failure, exc)
                     return
             await ack()

@@ -477,15 +477,15 @@ class WindowReach:
         """``minute``'s sketch changed: by the viewers ``added`` (None: replaced). The
         newest hour's roll-up takes viewers added to its minutes as they come (a union
         grows by what a part does): made afresh each scrape it was ~60 sketch unions per
-        campaign-channel with viewers in every minute. When the next hour starts, it is
-        made once more, from its minutes, which that freezes (``_rollup``); any other
-        hour's is made again after a change. An hour left in the store keeps its roll-up
+        campaign-channel with viewers in every minute. It is kept when the next hour
+        starts: that hour's minutes are frozen already, but the two viewers last went to
+        (``_added_to``), and made again from them it took ~40 µs a campaign-channel
+        (60 frozen sketches), ~0.4 s of a scrape each hour at 10,000. Any other hour's
+        roll-up is made again after a change. An hour left in the store keeps its roll-up
         (``load_hour``'s, kept up by ``_add_spilled``)."""
         hour, newest_hour = minute // _HOUR, self._newest // _HOUR
         if hour > newest_hour:
             self._spill_due = True
-            if newest_hour not in self._spilled:  # else no minute to freeze: its roll-up
-                self._forget_rollup(newest_hour)  # stays (a rebuild loads blocks in order)
         self._newest = max(self._newest, minute)
         rollup = self._rollups.get(hour)
         if added is not None and rollup is not None and hour == self._newest // _HOUR:

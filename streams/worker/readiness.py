@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.kafka.liveness import BrokerProbe
+from streams.kafka.send_errors import transient
 from streams.stages.delivery import InOrderAcks
 from streams.worker.input_consumer import InputConsumer
 
@@ -24,8 +25,11 @@ class Readiness:
     acks: dict[str, InOrderAcks] = field(default_factory=dict)
     """Per stateful stage, its messages waiting for their sends before they are acked."""
     on_stage_stopped: Callable[[str], None] | None = None
-    """Told why when a stateful stage stops (a send failed): the worker command stops the
-    worker then (streams.commands.cli); None: the stage stays stopped, /ready says why."""
+    """Told why when a stateful stage stops for a failed send that a restart may mend
+    (``transient``): the worker command exits then, to be restarted
+    (streams.commands.cli). Otherwise, or when None, the stage stays stopped and /ready
+    says why: a failure no restart mends would stop every worker that took the
+    partition in turn."""
 
     def stage_acks(self, stage: str) -> InOrderAcks:
         return self.acks.setdefault(stage, InOrderAcks(stage, self._stage_stopped))
@@ -34,8 +38,10 @@ class Readiness:
         """Why each stateful stage that stopped did (empty: none has)."""
         return [acks.failure for acks in self.acks.values() if acks.failure is not None]
 
-    def _stage_stopped(self, reason: str) -> None:
-        if self.on_stage_stopped is not None:
+    def _stage_stopped(self, reason: str, error: BaseException) -> None:
+        """The hook is looked up when a stage stops: the acks are made with the app, before
+        the worker command sets it."""
+        if self.on_stage_stopped is not None and transient(error):
             self.on_stage_stopped(reason)
 
     def is_ready(self) -> bool:

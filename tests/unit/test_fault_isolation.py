@@ -9,6 +9,12 @@ from typing import Any
 
 import orjson
 import pytest
+from aiokafka.errors import (
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    NotLeaderForPartitionError,
+    TopicAuthorizationFailedError,
+)
 
 import streams.stages.aggregate
 import streams.stages.ingest
@@ -18,6 +24,7 @@ from streams.stages.delivery import InOrderAcks
 from streams.stages.ingest import RawMessage
 from streams.stages.steps import count_message, customer_message, join_message
 from streams.windows.counts import CLICKS, ORDERS, REVENUE, SPEND, VIEWS, WIDTH
+from streams.worker.readiness import Readiness
 from tests.unit.flow_model import FlowModel
 
 NOW = 1_795_430_000_000
@@ -186,11 +193,9 @@ def test_acks_wait_for_every_send_and_keep_the_order_of_the_messages() -> None:
     assert asyncio.run(run()) == [1, 2]
 
 
-def test_a_failed_send_stops_the_acks_for_good_and_says_why() -> None:
-    told: list[str] = []
-
+def _stop_with(acks: InOrderAcks, error: Exception) -> tuple[list[int], str | None]:
+    """Two messages tracked, the first's send failing with ``error``: (acked, failure)."""
     async def run() -> tuple[list[int], str | None]:
-        acks = InOrderAcks("count", on_stop=told.append)
         loop = asyncio.get_running_loop()
         failing, fine = loop.create_future(), loop.create_future()
         acked: list[int] = []
@@ -203,16 +208,46 @@ def test_a_failed_send_stops_the_acks_for_good_and_says_why() -> None:
         acks.track(acker(1), [failing])
         acks.track(acker(2), [fine])
         fine.set_result(None)
-        failing.set_exception(OSError("broker refused the write"))
+        failing.set_exception(error)
         while acks.failure is None:
             await asyncio.sleep(0.001)
         acks.close()
         return acked, acks.failure
 
-    acked, failure = asyncio.run(run())
+    return asyncio.run(run())
+
+
+def test_a_failed_send_stops_the_acks_for_good_and_says_why() -> None:
+    heard: list[tuple[str, BaseException]] = []
+    error = OSError("broker refused the write")
+    acked, failure = _stop_with(
+        InOrderAcks("count", on_stop=lambda *told: heard.append(told)), error)
     assert acked == []
     assert failure is not None and failure.startswith("count: a send failed (OSError)")
-    assert told == [failure]  # once, with the reason: the worker command stops the worker
+    assert heard == [(failure, error)]  # once, with the reason and the error
+
+
+@pytest.mark.parametrize(("error", "told"), [
+    (KafkaTimeoutError(), True),  # aiokafka gave up waiting for the broker
+    (NotLeaderForPartitionError(), True),  # retriable
+    (ConnectionResetError(), True),
+    (MessageSizeTooLargeError(), False),  # fails again on any worker: the stage waits
+    (TopicAuthorizationFailedError(), False),
+    (ValueError("not a Kafka error"), False),
+])
+def test_the_worker_hears_of_a_stopped_stage_only_when_a_restart_may_mend_it(
+        error: Exception, told: bool) -> None:
+    """Readiness tells its hook (the worker command exits on it, to be restarted) for a
+    failure a restart may mend; for one that any worker would meet again the stage stays
+    stopped and /ready says why."""
+    readiness = Readiness(faust_app=None)
+    heard: list[str] = []
+    readiness.on_stage_stopped = heard.append
+    _, failure = _stop_with(readiness.stage_acks("count"), error)
+    assert failure is not None
+    assert failure.startswith(f"count: a send failed ({type(error).__name__})")
+    assert readiness.stopped_stages() == [failure]
+    assert heard == ([failure] if told else [])
 
 
 def test_an_input_event_that_raises_is_named_for_the_log_by_place_not_value(
