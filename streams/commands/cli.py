@@ -19,7 +19,7 @@ __all__ = ["EX_TEMPFAIL", "main"]
 
 EX_TEMPFAIL = os.EX_TEMPFAIL
 """75, the worker's exit status when a stateful stage stopped for a failed send that a
-restart may mend (streams.stages.delivery): sysexits' "temporary failure, try again", so
+restart may mend (streams.kafka.send_errors): sysexits' "temporary failure, try again", so
 that its supervisor (Kubernetes, Compose's ``restart: unless-stopped``, systemd's
 ``Restart=on-failure``) starts it again."""
 

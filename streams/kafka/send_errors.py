@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 
 __all__ = ["transient"]
 
@@ -13,6 +13,6 @@ def transient(error: BaseException) -> bool:
     replicas in sync), a delivery that timed out (the producer gave up waiting for the
     brokers) or a lost connection. Not a record over the topic's ``max.message.bytes`` or
     a write the ACLs refuse: those fail again on any worker that takes the partition."""
-    if isinstance(error, KafkaTimeoutError | KafkaConnectionError | ConnectionError):
+    if isinstance(error, KafkaTimeoutError | ConnectionError):  # not marked retriable
         return True
     return isinstance(error, KafkaError) and bool(error.retriable)

@@ -201,7 +201,7 @@ def test_a_message_whose_send_fails_is_never_acked_and_ready_says_why(
         tmp_path: Path, failing: str, stage: str, stopped_on: str) -> None:
     """A send of a message's handling fails: that message is not acked, the stage takes
     no further message, /ready names the stage and the failure, and the worker is told
-    once (the worker command stops the worker then)."""
+    once (a delivery timeout: the worker command exits then, to be restarted)."""
     async def scenario() -> None:
         async with functional_worker(tmp_path, partitions=1) as worker:
             kpi = worker.kpi
@@ -223,7 +223,7 @@ def test_a_message_whose_send_fails_is_never_acked_and_ready_says_why(
             assert not stopped.message.acked
             assert all(e.message.acked for e in events[:-1])
             assert kpi.readiness.not_ready_because() == [*NOT_STARTED, STOPPED.format(stage)]
-            assert told == [STOPPED.format(stage)]  # the worker command stops the worker
+            assert told == [STOPPED.format(stage)]  # the worker command exits on it
             assert worker.recorder.lost  # the failed send reached no topic
 
             # The sends work again, but the stage stays stopped until a restart: the
