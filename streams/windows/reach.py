@@ -45,8 +45,6 @@ _KEY_MASK: Final = (1 << 63) - 1
 _PERSON: Final = b"kpistream-user"
 _CACHED_STARTS: Final = 16
 """Window answers remembered (a scrape asks a few windows at one ``now``)."""
-_SETTLED_KEPT: Final = 4
-"""Middle unions remembered (one per window longer than two hours)."""
 _LIVE: Final = 2
 """Minute sketches kept live at once (``WindowReach._added_to``)."""
 _BLOCK: Final = 10
@@ -202,9 +200,11 @@ class WindowReach:
         self._spilled: dict[int, int] = {}
         """Hours whose minute sketches are only in the store: their minutes, a bit each
         (bit ``m`` for the hour's minute ``m``)."""
-        self._settled: dict[tuple[int, int, int, int], UserSketch] = {}
-        """Unions of the roll-ups of the hours before the newest two, by (first hour, last
-        hour, hours, ``_settled_version``): a window's middle, rebuilt about hourly."""
+        self._settled: dict[int, tuple[tuple[int, int, int, int], UserSketch]] = {}
+        """Window length -> its middle, the union of the roll-ups of its hours before the
+        newest two (live), with its (first hour, last hour, hours, ``_settled_version``).
+        Made again about hourly; a late view into an hour left in the store adds to it (a
+        union grows by what a part does), where it was made again at the next estimate."""
         self._settled_version = 0
         """Moves on when a roll-up of an hour before the newest two changes."""
         self._edges: dict[int, int] = {}
@@ -277,10 +277,14 @@ class WindowReach:
             self._total_answer = None
             self._spilled[hour] |= 1 << (minute - hour * _HOUR)
             rollup = self._rollups.get(hour)
-            if rollup is not None:
+            if rollup is None:
+                self._settled_version += 1
+            else:
                 rollup.add(keys)
                 rollup.freeze()  # as a spilled hour's roll-up is kept
-            self._settled_version += 1
+                for (first, last, _, version), middle in self._settled.values():
+                    if first <= hour <= last and version == self._settled_version:
+                        middle.add(keys)
             self._forget_answers_from(minute)
         return sketch
 
@@ -395,13 +399,11 @@ class WindowReach:
         settled = [h for h in hours if h < recent_from]
         if settled:
             key = (settled[0], settled[-1], len(settled), self._settled_version)
-            union = self._settled.get(key)
-            if union is None:
-                union = _union([self._rollup(hour) for hour in settled])
-                if len(self._settled) >= _SETTLED_KEPT:
-                    del self._settled[next(iter(self._settled))]
-                self._settled[key] = union
-            parts.append(union)
+            kept = self._settled.get(window_minutes)
+            if kept is None or kept[0] != key:
+                kept = self._settled[window_minutes] = (
+                    key, _union([self._rollup(hour) for hour in settled]))
+            parts.append(kept[1])
         parts += [self._rollup(hour) for hour in hours if hour >= recent_from]
         self._spill()
         return parts

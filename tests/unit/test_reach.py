@@ -318,6 +318,32 @@ def test_a_day_window_unions_at_most_9_minutes_a_block_union_the_middle_and_two_
             assert reach.estimate(now, window) == reference(reach, minutes, now, window)
 
 
+def test_a_backfill_into_hours_in_the_store_adds_to_the_middle_it_does_not_make_it_again(
+) -> None:
+    """Late views into hours left in the store (a backfill, a tracker's retries) add to
+    the day window's middle, the union of the hours' roll-ups, where it was made again
+    from them at the next estimate; every answer stays the plain union's. And a window
+    keeps one middle, however often the hours move on."""
+    store: dict[int, str] = {}
+    reach, minutes = WindowReach(lambda m: UserSketch.from_wire(store[m])), {}
+    start = NOW // 60 * 60 - 1440
+    for minute in range(start, NOW + 1):
+        keys = random_keys(5, seed=minute)
+        store[minute] = reach.add(minute, keys).to_wire()
+        minutes[minute] = fed(keys)
+    assert reach.estimate(NOW, 1440) == reference(reach, minutes, NOW, 1440)
+    middle = reach._settled[1440][1]
+    for i, late in enumerate(range(start + 1000, start + 200, -37)):  # back over the day
+        keys = random_keys(3, seed=10_000 + i)
+        store[late] = reach.add(late, keys).to_wire()
+        minutes[late].add(keys)
+        assert reach.estimate(NOW, 1440) == reference(reach, minutes, NOW, 1440)
+        assert reach._settled[1440][1] is middle
+    for now in range(NOW, NOW + 200, 7):  # the hours move on: a new middle each hour
+        assert reach.estimate(now, 1440) == reference(reach, minutes, now, 1440)
+        assert list(reach._settled) == [1440]
+
+
 def test_drop_before_forgets_minutes_but_not_the_total() -> None:
     reach = WindowReach()
     old, new = random_keys(1_000, seed=1), random_keys(1_000, seed=2)
