@@ -146,22 +146,55 @@ def bucket_viewers(extra: Any) -> UserSketch | str | None:
 @dataclass(slots=True)
 class BucketExtras:
     """A bucket's viewers, products, content types and LTV credits (the total's: all of
-    them since the campaign-channel was first seen)."""
+    them since the campaign-channel was first seen).
+
+    A map with nothing in it is held as None (a bucket of views with viewers has no
+    products or LTV credits: two empty dicts were 128 of its ~480 bytes, ~80 MB of the
+    hot buckets at 10,000 campaign-channels); ``products``, ``content`` and ``ltv`` read
+    an empty one as a new ``{}``, and ``add`` is the only way in.
+    """
 
     reach: UserSketch | None = None
-    products: Named = field(default_factory=dict)
-    content: Named = field(default_factory=dict)
-    ltv: dict[int, int] = field(default_factory=dict)
+    held_products: Named | None = None
+    held_content: Named | None = None
+    held_ltv: dict[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        self.held_products = self.held_products or None
+        self.held_content = self.held_content or None
+        self.held_ltv = self.held_ltv or None
+
+    @property
+    def products(self) -> Named:
+        return {} if self.held_products is None else self.held_products
+
+    @property
+    def content(self) -> Named:
+        return {} if self.held_content is None else self.held_content
+
+    @property
+    def ltv(self) -> dict[int, int]:
+        return {} if self.held_ltv is None else self.held_ltv
 
     def add(self, delta: ExtrasDelta, sketch: UserSketch | None) -> None:
         """Add a message's extras (names admitted already); ``sketch`` is this bucket's
         viewers with its users added already."""
         if sketch is not None:
             self.reach = sketch
-        add_named(self.products, delta.products)
-        add_named(self.content, delta.content)
-        for days, amount in delta.ltv.items():
-            self.ltv[days] = self.ltv.get(days, 0) + amount
+        if delta.products:
+            if self.held_products is None:
+                self.held_products = {}
+            add_named(self.held_products, delta.products)
+        if delta.content:
+            if self.held_content is None:
+                self.held_content = {}
+            add_named(self.held_content, delta.content)
+        if delta.ltv:
+            ltv = self.held_ltv
+            if ltv is None:
+                ltv = self.held_ltv = {}
+            for days, amount in delta.ltv.items():
+                ltv[days] = ltv.get(days, 0) + amount
 
     def to_wire(self) -> dict[str, Any]:
         """The changelog form: only what is there."""
