@@ -143,6 +143,15 @@ def bucket_viewers(extra: Any) -> UserSketch | str | None:
     return extra.get("r") if isinstance(extra, dict) else None
 
 
+def _with_named(held: Named | None, delta: Mapping[str, Sequence[int]]) -> Named | None:
+    """``held`` with ``delta`` added (a map made for it if there was none)."""
+    if not delta:
+        return held
+    into: Named = {} if held is None else held
+    add_named(into, delta)
+    return into
+
+
 @dataclass(slots=True)
 class BucketExtras:
     """A bucket's viewers, products, content types and LTV credits (the total's: all of
@@ -181,14 +190,8 @@ class BucketExtras:
         viewers with its users added already."""
         if sketch is not None:
             self.reach = sketch
-        if delta.products:
-            if self.held_products is None:
-                self.held_products = {}
-            add_named(self.held_products, delta.products)
-        if delta.content:
-            if self.held_content is None:
-                self.held_content = {}
-            add_named(self.held_content, delta.content)
+        self.held_products = _with_named(self.held_products, delta.products)
+        self.held_content = _with_named(self.held_content, delta.content)
         if delta.ltv:
             ltv = self.held_ltv
             if ltv is None:

@@ -206,7 +206,8 @@ class WindowReach:
         Made again about hourly; a late view into an hour left in the store adds to it (a
         union grows by what a part does), where it was made again at the next estimate."""
         self._settled_version = 0
-        """Moves on when a roll-up of an hour before the newest two changes."""
+        """Moves on when a roll-up of an hour before the newest two changes, but for a late
+        view into an hour left in the store (its viewers go into the middles too)."""
         self._edges: dict[int, int] = {}
         """Window length -> the hour its trailing edge fell in last: kept in memory."""
         self._spill_due = False
